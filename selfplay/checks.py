@@ -1,0 +1,51 @@
+"""Checks of a whole configuration before anything runs: one-line errors naming field and value."""
+
+from __future__ import annotations
+
+from selfplay.config import Config
+from selfplay.errors import SelfplayError
+
+
+def check_config(cfg: Config) -> None:
+    s, g, lp = cfg.selection, cfg.generate, cfg.loop
+    if s.count is None and s.ratio is not None and not 0 < s.ratio <= 1:
+        raise SelfplayError(f"selection.ratio={s.ratio} must be in (0, 1] (or set selection.count)")
+    if s.count is not None and s.count < 0:
+        raise SelfplayError(f"selection.count={s.count} must be >= 0")
+    if g.num_samples < 2:
+        raise SelfplayError(f"generate.num_samples={g.num_samples}: pairing needs at least 2 responses per prompt")
+    if g.max_tokens < 1:
+        raise SelfplayError(f"generate.max_tokens={g.max_tokens} must be >= 1")
+    if not 0 < g.top_p <= 1:
+        raise SelfplayError(f"generate.top_p={g.top_p} must be in (0, 1]")
+    if g.temperature <= 0:
+        raise SelfplayError(f"generate.temperature={g.temperature} must be > 0 (sampling needs spread)")
+    if lp.iterations < 1:
+        raise SelfplayError(f"loop.iterations={lp.iterations} must be >= 1")
+    if cfg.prompts.per_iteration < 1:
+        raise SelfplayError(f"prompts.per_iteration={cfg.prompts.per_iteration} must be >= 1")
+    if cfg.train.batch_size < 1 or cfg.train.gradient_accumulation_steps < 1:
+        raise SelfplayError("train.batch_size and train.gradient_accumulation_steps must be >= 1")
+    if cfg.evaluate.enabled and cfg.evaluate.num_samples < 1:
+        raise SelfplayError(f"evaluate.num_samples={cfg.evaluate.num_samples} must be >= 1")
+    if cfg.judge.kind == "rule":
+        from selfplay.judge.rules import resolve_rule
+
+        try:
+            resolve_rule(cfg.judge.rule)
+        except ValueError as err:
+            raise SelfplayError(str(err)) from None
+    elif not cfg.judge.model_path:
+        raise SelfplayError("judge.model_path: required with judge.kind=reward_model")
+
+
+def parse_restart_from(value: str, stages: list[str], iterations: int) -> tuple[int, str]:
+    """"<iteration>/<stage>" -> (iteration, stage), checked against this run's stages."""
+    it, _, stage = value.partition("/")
+    if not it.isdigit() or stage not in stages:
+        raise SelfplayError(
+            f"loop.restart_from='{value}': expected '<iteration>/<stage>' with stage one of {', '.join(stages)}"
+        )
+    if int(it) >= iterations:
+        raise SelfplayError(f"loop.restart_from='{value}': the run has iterations 0..{iterations - 1}")
+    return int(it), stage

@@ -1,0 +1,273 @@
+"""The one configuration schema: structured-config dataclasses, each field's default written once.
+
+Hydra composes YAML from `selfplay/conf/` on top of these and `run.py` converts the result into these
+dataclasses once (they are not `frozen`: OmegaConf makes frozen nodes read-only, which breaks
+command-line overrides; stages treat them as read-only). No logic lives here beyond registering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from hydra.core.config_store import ConfigStore
+
+
+class Choice(str, Enum):
+    """A closed set of names; compares equal to its plain string and prints as it."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+Dtype = Choice("Dtype", [(n, n) for n in ("auto", "float32", "bfloat16", "float16")])
+PromptSource = Choice("PromptSource", [(n, n) for n in ("bundled", "file", "hf")])
+Backend = Choice("Backend", [(n, n) for n in ("auto", "vllm", "hf")])
+JudgeKind = Choice("JudgeKind", [(n, n) for n in ("rule", "reward_model")])
+LogprobSource = Choice("LogprobSource", [(n, n) for n in ("generation", "teacher_forcing")])
+Pairing = Choice("Pairing", [(n, n) for n in ("best_vs_worst",)])
+Metric = Choice(
+    "Metric",
+    [(n, n) for n in ("alignment_potential", "random", "explicit", "explicit_small",
+                      "implicit_small", "implicit_large")],
+)
+ImplicitReward = Choice("ImplicitReward", [(n, n) for n in ("avg_logp", "sum_logp")])
+Loss = Choice("Loss", [(n, n) for n in ("dpo",)])
+Reference = Choice("Reference", [(n, n) for n in ("previous", "initial")])
+
+TINY_MODEL = "tiny"
+"""Model path that means: the built-in tiny policy, built locally and cached (no download)."""
+
+
+@dataclass
+class TinyModelConfig:
+    """How the built-in tiny policy is built (only used when `model.path == "tiny"`)."""
+
+    seed: int = 0
+    """Seed for the tokenizer corpus, weight init and pre-training; same seed -> same model."""
+    hidden_size: int = 64
+    """Hidden width (head_dim = hidden_size / num_heads must be >= 32 for vLLM's CPU kernels)."""
+    num_layers: int = 2
+    """Decoder layers."""
+    num_heads: int = 2
+    """Attention heads."""
+    pretrain_steps: int = 1200
+    """Steps of next-token training on templated chat text, so samples vary but are not noise."""
+    cache_dir: str | None = None
+    """Where built models are cached; null means $SELFPLAY_CACHE or ~/.cache/selfplay."""
+
+
+@dataclass
+class ModelConfig:
+    """The starting policy pi_0."""
+
+    path: str = TINY_MODEL
+    """Hugging Face model folder or hub name, or "tiny" for the built-in tiny policy."""
+    tokenizer: str | None = None
+    """Tokenizer folder or hub name when it differs from `path`."""
+    trust_remote_code: bool = False
+    """Allow the model's own Python code to run (explicit per-model opt-in)."""
+    dtype: Dtype = Dtype.auto
+    """Weights dtype: auto = bfloat16 on CUDA, float32 on CPU."""
+    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    """Settings of the built-in tiny policy."""
+
+
+@dataclass
+class PromptsConfig:
+    """Where the prompt pool and the held-out prompts come from and how iterations draw on them."""
+
+    source: PromptSource = PromptSource.bundled
+    """bundled = the prompt set shipped in the package; file = local JSONL/Parquet; hf = datasets."""
+    path: str | None = None
+    """File path (source=file) or dataset name / saved-dataset folder (source=hf)."""
+    split: str = "train"
+    """Dataset split (source=hf)."""
+    field: str = "prompt"
+    """Column holding the prompt: a string, or a list of chat messages ({role, content})."""
+    id_field: str | None = None
+    """Column with a stable prompt id; null means ids are derived from the prompt text."""
+    heldout_path: str | None = None
+    """Held-out prompts (same formats); null with source=bundled uses the bundled held-out set,
+    otherwise the last `heldout_size` prompts of the pool are held out."""
+    heldout_size: int = 48
+    """Number of held-out prompts used for evaluation."""
+    per_iteration: int = 96
+    """Prompts drawn for each iteration (disjoint windows of the shuffled pool)."""
+    shuffle_seed: int = 0
+    """Seed of the pool's shuffle before it is cut into iteration windows."""
+    system_prompt: str | None = None
+    """System message prepended to every prompt (also at training time)."""
+
+
+@dataclass
+class GenerateConfig:
+    """Sampling K responses per prompt with the current policy."""
+
+    backend: Backend = Backend.auto
+    """vllm = offline vllm.LLM; hf = transformers generate; auto = vllm when it imports."""
+    num_samples: int = 4
+    """K: responses sampled per prompt."""
+    temperature: float = 0.8
+    """Sampling temperature."""
+    top_p: float = 0.95
+    """Nucleus sampling mass."""
+    top_k: int = -1
+    """Top-k sampling (-1 = off)."""
+    max_tokens: int = 48
+    """Maximum new tokens per response."""
+    seed: int = 0
+    """Run seed; each prompt's sampling seed is derived from (seed, iteration, prompt id)."""
+    max_model_len: int = 512
+    """Context length given to the engine (prompt + response)."""
+    tensor_parallel_size: int = 1
+    """vLLM tensor parallelism inside one engine."""
+    gpu_memory_utilization: float = 0.85
+    """vLLM's GPU memory fraction."""
+    enforce_eager: bool = True
+    """Skip CUDA graph capture (faster start; slower decode on GPUs)."""
+    cpu_kv_cache_gib: float = 1.0
+    """KV cache size on a CPU (vLLM otherwise takes ~11 GiB)."""
+    batch_size: int = 16
+    """Prompts per batch in the hf backend."""
+
+
+@dataclass
+class JudgeConfig:
+    """Explicit rewards r_ex(x, y)."""
+
+    kind: JudgeKind = JudgeKind.rule
+    """rule = a Python reward function; reward_model = a sequence-classification model."""
+    rule: str = "topical_variety"
+    """Built-in rule name (see selfplay/judge/rules.py) or "module:function" for your own."""
+    model_path: str | None = None
+    """Reward model folder or hub name (kind=reward_model)."""
+    trust_remote_code: bool = False
+    """Allow the reward model's own code (e.g. ArmoRM) to run."""
+    batch_size: int = 16
+    """Responses scored per forward pass."""
+    max_length: int = 1024
+    """Truncation length of rendered prompt + response for the reward model."""
+    score_attribute: str | None = None
+    """Output attribute holding the reward (e.g. "score" for ArmoRM); null = logits[:, 0]."""
+
+
+@dataclass
+class LogprobsConfig:
+    """Where the implicit rewards' log-probabilities come from (METHOD.md section 3)."""
+
+    source: LogprobSource = LogprobSource.generation
+    """generation = the sampler's raw log-probs; teacher_forcing = a separate forward pass."""
+    batch_size: int = 16
+    """Sequences per teacher-forced forward pass."""
+
+
+@dataclass
+class SelectionConfig:
+    """Pairing per prompt, margins, the selection metric and top-k."""
+
+    pairing: Pairing = Pairing.best_vs_worst
+    """Chosen = highest reward, rejected = lowest."""
+    exclude_truncated: bool = False
+    """Drop responses cut at max_tokens before pairing."""
+    metric: Metric = Metric.alignment_potential
+    """Score used to rank pairs (higher = kept)."""
+    weight: float = 1.0
+    """w in M_AP = z(d_ex) - w * z(|d_im|)."""
+    implicit_abs: bool = True
+    """Use |d_im| (true) or the signed d_im (false) in alignment potential."""
+    implicit_reward: ImplicitReward = ImplicitReward.avg_logp
+    """Implicit reward form: mean or sum of response-token log-probs under pi_t."""
+    ratio: float | None = 0.5
+    """Keep round(ratio * pool) pairs; used when `count` is null."""
+    count: int | None = None
+    """Keep exactly this many pairs (at most the pool)."""
+    seed: int = 0
+    """Seed of the `random` metric."""
+
+
+@dataclass
+class TrainConfig:
+    """Preference training of pi_{t+1} from pi_t with TRL."""
+
+    loss: Loss = Loss.dpo
+    """Preference loss (TRL DPOTrainer, sigmoid loss)."""
+    beta: float = 0.2
+    """DPO beta."""
+    learning_rate: float = 1e-3
+    """Peak learning rate."""
+    epochs: float = 3.0
+    """Passes over the selected pairs."""
+    batch_size: int = 8
+    """Per-device batch size."""
+    gradient_accumulation_steps: int = 1
+    """Micro-batches per optimiser step."""
+    lr_scheduler: str = "cosine"
+    """transformers scheduler name."""
+    warmup_ratio: float = 0.1
+    """Fraction of steps spent warming up."""
+    max_length: int = 512
+    """Truncation length of prompt + response."""
+    seed: int = 42
+    """Trainer seed."""
+    reference: Reference = Reference.previous
+    """DPO reference: pi_t (previous) or pi_0 (initial)."""
+
+
+@dataclass
+class EvaluateConfig:
+    """Held-out evaluation of each new policy with the judge."""
+
+    enabled: bool = True
+    """Run the evaluate stage."""
+    num_samples: int = 4
+    """Responses sampled per held-out prompt (same sampling settings as generate)."""
+
+
+@dataclass
+class LoopConfig:
+    """The outer loop, where it writes, and how it resumes."""
+
+    iterations: int = 3
+    """T: number of self-play iterations."""
+    output_dir: str = "runs"
+    """Parent folder of run directories."""
+    run_name: str = "default"
+    """Run directory name; rerunning with the same name resumes the run."""
+    restart_from: str | None = None
+    """"<iteration>/<stage>" (e.g. "1/train"): redo that stage and everything after it."""
+    threads: int | None = None
+    """torch CPU threads (null = torch's default)."""
+
+
+@dataclass
+class Config:
+    """The whole run."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    logprobs: LogprobsConfig = field(default_factory=LogprobsConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+
+
+def register_configs() -> None:
+    """Register the schema so that `conf/config.yaml` composes on top of it."""
+    cs = ConfigStore.instance()
+    cs.store(name="schema", node=Config)
+    for group, node in [
+        ("model", ModelConfig),
+        ("prompts", PromptsConfig),
+        ("generate", GenerateConfig),
+        ("judge", JudgeConfig),
+        ("logprobs", LogprobsConfig),
+        ("selection", SelectionConfig),
+        ("train", TrainConfig),
+        ("evaluate", EvaluateConfig),
+        ("loop", LoopConfig),
+    ]:
+        cs.store(group=group, name=f"schema_{group}", node=node)

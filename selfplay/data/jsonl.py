@@ -1,0 +1,62 @@
+"""Reading and writing records as JSON Lines, atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from selfplay.data.records import from_dict, to_dict
+
+R = TypeVar("R")
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write rows to `path` through a temporary file renamed into place; returns the row count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False))
+            f.write("\n")
+            n += 1
+    os.replace(tmp, path)
+    return n
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Read JSON Lines, naming the file and line of anything malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: malformed JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row)
+    return rows
+
+
+def write_records(path: Path, records: Iterable[Any]) -> int:
+    return write_jsonl(path, (to_dict(r) for r in records))
+
+
+def read_records(path: Path, cls: type[R]) -> list[R]:
+    out = []
+    for i, row in enumerate(read_jsonl(path), 1):
+        try:
+            out.append(from_dict(cls, row))
+        except ValueError as err:
+            raise ValueError(f"{path}: record {i}: {err}") from None
+    return out

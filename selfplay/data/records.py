@@ -1,0 +1,112 @@
+"""The records stages exchange: plain frozen dataclasses with stable ids and provenance."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One prompt as chat messages (system turn optional, last turn from the user)."""
+
+    prompt_id: str
+    messages: list[Message]
+    iteration: int = 0
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled response of a policy to a prompt, with its sampled-token log-probs."""
+
+    prompt_id: str
+    sample_index: int
+    text: str
+    token_ids: list[int]
+    logprobs: list[float]
+    """Per-token log-probs of the sampled tokens under the raw model distribution."""
+    finish_reason: str
+    """"stop" (end-of-sequence or stop string), "length" (cut at max_tokens) or "empty"."""
+    iteration: int = 0
+    model: str = ""
+    seed: int = 0
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def logprob_sum(self) -> float:
+        return float(sum(self.logprobs))
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """The explicit reward the judge gave one response."""
+
+    prompt_id: str
+    sample_index: int
+    reward: float
+    judge: str = ""
+    truncated_input: bool = False
+
+
+@dataclass(frozen=True)
+class SequenceLogprob:
+    """Teacher-forced log-probability of one response under a policy."""
+
+    prompt_id: str
+    sample_index: int
+    logprob_sum: float
+    num_tokens: int
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A preference pair with both margins, its selection score and whether it was kept."""
+
+    pair_id: str
+    prompt_id: str
+    messages: list[Message]
+    chosen: str
+    rejected: str
+    chosen_index: int
+    rejected_index: int
+    chosen_reward: float
+    rejected_reward: float
+    chosen_implicit: float
+    rejected_implicit: float
+    explicit_margin: float
+    implicit_margin: float
+    iteration: int = 0
+    score: float | None = None
+    rank: int | None = None
+    kept: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+R = TypeVar("R")
+
+
+def to_dict(record: Any) -> dict[str, Any]:
+    return asdict(record)
+
+
+def from_dict(cls: type[R], data: dict[str, Any]) -> R:
+    """Build a record, naming unknown or missing fields instead of failing inside dataclasses."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
+    try:
+        return cls(**data)
+    except TypeError as err:
+        raise ValueError(f"{cls.__name__}: {err}") from None

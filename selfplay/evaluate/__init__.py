@@ -1,0 +1,1 @@
+"""Held-out evaluation of each new policy with the judge."""

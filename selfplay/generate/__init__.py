@@ -1,0 +1,1 @@
+"""Sampling K responses per prompt with the current policy: vLLM (main path) or transformers."""

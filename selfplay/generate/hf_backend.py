@@ -1,0 +1,58 @@
+"""transformers `generate` backend: the fallback when vLLM is absent, and the raw-log-prob yardstick."""
+
+from __future__ import annotations
+
+from selfplay.config import GenerateConfig
+from selfplay.generate.sampling import RawSample, SampleRequest
+
+
+def hf_generate(model, tokenizer, requests: list[SampleRequest], cfg: GenerateConfig,
+                num_samples: int) -> list[list[RawSample]]:
+    """K samples per request, one request at a time so each prompt's seed alone fixes its samples.
+
+    Log-probs come from the returned raw logits (before temperature/top-p), like vLLM's raw mode.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    eos_ids = _eos_ids(model, tokenizer)
+    out: list[list[RawSample]] = []
+    for req in requests:
+        torch.manual_seed(req.seed)
+        ids = torch.tensor([req.prompt_ids], device=device)
+        with torch.inference_mode():
+            gen = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=True,
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                top_k=cfg.top_k if cfg.top_k > 0 else None,
+                max_new_tokens=cfg.max_tokens,
+                num_return_sequences=num_samples,
+                output_logits=True,
+                return_dict_in_generate=True,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=sorted(eos_ids),
+            )
+        new = gen.sequences[:, ids.shape[1]:]
+        logp = torch.stack(gen.logits, dim=1).float().log_softmax(-1)  # [K, T, V], raw logits
+        picked = logp.gather(-1, new[:, : logp.shape[1], None]).squeeze(-1)
+        group = []
+        for k in range(num_samples):
+            toks = new[k].tolist()
+            end = next((i for i, t in enumerate(toks) if t in eos_ids), None)
+            if end is None:
+                group.append(RawSample(toks, picked[k, : len(toks)].tolist(), "length"))
+            else:
+                group.append(RawSample(toks[: end + 1], picked[k, : end + 1].tolist(), "stop"))
+        out.append(group)
+    return out
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    ids = model.generation_config.eos_token_id
+    ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids

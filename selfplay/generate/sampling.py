@@ -1,0 +1,79 @@
+"""Backend-independent parts of generation: chat rendering, per-prompt seeds, sample records."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from selfplay.data.records import Completion, Message, Prompt
+from selfplay.errors import SelfplayError
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """One prompt to sample K responses for, already rendered to token ids."""
+
+    prompt_id: str
+    prompt_ids: list[int]
+    seed: int
+
+
+@dataclass(frozen=True)
+class RawSample:
+    """What a backend returns per response: sampled ids (end-of-sequence included) and raw log-probs."""
+
+    token_ids: list[int]
+    logprobs: list[float]
+    finish_reason: str
+
+
+def sample_seed(run_seed: int, salt: str, prompt_id: str) -> int:
+    """Per-prompt seed from (run seed, salt, prompt id), the salt naming the iteration or purpose
+    (e.g. "iter_002", "heldout"): independent of batching, sharding and order."""
+    digest = hashlib.sha256(f"{run_seed}/{salt}/{prompt_id}".encode()).hexdigest()
+    return int(digest[:8], 16) & 0x7FFFFFFF
+
+
+def render_prompt_ids(tokenizer, messages: list[Message]) -> list[int]:
+    """Render with the tokenizer's chat template once, then tokenize without adding special tokens
+    (the template already places BOS where the model expects it)."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise SelfplayError(
+            f"tokenizer '{getattr(tokenizer, 'name_or_path', '?')}' has no chat_template: use an "
+            "instruct/chat model or set model.tokenizer to one with a template"
+        )
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def make_requests(tokenizer, prompts: list[Prompt], run_seed: int, salt: str) -> list[SampleRequest]:
+    return [
+        SampleRequest(p.prompt_id, render_prompt_ids(tokenizer, p.messages),
+                      sample_seed(run_seed, salt, p.prompt_id))
+        for p in prompts
+    ]
+
+
+def to_completions(tokenizer, requests: list[SampleRequest], samples: list[list[RawSample]],
+                   iteration: int, model: str) -> list[Completion]:
+    """Backend output -> Completion records, text decoded by one tokenizer for every backend."""
+    out = []
+    for req, group in zip(requests, samples):
+        for k, s in enumerate(group):
+            text = tokenizer.decode(s.token_ids, skip_special_tokens=True).strip()
+            reason = s.finish_reason if text else "empty"
+            out.append(Completion(req.prompt_id, k, text, list(s.token_ids), list(s.logprobs), reason,
+                                  iteration, model, req.seed))
+    return out
+
+
+def completion_stats(completions: list[Completion]) -> dict[str, float]:
+    n = len(completions)
+    if n == 0:
+        return {"responses": 0}
+    return {
+        "responses": n,
+        "mean_tokens": sum(c.num_tokens for c in completions) / n,
+        "truncated": sum(c.finish_reason == "length" for c in completions),
+        "empty": sum(c.finish_reason == "empty" for c in completions),
+    }

@@ -1,0 +1,71 @@
+"""Sequence-classifier reward models: prompt + response rendered with the reward model's own chat
+template (never the policy's), scored in length-sorted batches."""
+
+from __future__ import annotations
+
+import logging
+
+from selfplay.config import JudgeConfig
+from selfplay.data.records import Message
+from selfplay.errors import SelfplayError
+from selfplay.models.loading import check_model_dir, default_device, torch_dtype
+
+log = logging.getLogger(__name__)
+
+
+class RewardModel:
+    """Scores (messages, response) pairs with an `AutoModelForSequenceClassification`."""
+
+    def __init__(self, cfg: JudgeConfig, device: str | None = None):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        if not cfg.model_path:
+            raise SelfplayError("judge.model_path: required with judge.kind=reward_model")
+        check_model_dir(cfg.model_path, "judge.model_path")
+        self.cfg = cfg
+        self.device = device or default_device()
+        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model_path, trust_remote_code=cfg.trust_remote_code)
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise SelfplayError(f"judge.model_path: reward model '{cfg.model_path}' tokenizer has no chat_template")
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            cfg.model_path, dtype=torch_dtype("auto", self.device), trust_remote_code=cfg.trust_remote_code
+        ).to(self.device).eval()
+        if self.model.config.pad_token_id is None:
+            self.model.config.pad_token_id = self.tokenizer.pad_token_id
+
+    def render(self, messages: list[Message], response: str) -> list[int]:
+        conversation = [*messages, {"role": "assistant", "content": response}]
+        text = self.tokenizer.apply_chat_template(conversation, tokenize=False)
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def score(self, items: list[tuple[list[Message], str]]) -> tuple[list[float], list[bool]]:
+        """Rewards and truncation flags, in input order."""
+        import torch
+
+        encoded = [self.render(m, r) for m, r in items]
+        truncated = [len(ids) > self.cfg.max_length for ids in encoded]
+        encoded = [ids[: self.cfg.max_length] for ids in encoded]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        rewards = [0.0] * len(encoded)
+        for start in range(0, len(order), self.cfg.batch_size):
+            idx = order[start : start + self.cfg.batch_size]
+            batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
+            with torch.inference_mode():
+                out = self.model(**{k: v.to(self.device) for k, v in batch.items()})
+            values = self._scalar(out).float().cpu().tolist()
+            for i, v in zip(idx, values):
+                rewards[i] = float(v)
+        return rewards, truncated
+
+    def _scalar(self, out):
+        if self.cfg.score_attribute:
+            if not hasattr(out, self.cfg.score_attribute):
+                raise SelfplayError(
+                    f"judge.score_attribute: the reward model output has no '{self.cfg.score_attribute}'"
+                )
+            value = getattr(out, self.cfg.score_attribute)
+        else:
+            value = out.logits
+        return value.reshape(value.shape[0], -1)[:, 0]

@@ -1,0 +1,1 @@
+"""Implicit rewards: log-probabilities of responses under a policy, by teacher forcing."""

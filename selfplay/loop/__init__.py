@@ -1,0 +1,1 @@
+"""Run layout on disk, stage adapters, markers, the orchestrator and resume."""

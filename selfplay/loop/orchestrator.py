@@ -1,0 +1,135 @@
+"""The outer loop: for each iteration run each stage unless its marker says it is done."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from selfplay.checks import check_config, parse_restart_from
+from selfplay.config import Config
+from selfplay.data.prompts import load_prompt_pool
+from selfplay.errors import SelfplayError
+from selfplay.loop import report
+from selfplay.loop.layout import RunLayout
+from selfplay.loop.markers import fingerprint, read_marker, write_marker
+from selfplay.loop.run_config import identity, save_or_check
+from selfplay.loop.stages import STAGES, StageContext, stages_for
+from selfplay.models.loading import resolve_policy_path
+
+log = logging.getLogger(__name__)
+
+
+def run_loop(cfg: Config) -> Path:
+    """Run (or resume) the whole loop; returns the run directory."""
+    check_config(cfg)
+    stages = stages_for(cfg)
+    _check_prompt_budget(cfg)
+    layout = RunLayout(Path(cfg.loop.output_dir) / cfg.loop.run_name)
+    save_or_check(layout, cfg)
+    if cfg.loop.restart_from:
+        invalidate_from(layout, *parse_restart_from(cfg.loop.restart_from, stages, cfg.loop.iterations),
+                        stages, cfg.loop.iterations)
+    if cfg.loop.threads:
+        import torch
+
+        torch.set_num_threads(cfg.loop.threads)
+    initial = resolve_policy_path(cfg.model)
+    run_id = identity(cfg)
+    for t in range(cfg.loop.iterations):
+        policy = initial if t == 0 else str(layout.policy_dir(t - 1))
+        for stage in stages:
+            ctx = StageContext(cfg, layout, t, layout.partial_dir(t, stage), policy, initial)
+            run_stage(ctx, stage, fingerprint(run_id, t, stage))
+            rows = report.collect(layout, cfg.loop.iterations, stages)
+            report.write_metrics(layout, rows)
+        report.write_manifest(layout, manifest(cfg, layout, stages, initial))
+    rows = report.collect(layout, cfg.loop.iterations, stages)
+    text = report.write_results(layout, rows, f"selfplay run {cfg.loop.run_name}")
+    print(text)
+    return layout.root
+
+
+def run_stage(ctx: StageContext, stage: str, fp: str) -> dict[str, Any]:
+    layout, t = ctx.layout, ctx.iteration
+    marker = read_marker(layout.marker(t, stage))
+    if marker is not None and marker.get("fingerprint") == fp:
+        log.info("iteration %d %s: done before, skipped", t, stage)
+        return marker
+    final, partial = layout.stage_dir(t, stage), layout.partial_dir(t, stage)
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(final, ignore_errors=True)  # unfinished or stale
+    partial.mkdir(parents=True)
+    log.info("iteration %d %s: running", t, stage)
+    start = time.time()
+    stats = STAGES[stage](ctx)
+    seconds = time.time() - start
+    os.replace(partial, final)
+    marker = {"fingerprint": fp, "stage": stage, "iteration": t, "seconds": round(seconds, 3),
+              "stats": stats, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    write_marker(layout.marker(t, stage), marker)
+    log.info("iteration %d %s: done in %.1fs %s", t, stage, seconds, _short(stats))
+    return marker
+
+
+def invalidate_from(layout: RunLayout, iteration: int, stage: str, stages: list[str], iterations: int) -> None:
+    """Remove the stage and every stage after it (later iterations included)."""
+    doomed = [(t, s) for t in range(iteration, iterations) for s in stages
+              if t > iteration or stages.index(s) >= stages.index(stage)]
+    for t, s in doomed:
+        for d in (layout.stage_dir(t, s), layout.partial_dir(t, s)):
+            shutil.rmtree(d, ignore_errors=True)
+    log.info("restart_from %d/%s: invalidated %d stage(s)", iteration, stage, len(doomed))
+
+
+def _check_prompt_budget(cfg: Config) -> None:
+    pool = load_prompt_pool(cfg.prompts)
+    need = cfg.loop.iterations * cfg.prompts.per_iteration
+    if need > len(pool.pool):
+        raise SelfplayError(
+            f"prompts: {cfg.loop.iterations} iterations x {cfg.prompts.per_iteration} prompts need {need} "
+            f"but the pool has {len(pool.pool)} (lower prompts.per_iteration or loop.iterations, or add prompts)"
+        )
+    if cfg.evaluate.enabled and not pool.heldout:
+        raise SelfplayError("prompts: no held-out prompts for evaluation (set prompts.heldout_size > 0 or "
+                            "prompts.heldout_path, or evaluate.enabled=false)")
+
+
+def manifest(cfg: Config, layout: RunLayout, stages: list[str], initial: str) -> dict[str, Any]:
+    import torch
+    import transformers
+    import trl
+
+    versions = {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__}
+    try:
+        import vllm
+
+        versions["vllm"] = vllm.__version__
+    except Exception:
+        pass
+    iterations = {}
+    for t in range(cfg.loop.iterations):
+        markers = {s: read_marker(layout.marker(t, s)) for s in stages}
+        if not any(markers.values()):
+            continue
+        gen = (markers.get("generate") or {}).get("stats", {})
+        iterations[f"{t:03d}"] = {
+            "policy": initial if t == 0 else str(layout.policy_dir(t - 1)),
+            "next_policy": str(layout.policy_dir(t)),
+            "reference": initial if cfg.train.reference == "initial" or t == 0 else str(layout.policy_dir(t - 1)),
+            "reference_kind": str(cfg.train.reference),
+            "generate_seed": cfg.generate.seed,
+            "train_seed": cfg.train.seed,
+            "backend": gen.get("backend"),
+            "fingerprints": {s: m["fingerprint"] for s, m in markers.items() if m},
+        }
+    return {"run": cfg.loop.run_name, "initial_policy": initial, "versions": versions, "iterations": iterations}
+
+
+def _short(stats: dict[str, Any]) -> str:
+    keys = ("responses", "kept", "pool", "reward_mean", "train_loss", "heldout_reward_after")
+    parts = [f"{k}={stats[k]:.3f}" if isinstance(stats[k], float) else f"{k}={stats[k]}" for k in keys if k in stats]
+    return " ".join(parts)

@@ -1,0 +1,68 @@
+"""Selection metrics over a pool of pairs (higher = kept) and deterministic top-k.
+
+All metrics work on pool z-scores, so beta, the reward scale and length normalisation do not change
+the ranking; only the weight w does. A constant column z-scores to 0 everywhere (not NaN).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MetricParams:
+    weight: float = 1.0
+    implicit_abs: bool = True
+    seed: int = 0
+
+
+def zscore(values) -> np.ndarray:
+    """(v - mean) / population std; all zeros when the std is 0."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return v
+    std = v.std()
+    if std == 0 or not np.isfinite(std):
+        return np.zeros_like(v)
+    return (v - v.mean()) / std
+
+
+def alignment_potential(d_ex, d_im, p: MetricParams) -> np.ndarray:
+    implicit = np.abs(d_im) if p.implicit_abs else np.asarray(d_im, dtype=float)
+    return zscore(d_ex) - p.weight * zscore(implicit)
+
+
+MetricFn = Callable[[np.ndarray, np.ndarray, MetricParams], np.ndarray]
+
+METRICS: dict[str, MetricFn] = {
+    "alignment_potential": alignment_potential,
+    "explicit": lambda d_ex, d_im, p: zscore(d_ex),
+    "explicit_small": lambda d_ex, d_im, p: -zscore(d_ex),
+    "implicit_small": lambda d_ex, d_im, p: -zscore(np.abs(d_im)),
+    "implicit_large": lambda d_ex, d_im, p: zscore(np.abs(d_im)),
+    "random": lambda d_ex, d_im, p: np.random.default_rng(p.seed).random(len(d_ex)),
+}
+
+
+def score(metric: str, d_ex, d_im, params: MetricParams) -> np.ndarray:
+    if metric not in METRICS:
+        raise ValueError(f"selection.metric: unknown metric '{metric}' (known: {', '.join(METRICS)})")
+    return METRICS[metric](np.asarray(d_ex, dtype=float), np.asarray(d_im, dtype=float), params)
+
+
+def resolve_k(pool: int, ratio: float | None, count: int | None) -> int:
+    """k = count (capped at the pool) when given, else round(ratio * pool)."""
+    if count is not None:
+        return min(count, pool)
+    if ratio is None:
+        return pool
+    return min(pool, int(round(ratio * pool)))
+
+
+def top_k(scores, ids: list[str], k: int) -> list[int]:
+    """Indices of the k highest scores, ties broken by the stable pair id (never by hash order)."""
+    order = sorted(range(len(ids)), key=lambda i: (-float(scores[i]), ids[i]))
+    return order[:k]

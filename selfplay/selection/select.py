@@ -1,0 +1,66 @@
+"""Selection core: candidates -> pairs -> margins -> metric scores -> top-k, with stats."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from selfplay.config import SelectionConfig
+from selfplay.data.records import Completion, Judgment, Pair, Prompt
+from selfplay.selection.metrics import MetricParams, resolve_k, score, top_k
+from selfplay.selection.pairing import Candidate, make_pairs
+
+
+def implicit_reward(logprob_sum: float, num_tokens: int, form: str) -> float:
+    """avg_logp = sum / |y| (end-of-sequence included); sum_logp = sum. No tokens -> NaN (dropped)."""
+    if form == "sum_logp":
+        return logprob_sum
+    return logprob_sum / num_tokens if num_tokens > 0 else math.nan
+
+
+def candidates(completions: list[Completion], judgments: list[Judgment], form: str,
+               logprobs: dict[tuple[str, int], tuple[float, int]] | None = None) -> list[Candidate]:
+    """Join completions with rewards and (teacher-forced, when given) log-probs."""
+    rewards = {(j.prompt_id, j.sample_index): j.reward for j in judgments}
+    out = []
+    for c in completions:
+        key = (c.prompt_id, c.sample_index)
+        lp_sum, n = logprobs[key] if logprobs is not None else (c.logprob_sum, c.num_tokens)
+        out.append(Candidate(c.prompt_id, c.sample_index, c.text, rewards[key],
+                             implicit_reward(lp_sum, n, form), c.truncated))
+    return out
+
+
+def select_pairs(pairs: list[Pair], cfg: SelectionConfig, seed_salt: int = 0) -> list[Pair]:
+    """Score the whole pool and mark the top-k kept; every pair gets its score and rank."""
+    if not pairs:
+        return []
+    d_ex = np.array([p.explicit_margin for p in pairs])
+    d_im = np.array([p.implicit_margin for p in pairs])
+    params = MetricParams(weight=cfg.weight, implicit_abs=cfg.implicit_abs, seed=cfg.seed + seed_salt)
+    scores = score(str(cfg.metric), d_ex, d_im, params)
+    ids = [p.pair_id for p in pairs]
+    ranked = top_k(scores, ids, len(pairs))
+    k = resolve_k(len(pairs), cfg.ratio, cfg.count)
+    rank_of = {i: r for r, i in enumerate(ranked)}
+    return [replace(p, score=float(scores[i]), rank=rank_of[i], kept=rank_of[i] < k) for i, p in enumerate(pairs)]
+
+
+def selection_stats(pairs: list[Pair]) -> dict[str, float]:
+    kept = [p for p in pairs if p.kept]
+    stats: dict[str, float] = {"pool": len(pairs), "kept": len(kept)}
+    for name, group in (("pool", pairs), ("kept", kept)):
+        if group:
+            stats[f"{name}_mean_explicit_margin"] = float(np.mean([p.explicit_margin for p in group]))
+            stats[f"{name}_mean_implicit_margin"] = float(np.mean([p.implicit_margin for p in group]))
+            stats[f"{name}_mean_abs_implicit_margin"] = float(np.mean([abs(p.implicit_margin) for p in group]))
+    return stats
+
+
+def pair_and_select(prompts: list[Prompt], cands: list[Candidate], cfg: SelectionConfig,
+                    iteration: int) -> tuple[list[Pair], dict[str, float]]:
+    pairs, pair_counts = make_pairs(prompts, cands, iteration, cfg.exclude_truncated)
+    selected = select_pairs(pairs, cfg, seed_salt=iteration)
+    return selected, {**pair_counts, **selection_stats(selected)}
