@@ -1,2 +1,3 @@
 """selfplay: self-play iterative alignment of LLMs."""
+
 __version__ = "0.1.0"

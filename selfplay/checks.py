@@ -13,7 +13,9 @@ def check_config(cfg: Config) -> None:
     if s.count is not None and s.count < 0:
         raise SelfplayError(f"selection.count={s.count} must be >= 0")
     if g.num_samples < 2:
-        raise SelfplayError(f"generate.num_samples={g.num_samples}: pairing needs at least 2 responses per prompt")
+        raise SelfplayError(
+            f"generate.num_samples={g.num_samples}: pairing needs at least 2 responses per prompt"
+        )
     if g.max_tokens < 1:
         raise SelfplayError(f"generate.max_tokens={g.max_tokens} must be >= 1")
     if not 0 < g.top_p <= 1:
@@ -40,7 +42,7 @@ def check_config(cfg: Config) -> None:
 
 
 def parse_restart_from(value: str, stages: list[str], iterations: int) -> tuple[int, str]:
-    """"<iteration>/<stage>" -> (iteration, stage), checked against this run's stages."""
+    """ "<iteration>/<stage>" -> (iteration, stage), checked against this run's stages."""
     it, _, stage = value.partition("/")
     if not it.isdigit() or stage not in stages:
         raise SelfplayError(

@@ -28,8 +28,17 @@ LogprobSource = Choice("LogprobSource", [(n, n) for n in ("generation", "teacher
 Pairing = Choice("Pairing", [(n, n) for n in ("best_vs_worst",)])
 Metric = Choice(
     "Metric",
-    [(n, n) for n in ("alignment_potential", "random", "explicit", "explicit_small",
-                      "implicit_small", "implicit_large")],
+    [
+        (n, n)
+        for n in (
+            "alignment_potential",
+            "random",
+            "explicit",
+            "explicit_small",
+            "implicit_small",
+            "implicit_large",
+        )
+    ],
 )
 ImplicitReward = Choice("ImplicitReward", [(n, n) for n in ("avg_logp", "sum_logp")])
 Loss = Choice("Loss", [(n, n) for n in ("dpo",)])

@@ -46,7 +46,9 @@ def to_messages(value: Any, where: str, field: str) -> list[Message]:
         messages = []
         for m in value:
             if not isinstance(m, dict) or "role" not in m or "content" not in m:
-                raise SelfplayError(f"{where}: field '{field}' must hold {{role, content}} messages, got {m!r:.80}")
+                raise SelfplayError(
+                    f"{where}: field '{field}' must hold {{role, content}} messages, got {m!r:.80}"
+                )
             if m["role"] not in ROLES:
                 raise SelfplayError(f"{where}: field '{field}' has unknown role '{m['role']}'")
             messages.append({"role": str(m["role"]), "content": str(m["content"])})
@@ -81,7 +83,9 @@ def read_rows(cfg: PromptsConfig, path: str) -> list[dict[str, Any]]:
         except Exception as err:  # pyarrow raises several types for corrupt files
             raise SelfplayError(f"{path}: not a readable Parquet file ({err})") from None
     else:
-        raise SelfplayError(f"prompts.path: '{path}' must end in .jsonl, .json or .parquet (or use source=hf)")
+        raise SelfplayError(
+            f"prompts.path: '{path}' must end in .jsonl, .json or .parquet (or use source=hf)"
+        )
     if not rows:
         raise SelfplayError(f"{path}: no prompts in file")
     return rows
@@ -110,8 +114,14 @@ def _read_hf(name: str, split: str) -> list[dict[str, Any]]:
     return ds.to_list()
 
 
-def to_prompts(rows: list[dict[str, Any]], where: str, field: str, id_field: str | None,
-               system_prompt: str | None, source: str) -> tuple[list[Prompt], int]:
+def to_prompts(
+    rows: list[dict[str, Any]],
+    where: str,
+    field: str,
+    id_field: str | None,
+    system_prompt: str | None,
+    source: str,
+) -> tuple[list[Prompt], int]:
     """Rows -> Prompt records (system prompt added), dropping and counting duplicate ids."""
     prompts, seen, dupes = [], set(), 0
     for i, row in enumerate(rows, 1):
@@ -142,19 +152,33 @@ def _bundled_rows(name: str) -> list[dict[str, Any]]:
 def load_prompt_pool(cfg: PromptsConfig) -> PromptPool:
     """The shuffled training pool and the held-out set, as configured."""
     if cfg.source == "bundled":
-        pool, d1 = to_prompts(_bundled_rows("prompts.jsonl"), "bundled prompts", "prompt", None,
-                              cfg.system_prompt, "bundled")
-        heldout, d2 = to_prompts(_bundled_rows("heldout.jsonl"), "bundled held-out prompts", "prompt",
-                                 None, cfg.system_prompt, "bundled-heldout")
+        pool, d1 = to_prompts(
+            _bundled_rows("prompts.jsonl"), "bundled prompts", "prompt", None, cfg.system_prompt, "bundled"
+        )
+        heldout, d2 = to_prompts(
+            _bundled_rows("heldout.jsonl"),
+            "bundled held-out prompts",
+            "prompt",
+            None,
+            cfg.system_prompt,
+            "bundled-heldout",
+        )
     else:
         if not cfg.path:
             raise SelfplayError(f"prompts.path: required with prompts.source={cfg.source}")
-        pool, d1 = to_prompts(read_rows(cfg, cfg.path), cfg.path, cfg.field, cfg.id_field,
-                              cfg.system_prompt, cfg.path)
+        pool, d1 = to_prompts(
+            read_rows(cfg, cfg.path), cfg.path, cfg.field, cfg.id_field, cfg.system_prompt, cfg.path
+        )
         heldout, d2 = [], 0
     if cfg.heldout_path:
-        heldout, d2 = to_prompts(read_rows(cfg, cfg.heldout_path), cfg.heldout_path, cfg.field,
-                                 cfg.id_field, cfg.system_prompt, cfg.heldout_path)
+        heldout, d2 = to_prompts(
+            read_rows(cfg, cfg.heldout_path),
+            cfg.heldout_path,
+            cfg.field,
+            cfg.id_field,
+            cfg.system_prompt,
+            cfg.heldout_path,
+        )
     random.Random(cfg.shuffle_seed).shuffle(pool)
     if not heldout and cfg.heldout_size > 0:
         if len(pool) <= cfg.heldout_size:
@@ -162,7 +186,7 @@ def load_prompt_pool(cfg: PromptsConfig) -> PromptPool:
                 f"prompts: {len(pool)} prompts cannot spare prompts.heldout_size={cfg.heldout_size} "
                 "for evaluation (set prompts.heldout_path or a smaller heldout_size)"
             )
-        pool, heldout = pool[: -cfg.heldout_size], pool[-cfg.heldout_size:]
+        pool, heldout = pool[: -cfg.heldout_size], pool[-cfg.heldout_size :]
     heldout_ids = {p.prompt_id for p in heldout}
     pool = [p for p in pool if p.prompt_id not in heldout_ids]
     return PromptPool(pool=pool, heldout=heldout[: cfg.heldout_size], duplicates_dropped=d1 + d2)

@@ -6,8 +6,9 @@ from selfplay.config import GenerateConfig
 from selfplay.generate.sampling import RawSample, SampleRequest
 
 
-def hf_generate(model, tokenizer, requests: list[SampleRequest], cfg: GenerateConfig,
-                num_samples: int) -> list[list[RawSample]]:
+def hf_generate(
+    model, tokenizer, requests: list[SampleRequest], cfg: GenerateConfig, num_samples: int
+) -> list[list[RawSample]]:
     """K samples per request, one request at a time so each prompt's seed alone fixes its samples.
 
     Log-probs come from the returned raw logits (before temperature/top-p), like vLLM's raw mode.
@@ -35,7 +36,7 @@ def hf_generate(model, tokenizer, requests: list[SampleRequest], cfg: GenerateCo
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=sorted(eos_ids),
             )
-        new = gen.sequences[:, ids.shape[1]:]
+        new = gen.sequences[:, ids.shape[1] :]
         logp = torch.stack(gen.logits, dim=1).float().log_softmax(-1)  # [K, T, V], raw logits
         picked = logp.gather(-1, new[:, : logp.shape[1], None]).squeeze(-1)
         group = []

@@ -26,8 +26,15 @@ def resolve_backend(cfg: GenerateConfig) -> str:
     return str(cfg.backend)
 
 
-def sample_completions(policy_path: str, prompts: list[Prompt], gen: GenerateConfig, model: ModelConfig,
-                       salt: str, num_samples: int, iteration: int) -> tuple[list[Completion], str]:
+def sample_completions(
+    policy_path: str,
+    prompts: list[Prompt],
+    gen: GenerateConfig,
+    model: ModelConfig,
+    salt: str,
+    num_samples: int,
+    iteration: int,
+) -> tuple[list[Completion], str]:
     """K samples per prompt from `policy_path`; returns the completions and the backend used."""
     backend = resolve_backend(gen)
     tokenizer = load_tokenizer(policy_path, model.trust_remote_code)

@@ -48,22 +48,35 @@ def render_prompt_ids(tokenizer, messages: list[Message]) -> list[int]:
 
 def make_requests(tokenizer, prompts: list[Prompt], run_seed: int, salt: str) -> list[SampleRequest]:
     return [
-        SampleRequest(p.prompt_id, render_prompt_ids(tokenizer, p.messages),
-                      sample_seed(run_seed, salt, p.prompt_id))
+        SampleRequest(
+            p.prompt_id, render_prompt_ids(tokenizer, p.messages), sample_seed(run_seed, salt, p.prompt_id)
+        )
         for p in prompts
     ]
 
 
-def to_completions(tokenizer, requests: list[SampleRequest], samples: list[list[RawSample]],
-                   iteration: int, model: str) -> list[Completion]:
+def to_completions(
+    tokenizer, requests: list[SampleRequest], samples: list[list[RawSample]], iteration: int, model: str
+) -> list[Completion]:
     """Backend output -> Completion records, text decoded by one tokenizer for every backend."""
     out = []
     for req, group in zip(requests, samples):
         for k, s in enumerate(group):
             text = tokenizer.decode(s.token_ids, skip_special_tokens=True).strip()
             reason = s.finish_reason if text else "empty"
-            out.append(Completion(req.prompt_id, k, text, list(s.token_ids), list(s.logprobs), reason,
-                                  iteration, model, req.seed))
+            out.append(
+                Completion(
+                    req.prompt_id,
+                    k,
+                    text,
+                    list(s.token_ids),
+                    list(s.logprobs),
+                    reason,
+                    iteration,
+                    model,
+                    req.seed,
+                )
+            )
     return out
 
 

@@ -28,8 +28,14 @@ def vllm_available() -> bool:
 class VllmEngine:
     """Context manager around `vllm.LLM` configured from `GenerateConfig`."""
 
-    def __init__(self, model_path: str, cfg: GenerateConfig, dtype: str, trust_remote_code: bool,
-                 tokenizer_path: str | None = None):
+    def __init__(
+        self,
+        model_path: str,
+        cfg: GenerateConfig,
+        dtype: str,
+        trust_remote_code: bool,
+        tokenizer_path: str | None = None,
+    ):
         import torch
 
         self.on_cpu = not torch.cuda.is_available()
@@ -89,8 +95,9 @@ class VllmEngine:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    def generate(self, requests: list[SampleRequest], cfg: GenerateConfig,
-                 num_samples: int) -> list[list[RawSample]]:
+    def generate(
+        self, requests: list[SampleRequest], cfg: GenerateConfig, num_samples: int
+    ) -> list[list[RawSample]]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 

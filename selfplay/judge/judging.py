@@ -13,8 +13,9 @@ def judge_name(cfg: JudgeConfig) -> str:
     return f"rule:{cfg.rule}" if cfg.kind == "rule" else f"rm:{cfg.model_path}"
 
 
-def judge_completions(cfg: JudgeConfig, prompts: list[Prompt], completions: list[Completion],
-                      reward_model=None) -> list[Judgment]:
+def judge_completions(
+    cfg: JudgeConfig, prompts: list[Prompt], completions: list[Completion], reward_model=None
+) -> list[Judgment]:
     """Rewards in completion order. `reward_model` is a loaded RewardModel when kind=reward_model."""
     by_id = {p.prompt_id: p for p in prompts}
     name = judge_name(cfg)
@@ -26,8 +27,9 @@ def judge_completions(cfg: JudgeConfig, prompts: list[Prompt], completions: list
             out.append(Judgment(c.prompt_id, c.sample_index, float(rule(prompt_text, c.text)), name))
         return out
     rewards, truncated = reward_model.score([(by_id[c.prompt_id].messages, c.text) for c in completions])
-    return [Judgment(c.prompt_id, c.sample_index, r, name, t)
-            for c, r, t in zip(completions, rewards, truncated)]
+    return [
+        Judgment(c.prompt_id, c.sample_index, r, name, t) for c, r, t in zip(completions, rewards, truncated)
+    ]
 
 
 def judgment_stats(judgments: list[Judgment]) -> dict[str, float]:
@@ -35,8 +37,11 @@ def judgment_stats(judgments: list[Judgment]) -> dict[str, float]:
 
     values = np.array([j.reward for j in judgments], dtype=float)
     finite = values[np.isfinite(values)]
-    stats: dict[str, float] = {"judged": len(judgments), "nonfinite": int(len(values) - len(finite)),
-                               "input_truncated": sum(j.truncated_input for j in judgments)}
+    stats: dict[str, float] = {
+        "judged": len(judgments),
+        "nonfinite": int(len(values) - len(finite)),
+        "input_truncated": sum(j.truncated_input for j in judgments),
+    }
     if len(finite):
         for q, v in zip(("p10", "p50", "p90"), np.quantile(finite, [0.1, 0.5, 0.9])):
             stats[f"reward_{q}"] = float(v)

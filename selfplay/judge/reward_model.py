@@ -24,14 +24,24 @@ class RewardModel:
         check_model_dir(cfg.model_path, "judge.model_path")
         self.cfg = cfg
         self.device = device or default_device()
-        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model_path, trust_remote_code=cfg.trust_remote_code)
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            cfg.model_path, trust_remote_code=cfg.trust_remote_code
+        )
         if not getattr(self.tokenizer, "chat_template", None):
-            raise SelfplayError(f"judge.model_path: reward model '{cfg.model_path}' tokenizer has no chat_template")
+            raise SelfplayError(
+                f"judge.model_path: reward model '{cfg.model_path}' tokenizer has no chat_template"
+            )
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            cfg.model_path, dtype=torch_dtype("auto", self.device), trust_remote_code=cfg.trust_remote_code
-        ).to(self.device).eval()
+        self.model = (
+            AutoModelForSequenceClassification.from_pretrained(
+                cfg.model_path,
+                dtype=torch_dtype("auto", self.device),
+                trust_remote_code=cfg.trust_remote_code,
+            )
+            .to(self.device)
+            .eval()
+        )
         if self.model.config.pad_token_id is None:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
 

@@ -14,7 +14,75 @@ RuleFn = Callable[[str, str], float]
 
 WORD = re.compile(r"[a-z0-9']+")
 STOPWORDS = frozenset(
-    ["a", "an", "and", "are", "about", "as", "at", "be", "by", "can", "do", "does", "for", "from", "how", "i", "in", "is", "it", "me", "of", "on", "or", "should", "the", "to", "what", "when", "which", "who", "why", "with", "would", "you", "your", "tell", "give", "explain", "describe", "write", "list", "compare", "summarize", "three", "few", "some", "main", "basics", "today", "past", "common", "better", "know", "people", "care", "teach", "child", "sentences", "beginner", "short", "note", "ideas", "behind", "history", "mistakes", "tips", "get"]
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "about",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "do",
+        "does",
+        "for",
+        "from",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "me",
+        "of",
+        "on",
+        "or",
+        "should",
+        "the",
+        "to",
+        "what",
+        "when",
+        "which",
+        "who",
+        "why",
+        "with",
+        "would",
+        "you",
+        "your",
+        "tell",
+        "give",
+        "explain",
+        "describe",
+        "write",
+        "list",
+        "compare",
+        "summarize",
+        "three",
+        "few",
+        "some",
+        "main",
+        "basics",
+        "today",
+        "past",
+        "common",
+        "better",
+        "know",
+        "people",
+        "care",
+        "teach",
+        "child",
+        "sentences",
+        "beginner",
+        "short",
+        "note",
+        "ideas",
+        "behind",
+        "history",
+        "mistakes",
+        "tips",
+        "get",
+    ]
 )
 TARGET_WORDS = 24
 """Responses reach full length credit at this many words."""
@@ -31,8 +99,9 @@ def topical_variety(prompt: str, response: str) -> float:
 
     - distinct_share: distinct words / words in the response (1.0 when no word repeats);
     - length_credit: min(words, 24) / 24;
-    - topic_credit: min(1, content words of the prompt used in the response / 2) (1.0 if the prompt
-      has no content word). Content words are the prompt's words outside a small stop list.
+    - topic_credit: content words of the prompt used in the response / min(2, content words in the
+      prompt), capped at 1 (1.0 if the prompt has none). Content words are the prompt's words outside
+      a small stop list of instruction words ("tell", "explain", "about", ...).
     An empty response scores 0.
     """
     words = _words(response)
@@ -41,7 +110,7 @@ def topical_variety(prompt: str, response: str) -> float:
     distinct_share = len(set(words)) / len(words)
     length_credit = min(len(words), TARGET_WORDS) / TARGET_WORDS
     content = {w for w in _words(prompt) if w not in STOPWORDS}
-    topic_credit = min(1.0, len(content & set(words)) / TOPIC_WORDS) if content else 1.0
+    topic_credit = min(1.0, len(content & set(words)) / min(TOPIC_WORDS, len(content))) if content else 1.0
     return distinct_share * (0.5 * length_credit + 0.5 * topic_credit)
 
 

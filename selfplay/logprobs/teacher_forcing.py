@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 
-def response_logprobs(model, sequences: list[tuple[list[int], list[int]]], batch_size: int = 16) -> list[list[float]]:
+def response_logprobs(
+    model, sequences: list[tuple[list[int], list[int]]], batch_size: int = 16
+) -> list[list[float]]:
     """For each (prompt_ids, response_ids): log pi(y_i | x, y_<i) of every response token.
 
     Batches are length-sorted and right-padded; the result is in input order.

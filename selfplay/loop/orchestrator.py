@@ -28,16 +28,20 @@ def run_loop(cfg: Config) -> Path:
     check_config(cfg)
     stages = stages_for(cfg)
     _check_prompt_budget(cfg)
+    initial = resolve_policy_path(cfg.model)
     layout = RunLayout(Path(cfg.loop.output_dir) / cfg.loop.run_name)
     save_or_check(layout, cfg)
     if cfg.loop.restart_from:
-        invalidate_from(layout, *parse_restart_from(cfg.loop.restart_from, stages, cfg.loop.iterations),
-                        stages, cfg.loop.iterations)
+        invalidate_from(
+            layout,
+            *parse_restart_from(cfg.loop.restart_from, stages, cfg.loop.iterations),
+            stages,
+            cfg.loop.iterations,
+        )
     if cfg.loop.threads:
         import torch
 
         torch.set_num_threads(cfg.loop.threads)
-    initial = resolve_policy_path(cfg.model)
     run_id = identity(cfg)
     for t in range(cfg.loop.iterations):
         policy = initial if t == 0 else str(layout.policy_dir(t - 1))
@@ -68,17 +72,29 @@ def run_stage(ctx: StageContext, stage: str, fp: str) -> dict[str, Any]:
     stats = STAGES[stage](ctx)
     seconds = time.time() - start
     os.replace(partial, final)
-    marker = {"fingerprint": fp, "stage": stage, "iteration": t, "seconds": round(seconds, 3),
-              "stats": stats, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    marker = {
+        "fingerprint": fp,
+        "stage": stage,
+        "iteration": t,
+        "seconds": round(seconds, 3),
+        "stats": stats,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     write_marker(layout.marker(t, stage), marker)
     log.info("iteration %d %s: done in %.1fs %s", t, stage, seconds, _short(stats))
     return marker
 
 
-def invalidate_from(layout: RunLayout, iteration: int, stage: str, stages: list[str], iterations: int) -> None:
+def invalidate_from(
+    layout: RunLayout, iteration: int, stage: str, stages: list[str], iterations: int
+) -> None:
     """Remove the stage and every stage after it (later iterations included)."""
-    doomed = [(t, s) for t in range(iteration, iterations) for s in stages
-              if t > iteration or stages.index(s) >= stages.index(stage)]
+    doomed = [
+        (t, s)
+        for t in range(iteration, iterations)
+        for s in stages
+        if t > iteration or stages.index(s) >= stages.index(stage)
+    ]
     for t, s in doomed:
         for d in (layout.stage_dir(t, s), layout.partial_dir(t, s)):
             shutil.rmtree(d, ignore_errors=True)
@@ -94,8 +110,10 @@ def _check_prompt_budget(cfg: Config) -> None:
             f"but the pool has {len(pool.pool)} (lower prompts.per_iteration or loop.iterations, or add prompts)"
         )
     if cfg.evaluate.enabled and not pool.heldout:
-        raise SelfplayError("prompts: no held-out prompts for evaluation (set prompts.heldout_size > 0 or "
-                            "prompts.heldout_path, or evaluate.enabled=false)")
+        raise SelfplayError(
+            "prompts: no held-out prompts for evaluation (set prompts.heldout_size > 0 or "
+            "prompts.heldout_path, or evaluate.enabled=false)"
+        )
 
 
 def manifest(cfg: Config, layout: RunLayout, stages: list[str], initial: str) -> dict[str, Any]:
@@ -119,17 +137,28 @@ def manifest(cfg: Config, layout: RunLayout, stages: list[str], initial: str) ->
         iterations[f"{t:03d}"] = {
             "policy": initial if t == 0 else str(layout.policy_dir(t - 1)),
             "next_policy": str(layout.policy_dir(t)),
-            "reference": initial if cfg.train.reference == "initial" or t == 0 else str(layout.policy_dir(t - 1)),
+            "reference": initial
+            if cfg.train.reference == "initial" or t == 0
+            else str(layout.policy_dir(t - 1)),
             "reference_kind": str(cfg.train.reference),
             "generate_seed": cfg.generate.seed,
             "train_seed": cfg.train.seed,
             "backend": gen.get("backend"),
             "fingerprints": {s: m["fingerprint"] for s, m in markers.items() if m},
         }
-    return {"run": cfg.loop.run_name, "initial_policy": initial, "versions": versions, "iterations": iterations}
+    return {
+        "run": cfg.loop.run_name,
+        "initial_policy": initial,
+        "versions": versions,
+        "iterations": iterations,
+    }
 
 
 def _short(stats: dict[str, Any]) -> str:
     keys = ("responses", "kept", "pool", "reward_mean", "train_loss", "heldout_reward_after")
-    parts = [f"{k}={stats[k]:.3f}" if isinstance(stats[k], float) else f"{k}={stats[k]}" for k in keys if k in stats]
+    parts = [
+        f"{k}={stats[k]:.3f}" if isinstance(stats[k], float) else f"{k}={stats[k]}"
+        for k in keys
+        if k in stats
+    ]
     return " ".join(parts)

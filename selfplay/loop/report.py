@@ -39,8 +39,10 @@ def table(rows: list[dict[str, Any]]) -> str:
     by_it: dict[int, dict[str, dict[str, Any]]] = {}
     for r in rows:
         by_it.setdefault(r["iteration"], {})[r["stage"]] = r
-    head = ("| iteration | pairs kept / pool | mean explicit margin (kept) | mean implicit margin (kept) "
-            "| held-out reward | stage seconds | total s |")
+    head = (
+        "| iteration | pairs kept / pool | mean explicit margin (kept) | mean implicit margin (kept) "
+        "| held-out reward | stage seconds | total s |"
+    )
     lines = [head, "|" + "---|" * 7]
     first_eval = by_it.get(0, {}).get("evaluate", {})
     if "heldout_reward_before" in first_eval:

@@ -51,10 +51,15 @@ def save_or_check(layout: RunLayout, cfg: Config) -> None:
     if layout.config_file.is_file():
         saved = flatten(yaml.safe_load(layout.config_file.read_text()) or {})
         now = flatten(current)
-        changed = sorted(k for k in set(saved) | set(now)
-                         if k not in EXTENDING_KEYS and saved.get(k, "<absent>") != now.get(k, "<absent>"))
+        changed = sorted(
+            k
+            for k in set(saved) | set(now)
+            if k not in EXTENDING_KEYS and saved.get(k, "<absent>") != now.get(k, "<absent>")
+        )
         if changed:
-            detail = ", ".join(f"{k}: {saved.get(k, '<absent>')!r} -> {now.get(k, '<absent>')!r}" for k in changed[:6])
+            detail = ", ".join(
+                f"{k}: {saved.get(k, '<absent>')!r} -> {now.get(k, '<absent>')!r}" for k in changed[:6]
+            )
             raise SelfplayError(
                 f"run '{layout.root}' was started with a different config ({detail}"
                 f"{', ...' if len(changed) > 6 else ''}); use a new loop.run_name or restore these keys"

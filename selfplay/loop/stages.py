@@ -46,8 +46,15 @@ def run_generate(ctx: StageContext) -> dict:
 
     prompts = read_records(ctx.input("prompts", PROMPTS), Prompt)
     gen = ctx.config.generate
-    completions, backend = sample_completions(ctx.policy, prompts, gen, ctx.config.model,
-                                              f"iter_{ctx.iteration:03d}", gen.num_samples, ctx.iteration)
+    completions, backend = sample_completions(
+        ctx.policy,
+        prompts,
+        gen,
+        ctx.config.model,
+        f"iter_{ctx.iteration:03d}",
+        gen.num_samples,
+        ctx.iteration,
+    )
     write_records(ctx.out / COMPLETIONS, completions)
     return {"backend": backend, **completion_stats(completions)}
 
@@ -92,8 +99,10 @@ def run_selection(ctx: StageContext) -> dict:
     judgments = read_records(ctx.input("judge", JUDGMENTS), Judgment)
     logprobs: dict | None = None
     if cfg.logprobs.source == "teacher_forcing":
-        logprobs = {(r.prompt_id, r.sample_index): (r.logprob_sum, r.num_tokens)
-                    for r in read_records(ctx.input("logprobs", LOGPROBS), SequenceLogprob)}
+        logprobs = {
+            (r.prompt_id, r.sample_index): (r.logprob_sum, r.num_tokens)
+            for r in read_records(ctx.input("logprobs", LOGPROBS), SequenceLogprob)
+        }
     cands = candidates(completions, judgments, str(cfg.selection.implicit_reward), logprobs)
     pairs, stats = pair_and_select(prompts, cands, cfg.selection, ctx.iteration)
     write_records(ctx.out / PAIRS, pairs)
@@ -122,13 +131,22 @@ def run_evaluate(ctx: StageContext) -> dict:
     rows = []
     for name, path in policies.items():
         # Same seeds for every policy (salt "heldout"): comparisons use common random numbers.
-        completions, _ = sample_completions(path, heldout, cfg.generate, cfg.model, "heldout",
-                                            cfg.evaluate.num_samples, ctx.iteration)
+        completions, _ = sample_completions(
+            path, heldout, cfg.generate, cfg.model, "heldout", cfg.evaluate.num_samples, ctx.iteration
+        )
         judgments = _judge(ctx, heldout, completions)
         stats[f"heldout_reward_{name}"] = mean_reward(judgments)
         stats[f"heldout_tokens_{name}"] = sum(c.num_tokens for c in completions) / max(1, len(completions))
-        rows += [{"policy": name, "prompt_id": c.prompt_id, "sample_index": c.sample_index, "text": c.text,
-                  "reward": j.reward} for c, j in zip(completions, judgments)]
+        rows += [
+            {
+                "policy": name,
+                "prompt_id": c.prompt_id,
+                "sample_index": c.sample_index,
+                "text": c.text,
+                "reward": j.reward,
+            }
+            for c, j in zip(completions, judgments)
+        ]
     write_jsonl(ctx.out / HELDOUT, rows)
     return stats
 

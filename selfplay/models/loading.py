@@ -7,8 +7,12 @@ from pathlib import Path
 from selfplay.config import TINY_MODEL, ModelConfig
 from selfplay.errors import SelfplayError
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 def resolve_policy_path(cfg: ModelConfig) -> str:
@@ -61,7 +65,9 @@ def load_tokenizer(path: str, trust_remote_code: bool = False, tokenizer_path: s
     return tok
 
 
-def load_causal_lm(path: str, dtype: str = "auto", trust_remote_code: bool = False, device: str | None = None):
+def load_causal_lm(
+    path: str, dtype: str = "auto", trust_remote_code: bool = False, device: str | None = None
+):
     from transformers import AutoModelForCausalLM
 
     device = device or default_device()

@@ -6,6 +6,7 @@ the ranking; only the weight w does. A constant column z-scores to 0 everywhere 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -54,12 +55,12 @@ def score(metric: str, d_ex, d_im, params: MetricParams) -> np.ndarray:
 
 
 def resolve_k(pool: int, ratio: float | None, count: int | None) -> int:
-    """k = count (capped at the pool) when given, else round(ratio * pool)."""
+    """k = count (capped at the pool) when given, else ratio * pool rounded half up."""
     if count is not None:
         return min(count, pool)
     if ratio is None:
         return pool
-    return min(pool, int(round(ratio * pool)))
+    return min(pool, int(math.floor(ratio * pool + 0.5)))  # half up, not Python's half-to-even
 
 
 def top_k(scores, ids: list[str], k: int) -> list[int]:

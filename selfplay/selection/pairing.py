@@ -28,8 +28,9 @@ def best_vs_worst(cands: list[Candidate]) -> tuple[Candidate, Candidate]:
     return chosen, rejected
 
 
-def make_pairs(prompts: list[Prompt], candidates: list[Candidate], iteration: int,
-               exclude_truncated: bool = False) -> tuple[list[Pair], dict[str, int]]:
+def make_pairs(
+    prompts: list[Prompt], candidates: list[Candidate], iteration: int, exclude_truncated: bool = False
+) -> tuple[list[Pair], dict[str, int]]:
     """One best-vs-worst pair per prompt. Dropped and counted: non-finite rewards or implicit
     rewards, truncated responses (if excluded), prompts with < 2 responses left, all-tied rewards,
     identical chosen/rejected text."""
@@ -56,21 +57,23 @@ def make_pairs(prompts: list[Prompt], candidates: list[Candidate], iteration: in
         if chosen.text == rejected.text:
             counts["identical"] += 1
             continue
-        pairs.append(Pair(
-            pair_id=f"{iteration:03d}-{p.prompt_id}",
-            prompt_id=p.prompt_id,
-            messages=p.messages,
-            chosen=chosen.text,
-            rejected=rejected.text,
-            chosen_index=chosen.sample_index,
-            rejected_index=rejected.sample_index,
-            chosen_reward=chosen.reward,
-            rejected_reward=rejected.reward,
-            chosen_implicit=chosen.implicit,
-            rejected_implicit=rejected.implicit,
-            explicit_margin=chosen.reward - rejected.reward,
-            implicit_margin=chosen.implicit - rejected.implicit,
-            iteration=iteration,
-        ))
+        pairs.append(
+            Pair(
+                pair_id=f"{iteration:03d}-{p.prompt_id}",
+                prompt_id=p.prompt_id,
+                messages=p.messages,
+                chosen=chosen.text,
+                rejected=rejected.text,
+                chosen_index=chosen.sample_index,
+                rejected_index=rejected.sample_index,
+                chosen_reward=chosen.reward,
+                rejected_reward=rejected.reward,
+                chosen_implicit=chosen.implicit,
+                rejected_implicit=rejected.implicit,
+                explicit_margin=chosen.reward - rejected.reward,
+                implicit_margin=chosen.implicit - rejected.implicit,
+                iteration=iteration,
+            )
+        )
     stats = {"prompts": len(prompts), "pairs": len(pairs), **dict(counts)}
     return pairs, stats

@@ -20,16 +20,28 @@ def implicit_reward(logprob_sum: float, num_tokens: int, form: str) -> float:
     return logprob_sum / num_tokens if num_tokens > 0 else math.nan
 
 
-def candidates(completions: list[Completion], judgments: list[Judgment], form: str,
-               logprobs: dict[tuple[str, int], tuple[float, int]] | None = None) -> list[Candidate]:
+def candidates(
+    completions: list[Completion],
+    judgments: list[Judgment],
+    form: str,
+    logprobs: dict[tuple[str, int], tuple[float, int]] | None = None,
+) -> list[Candidate]:
     """Join completions with rewards and (teacher-forced, when given) log-probs."""
     rewards = {(j.prompt_id, j.sample_index): j.reward for j in judgments}
     out = []
     for c in completions:
         key = (c.prompt_id, c.sample_index)
         lp_sum, n = logprobs[key] if logprobs is not None else (c.logprob_sum, c.num_tokens)
-        out.append(Candidate(c.prompt_id, c.sample_index, c.text, rewards[key],
-                             implicit_reward(lp_sum, n, form), c.truncated))
+        out.append(
+            Candidate(
+                c.prompt_id,
+                c.sample_index,
+                c.text,
+                rewards[key],
+                implicit_reward(lp_sum, n, form),
+                c.truncated,
+            )
+        )
     return out
 
 
@@ -45,7 +57,9 @@ def select_pairs(pairs: list[Pair], cfg: SelectionConfig, seed_salt: int = 0) ->
     ranked = top_k(scores, ids, len(pairs))
     k = resolve_k(len(pairs), cfg.ratio, cfg.count)
     rank_of = {i: r for r, i in enumerate(ranked)}
-    return [replace(p, score=float(scores[i]), rank=rank_of[i], kept=rank_of[i] < k) for i, p in enumerate(pairs)]
+    return [
+        replace(p, score=float(scores[i]), rank=rank_of[i], kept=rank_of[i] < k) for i, p in enumerate(pairs)
+    ]
 
 
 def selection_stats(pairs: list[Pair]) -> dict[str, float]:
@@ -55,12 +69,15 @@ def selection_stats(pairs: list[Pair]) -> dict[str, float]:
         if group:
             stats[f"{name}_mean_explicit_margin"] = float(np.mean([p.explicit_margin for p in group]))
             stats[f"{name}_mean_implicit_margin"] = float(np.mean([p.implicit_margin for p in group]))
-            stats[f"{name}_mean_abs_implicit_margin"] = float(np.mean([abs(p.implicit_margin) for p in group]))
+            stats[f"{name}_mean_abs_implicit_margin"] = float(
+                np.mean([abs(p.implicit_margin) for p in group])
+            )
     return stats
 
 
-def pair_and_select(prompts: list[Prompt], cands: list[Candidate], cfg: SelectionConfig,
-                    iteration: int) -> tuple[list[Pair], dict[str, float]]:
+def pair_and_select(
+    prompts: list[Prompt], cands: list[Candidate], cfg: SelectionConfig, iteration: int
+) -> tuple[list[Pair], dict[str, float]]:
     pairs, pair_counts = make_pairs(prompts, cands, iteration, cfg.exclude_truncated)
     selected = select_pairs(pairs, cfg, seed_salt=iteration)
     return selected, {**pair_counts, **selection_stats(selected)}

@@ -28,8 +28,14 @@ def to_preference_rows(pairs: list[Pair]) -> list[dict[str, Any]]:
     ]
 
 
-def train_policy(pairs: list[Pair], policy_path: str, reference_path: str | None, cfg: TrainConfig,
-                 model_cfg: ModelConfig, out_dir: Path) -> dict[str, float]:
+def train_policy(
+    pairs: list[Pair],
+    policy_path: str,
+    reference_path: str | None,
+    cfg: TrainConfig,
+    model_cfg: ModelConfig,
+    out_dir: Path,
+) -> dict[str, float]:
     """Train from `policy_path` (pi_t) against `reference_path` (None = pi_t itself); save to out_dir."""
     import datasets
     import torch

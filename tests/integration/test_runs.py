@@ -1,0 +1,160 @@
+"""Whole runs of `python -m selfplay.run` on the tiny policy: the real vLLM engine, the transformers
+backend, TRL training, a killed-and-resumed run equal to an uninterrupted one, refusal of a changed
+config, one-line errors for bad input, and the default run raising the held-out reward."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from tests.conftest import vllm_importable
+from tests.integration.cli import run_cli, start_cli
+
+STAGES = ["prompts", "generate", "judge", "selection", "train", "evaluate"]
+
+
+def metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def check_finished_run(run_dir, proc, iterations, backend, stages=STAGES):
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == str(run_dir)
+    rows = metrics(run_dir)
+    assert [(r["iteration"], r["stage"]) for r in rows] == [(t, s) for t in range(iterations) for s in stages]
+    assert {r["backend"] for r in rows if r["stage"] == "generate"} == {backend}
+    for t in range(iterations):
+        model = run_dir / f"iter_{t:03d}" / "train" / "model"
+        assert (model / "config.json").is_file() and (model / "model.safetensors").is_file()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["iterations"]["001"]["policy"] == str(run_dir / "iter_000" / "train" / "model")
+    results = (run_dir / "results.md").read_text()
+    assert "| start (pi_0) |" in results and "| 1 |" in results
+
+
+@pytest.fixture(scope="module")
+def vllm_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("vllm_run")
+    proc = run_cli("debug=tiny", "generate.backend=vllm", f"loop.output_dir={out}")
+    return out / "default", proc
+
+
+@pytest.mark.vllm
+def test_two_iterations_through_vllm_and_trl(vllm_run):
+    run_dir, proc = vllm_run
+    check_finished_run(run_dir, proc, 2, "vllm")
+
+
+def test_two_iterations_through_hf_backend(tmp_path):
+    proc = run_cli(
+        "debug=tiny", "generate.backend=hf", "logprobs.source=teacher_forcing", f"loop.output_dir={tmp_path}"
+    )
+    check_finished_run(
+        tmp_path / "default",
+        proc,
+        2,
+        "hf",
+        ["prompts", "generate", "judge", "logprobs", "selection", "train", "evaluate"],
+    )
+    logprobs = (tmp_path / "default" / "iter_001" / "logprobs" / "logprobs.jsonl").read_text().splitlines()
+    assert len(logprobs) == 12 * 4
+
+
+@pytest.mark.vllm
+def test_rerun_skips_everything_and_changed_config_is_refused(vllm_run):
+    run_dir, first = vllm_run
+    assert first.returncode == 0
+    again = run_cli("debug=tiny", "generate.backend=vllm", f"loop.output_dir={run_dir.parent}")
+    assert again.returncode == 0 and again.stderr.count("skipped") == 2 * len(STAGES)
+    changed = run_cli(
+        "debug=tiny", "generate.backend=vllm", f"loop.output_dir={run_dir.parent}", "train.beta=0.9"
+    )
+    assert changed.returncode == 2
+    assert changed.stderr.strip().count("\n") == 0 and "train.beta: 0.2 -> 0.9" in changed.stderr
+
+
+@pytest.mark.vllm
+def test_killed_run_resumes_and_equals_the_uninterrupted_run(vllm_run, tmp_path):
+    reference, ref_proc = vllm_run
+    assert ref_proc.returncode == 0
+    args = ("debug=tiny", "generate.backend=vllm", f"loop.output_dir={tmp_path}")
+    run_dir = tmp_path / "default"
+    proc = start_cli(*args, log=tmp_path / "killed.log")
+    partial = run_dir / "iter_001" / ".generate.partial"
+    deadline = time.time() + 300
+    while not partial.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before reaching iteration 1's generate stage"
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # a real kill, inside the stage
+    proc.wait()
+    assert not (run_dir / "iter_001" / "generate" / "_SUCCESS").exists()
+    finished = {s: (run_dir / "iter_000" / s / "_SUCCESS").read_text() for s in STAGES}
+    finished_mtimes = {s: (run_dir / "iter_000" / s / "_SUCCESS").stat().st_mtime_ns for s in STAGES}
+
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stderr.count("skipped") == len(STAGES) + 1  # iteration 0 and iteration 1's prompts
+    for s in STAGES:
+        marker = run_dir / "iter_000" / s / "_SUCCESS"
+        assert marker.read_text() == finished[s] and marker.stat().st_mtime_ns == finished_mtimes[s]
+    assert not (run_dir / "iter_001" / ".generate.partial").exists()
+    for t in range(2):
+        for rel in (
+            "generate/completions.jsonl",
+            "judge/judgments.jsonl",
+            "selection/pairs.jsonl",
+            "evaluate/heldout.jsonl",
+        ):
+            ours, theirs = run_dir / f"iter_{t:03d}" / rel, reference / f"iter_{t:03d}" / rel
+            assert ours.read_text() == theirs.read_text().replace(str(reference), str(run_dir)), rel
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (
+            ["prompts.source=file", "prompts.path=/no/such/prompts.jsonl"],
+            "prompts.path: file '/no/such/prompts.jsonl' does not exist",
+        ),
+        (["model.path=/no/such/model"], "model.path: model folder '/no/such/model' does not exist"),
+        (["selection.ratio=1.5"], "selection.ratio=1.5 must be in (0, 1]"),
+        (["judge.rule=nope"], "judge.rule: unknown rule 'nope'"),
+        (["prompts.per_iteration=200"], "pool has 320"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, overrides, message):
+    proc = run_cli(*overrides, f"loop.output_dir={tmp_path}", timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr, proc.stderr[-2000:]
+    assert not list(tmp_path.glob("*/iter_*"))  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("selection.metric=bogus", "Invalid value 'bogus'"),
+        ("generate.backend=tgi", "Invalid value 'tgi'"),
+        ("selecton.ratio=0.5", "Key 'selecton' not in 'Config'"),
+    ],
+)
+def test_unknown_names_and_typos_fail_before_running(tmp_path, override, needle):
+    """Hydra's own compose-time message names the bad key or value; nothing starts."""
+    proc = run_cli(override, f"loop.output_dir={tmp_path}", timeout=120)
+    assert proc.returncode != 0 and not (tmp_path / "default").exists()
+    assert needle in proc.stderr, proc.stderr
+
+
+def test_default_run_raises_the_heldout_reward(tmp_path):
+    """The README's quick start, unchanged: 3 iterations; the last held-out reward beats iteration 0's."""
+    proc = run_cli(f"loop.output_dir={tmp_path}")
+    check_finished_run(tmp_path / "default", proc, 3, "vllm" if vllm_importable() else "hf")
+    evals = [r for r in metrics(tmp_path / "default") if r["stage"] == "evaluate"]
+    start, first, last = (
+        evals[0]["heldout_reward_before"],
+        evals[0]["heldout_reward_after"],
+        evals[-1]["heldout_reward_after"],
+    )
+    assert last > first + 0.02 and last > start + 0.05, (start, first, last)

@@ -1,0 +1,42 @@
+"""Reward-model judge: its own chat template, length-sorted batches equal one-at-a-time scoring."""
+
+import pytest
+
+from selfplay.config import JudgeConfig
+from selfplay.errors import SelfplayError
+from selfplay.judge.reward_model import RewardModel
+
+MSGS = [{"role": "user", "content": "Tell me about bees."}]
+
+
+def test_uses_the_reward_models_template_not_the_policys(tiny_reward_model):
+    rm = RewardModel(JudgeConfig(kind="reward_model", model_path=tiny_reward_model), device="cpu")
+    text = rm.tokenizer.decode(rm.render(MSGS, "honey and wax"))
+    assert "[ rm - turn ] user : tell me about bees . [ rm - turn ] assistant : honey and wax" in text
+    assert "<|user|>" not in text and "<bos>" not in text
+
+
+def test_batched_scores_equal_single_scores(tiny_reward_model):
+    items = [
+        (MSGS, "honey"),
+        (MSGS, "honey and wax in the hive"),
+        (MSGS, "bees bees bees bees bees bees"),
+        (MSGS, "queen"),
+    ]
+    batched = RewardModel(JudgeConfig(kind="reward_model", model_path=tiny_reward_model, batch_size=3), "cpu")
+    single = RewardModel(JudgeConfig(kind="reward_model", model_path=tiny_reward_model, batch_size=1), "cpu")
+    rb, tb = batched.score(items)
+    rs, ts = single.score(items)
+    assert rb == pytest.approx(rs, abs=1e-5)
+    assert len(set(round(r, 6) for r in rb)) > 1  # really different inputs scored
+
+
+def test_truncation_is_flagged(tiny_reward_model):
+    rm = RewardModel(JudgeConfig(kind="reward_model", model_path=tiny_reward_model, max_length=8), "cpu")
+    _, truncated = rm.score([(MSGS, "honey " * 20)])
+    assert truncated == [True]
+
+
+def test_missing_model_folder(tmp_path):
+    with pytest.raises(SelfplayError, match="does not exist"):
+        RewardModel(JudgeConfig(kind="reward_model", model_path=str(tmp_path / "nope")))

@@ -1,0 +1,55 @@
+"""Every config in selfplay/conf composes and converts; typos and bad choices fail at compose time;
+a resumed run with a changed config is refused with the changed keys named."""
+
+from importlib import resources
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.errors import ConfigCompositionException
+
+from selfplay.config import Config
+from selfplay.errors import SelfplayError
+from selfplay.loop.layout import RunLayout
+from selfplay.loop.run_config import save_or_check
+from selfplay.run import to_config
+
+CONF = resources.files("selfplay") / "conf"
+
+
+def compose_config(overrides=()):
+    with initialize_config_module(config_module="selfplay.conf", version_base=None):
+        return to_config(compose(config_name="config", overrides=list(overrides)))
+
+
+def group_options():
+    for group in sorted(p.name for p in CONF.iterdir() if p.is_dir() and not p.name.startswith("_")):
+        for f in sorted((CONF / group).iterdir()):
+            if f.name.endswith(".yaml"):
+                yield f"{group}={f.name[:-5]}"
+
+
+def test_default_config_composes():
+    cfg = compose_config()
+    assert isinstance(cfg, Config) and cfg.loop.iterations == 3 and cfg.model.path == "tiny"
+
+
+@pytest.mark.parametrize("override", list(group_options()))
+def test_every_conf_option_composes(override):
+    assert isinstance(compose_config([override]), Config)
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["selection.metrc=explicit", "selection.metric=bogus", "generate.backend=tgi", "train.beta=abc"],
+)
+def test_typos_and_unknown_choices_fail_at_compose_time(override):
+    with pytest.raises(ConfigCompositionException):
+        compose_config([override])
+
+
+def test_changed_config_is_refused_naming_the_keys(tmp_path):
+    layout = RunLayout(tmp_path / "run")
+    save_or_check(layout, compose_config())
+    save_or_check(layout, compose_config(["loop.iterations=5"]))  # extending the run is allowed
+    with pytest.raises(SelfplayError, match=r"selection.weight: 1.0 -> 2.5.*train.beta"):
+        save_or_check(layout, compose_config(["selection.weight=2.5", "train.beta=0.5"]))

@@ -1,0 +1,82 @@
+"""Markers, skipping finished stages, atomic renames and restart_from, with cheap fake stages."""
+
+import pytest
+
+from selfplay.checks import parse_restart_from
+from selfplay.config import Config
+from selfplay.errors import SelfplayError
+from selfplay.loop import orchestrator
+from selfplay.loop.layout import RunLayout
+from selfplay.loop.markers import read_marker
+from selfplay.loop.stages import STAGES, StageContext
+
+NAMES = ["prompts", "generate", "judge"]
+
+
+@pytest.fixture
+def fake_stages(monkeypatch):
+    calls = []
+
+    def make(name):
+        def run(ctx):
+            calls.append((ctx.iteration, name))
+            (ctx.out / "out.txt").write_text(name)
+            if name == "judge" and ctx.iteration == 1 and fail.get("on"):
+                raise RuntimeError("boom")
+            return {"n": 1}
+
+        return run
+
+    fail = {}
+    for n in NAMES:
+        monkeypatch.setitem(STAGES, n, make(n))
+    return calls, fail
+
+
+def run_all(layout, iterations=2):
+    for t in range(iterations):
+        for s in NAMES:
+            ctx = StageContext(Config(), layout, t, layout.partial_dir(t, s), "pi", "pi0")
+            orchestrator.run_stage(ctx, s, f"fp-{t}-{s}")
+
+
+def test_finished_stages_are_skipped_and_failures_leave_no_marker(tmp_path, fake_stages):
+    calls, fail = fake_stages
+    layout = RunLayout(tmp_path)
+    fail["on"] = True
+    with pytest.raises(RuntimeError):
+        run_all(layout)
+    assert read_marker(layout.marker(1, "judge")) is None and not layout.stage_dir(1, "judge").exists()
+    assert layout.partial_dir(1, "judge").exists()  # left for inspection, cleared on the rerun
+    fail["on"] = False
+    calls.clear()
+    run_all(layout)
+    assert calls == [(1, "judge")]
+    assert not layout.partial_dir(1, "judge").exists()
+    assert (layout.stage_dir(1, "judge") / "out.txt").read_text() == "judge"
+
+
+def test_a_changed_fingerprint_reruns_the_stage(tmp_path, fake_stages):
+    calls, _ = fake_stages
+    layout = RunLayout(tmp_path)
+    run_all(layout)
+    calls.clear()
+    ctx = StageContext(Config(), layout, 0, layout.partial_dir(0, "generate"), "pi", "pi0")
+    orchestrator.run_stage(ctx, "generate", "other")
+    assert calls == [(0, "generate")]
+
+
+def test_restart_from_invalidates_the_stage_and_everything_after(tmp_path, fake_stages):
+    calls, _ = fake_stages
+    layout = RunLayout(tmp_path)
+    run_all(layout, iterations=3)
+    orchestrator.invalidate_from(layout, 1, "generate", NAMES, 3)
+    calls.clear()
+    run_all(layout, iterations=3)
+    assert calls == [(1, "generate"), (1, "judge"), (2, "prompts"), (2, "generate"), (2, "judge")]
+
+
+@pytest.mark.parametrize("value", ["x/train", "1/bogus", "1", "9/train"])
+def test_bad_restart_from(value):
+    with pytest.raises(SelfplayError, match="loop.restart_from"):
+        parse_restart_from(value, ["prompts", "train"], 3)
