@@ -72,8 +72,6 @@ class ModelConfig:
 
     path: str = TINY_MODEL
     """Hugging Face model folder or hub name, or "tiny" for the built-in tiny policy."""
-    tokenizer: str | None = None
-    """Tokenizer folder or hub name when it differs from `path`."""
     trust_remote_code: bool = False
     """Allow the model's own Python code to run (explicit per-model opt-in)."""
     dtype: Dtype = Dtype.auto
@@ -137,8 +135,6 @@ class GenerateConfig:
     """Skip CUDA graph capture (faster start; slower decode on GPUs)."""
     cpu_kv_cache_gib: float = 1.0
     """KV cache size on a CPU (vLLM otherwise takes ~11 GiB)."""
-    batch_size: int = 16
-    """Prompts per batch in the hf backend."""
 
 
 @dataclass

@@ -34,7 +34,6 @@ class VllmEngine:
         cfg: GenerateConfig,
         dtype: str,
         trust_remote_code: bool,
-        tokenizer_path: str | None = None,
     ):
         import torch
 
@@ -52,7 +51,7 @@ class VllmEngine:
 
         kwargs = dict(
             model=model_path,
-            tokenizer=tokenizer_path or model_path,
+            tokenizer=model_path,
             dtype="float32" if (dtype == "auto" and self.on_cpu) else ("auto" if dtype == "auto" else dtype),
             max_model_len=cfg.max_model_len,
             enforce_eager=cfg.enforce_eager,

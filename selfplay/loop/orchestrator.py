@@ -29,7 +29,7 @@ def run_loop(cfg: Config) -> Path:
     stages = stages_for(cfg)
     _check_prompt_budget(cfg)
     initial = resolve_policy_path(cfg.model)
-    layout = RunLayout(Path(cfg.loop.output_dir) / cfg.loop.run_name)
+    layout = RunLayout((Path(cfg.loop.output_dir) / cfg.loop.run_name).resolve())
     save_or_check(layout, cfg)
     if cfg.loop.restart_from:
         invalidate_from(

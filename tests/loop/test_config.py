@@ -2,6 +2,7 @@
 a resumed run with a changed config is refused with the changed keys named."""
 
 from importlib import resources
+from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
@@ -53,3 +54,10 @@ def test_changed_config_is_refused_naming_the_keys(tmp_path):
     save_or_check(layout, compose_config(["loop.iterations=5"]))  # extending the run is allowed
     with pytest.raises(SelfplayError, match=r"selection.weight: 1.0 -> 2.5.*train.beta"):
         save_or_check(layout, compose_config(["selection.weight=2.5", "train.beta=0.5"]))
+
+
+def test_readme_config_reference_is_current():
+    from selfplay.config_doc import reference
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert reference().strip() in readme, "README is stale: paste `python -m selfplay.config_doc` into it"

@@ -1,0 +1,90 @@
+"""Prints the config reference (every field, its default and its one-line doc) as Markdown.
+
+The README's reference section is this output: `python -m selfplay.config_doc`. A test keeps the two
+equal, so defaults are written once, in `selfplay/config.py`.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+from enum import Enum
+
+from selfplay import config as schema
+
+SECTIONS = [
+    "model",
+    "model.tiny",
+    "prompts",
+    "generate",
+    "judge",
+    "logprobs",
+    "selection",
+    "train",
+    "evaluate",
+    "loop",
+]
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The string literal under each annotated field of a dataclass."""
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, nxt in zip(body, body[1:]):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+        ):
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())  # type: ignore[attr-defined]
+    return docs
+
+
+def _value(v) -> str:
+    if isinstance(v, Enum):
+        v = v.value
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return str(v).lower()
+    return str(v)
+
+
+def _choices(annotation) -> str:
+    cls = getattr(schema, str(annotation), None)
+    if isinstance(cls, type) and issubclass(cls, Enum):
+        return " (" + " \\| ".join(m.value for m in cls) + ")"
+    return ""
+
+
+def reference() -> str:
+    root = schema.Config()
+    lines = []
+    for section in SECTIONS:
+        node = root
+        for part in section.split("."):
+            node = getattr(node, part)
+        cls = type(node)
+        docs = field_docs(cls)
+        lines += [
+            f"### `{section}`",
+            "",
+            (cls.__doc__ or "").strip(),
+            "",
+            "| key | default | meaning |",
+            "|---|---|---|",
+        ]
+        for f in dataclasses.fields(cls):
+            value = getattr(node, f.name)
+            if dataclasses.is_dataclass(value):
+                continue
+            doc = docs.get(f.name, "").replace("|", "\\|")
+            lines.append(f"| `{section}.{f.name}` | `{_value(value)}` | {doc}{_choices(f.type)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(reference())
