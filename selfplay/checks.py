@@ -26,6 +26,12 @@ def check_config(cfg: Config) -> None:
         raise SelfplayError(f"loop.iterations={lp.iterations} must be >= 1")
     if cfg.prompts.per_iteration < 1:
         raise SelfplayError(f"prompts.per_iteration={cfg.prompts.per_iteration} must be >= 1")
+    if not 1 <= lp.shards <= cfg.prompts.per_iteration:
+        raise SelfplayError(
+            f"loop.shards={lp.shards} must be between 1 and prompts.per_iteration={cfg.prompts.per_iteration}"
+        )
+    if lp.shard_workers < 0:
+        raise SelfplayError(f"loop.shard_workers={lp.shard_workers} must be >= 0")
     if cfg.train.batch_size < 1 or cfg.train.gradient_accumulation_steps < 1:
         raise SelfplayError("train.batch_size and train.gradient_accumulation_steps must be >= 1")
     if cfg.evaluate.enabled and cfg.evaluate.num_samples < 1:

@@ -135,6 +135,10 @@ class GenerateConfig:
     """Skip CUDA graph capture (faster start; slower decode on GPUs)."""
     cpu_kv_cache_gib: float = 1.0
     """KV cache size on a CPU (vLLM otherwise takes ~11 GiB)."""
+    stop: list[str] = field(default_factory=list)
+    """Stop strings: a response ends before the first one (finish_reason "stop")."""
+    ignore_eos: bool = False
+    """Keep sampling past end-of-sequence up to max_tokens (benchmarks)."""
 
 
 @dataclass
@@ -243,6 +247,23 @@ class LoopConfig:
     """"<iteration>/<stage>" (e.g. "1/train"): redo that stage and everything after it."""
     threads: int | None = None
     """torch CPU threads (null = torch's default)."""
+    shards: int = 1
+    """Prompt shards of the generate, judge and logprobs stages; each shard writes its own part."""
+    shard_workers: int = 0
+    """0 = run shards one after another in this process; n = up to n shard processes at a time (on
+    GPUs each gets its own `generate.tensor_parallel_size` devices: one vLLM engine per group)."""
+
+
+@dataclass
+class TaskConfig:
+    """Set by the orchestrator when it launches a single stage shard as its own process."""
+
+    stage: str | None = None
+    """Stage to run (generate, judge or logprobs); null = run the whole loop."""
+    iteration: int | None = None
+    """Iteration of that stage."""
+    shard: int | None = None
+    """Shard index, 0 <= shard < loop.shards."""
 
 
 @dataclass
@@ -258,6 +279,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
 
 
 def register_configs() -> None:
@@ -274,5 +296,6 @@ def register_configs() -> None:
         ("train", TrainConfig),
         ("evaluate", EvaluateConfig),
         ("loop", LoopConfig),
+        ("task", TaskConfig),
     ]:
         cs.store(group=group, name=f"schema_{group}", node=node)

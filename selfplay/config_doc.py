@@ -1,7 +1,7 @@
 """Prints the config reference (every field, its default and its one-line doc) as Markdown.
 
-The README's reference section is this output: `python -m selfplay.config_doc`. A test keeps the two
-equal, so defaults are written once, in `selfplay/config.py`.
+The README's reference section is this output (`python -m selfplay.config_doc --write README.md`
+refreshes it). A test keeps the two equal, so defaults are written once, in `selfplay/config.py`.
 """
 
 from __future__ import annotations
@@ -86,5 +86,22 @@ def reference() -> str:
     return "\n".join(lines)
 
 
+def write_into(readme: str) -> None:
+    """Replace everything after the README's "## Config reference" intro (its first table) with the
+    current reference."""
+    with open(readme) as f:
+        text = f.read()
+    head, sep, _ = text.partition("\n### `model`\n")
+    if not sep:
+        raise SystemExit(f"{readme}: no '### `model`' section to replace")
+    with open(readme, "w") as f:
+        f.write(head + "\n" + reference())
+
+
 if __name__ == "__main__":
-    print(reference())
+    import sys
+
+    if sys.argv[1:2] == ["--write"]:
+        write_into(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+    else:
+        print(reference())

@@ -38,14 +38,26 @@ def main(cfg: DictConfig) -> None:
 
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")  # DeepSpeed's detection otherwise warns
-    from selfplay.loop.orchestrator import run_loop
+    from selfplay.loop.orchestrator import run_loop, run_task
 
+    config = to_config(cfg)
     try:
-        run_dir = run_loop(to_config(cfg))
+        if config.task.stage is not None:
+            print(run_task(config))
+            return
+        run_dir = run_loop(config, relaunch=relaunch_command())
     except SelfplayError as err:
         print(f"selfplay: error: {err}", file=sys.stderr)
         sys.exit(2)
     print(run_dir)
+
+
+def relaunch_command() -> list[str]:
+    """This invocation's command with its overrides, for launching shard workers of the same run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("task.")]
+    return [sys.executable, "-m", "selfplay.run", *overrides]
 
 
 if __name__ == "__main__":

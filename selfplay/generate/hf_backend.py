@@ -29,7 +29,10 @@ def hf_generate(
                 temperature=cfg.temperature,
                 top_p=cfg.top_p,
                 top_k=cfg.top_k if cfg.top_k > 0 else None,
-                max_new_tokens=cfg.max_tokens,
+                max_new_tokens=min(cfg.max_tokens, cfg.max_model_len - len(req.prompt_ids)),
+                min_new_tokens=cfg.max_tokens if cfg.ignore_eos else None,
+                stop_strings=list(cfg.stop) or None,
+                tokenizer=tokenizer if cfg.stop else None,
                 num_return_sequences=num_samples,
                 output_logits=True,
                 return_dict_in_generate=True,
@@ -42,6 +45,9 @@ def hf_generate(
         group = []
         for k in range(num_samples):
             toks = new[k].tolist()
+            if cfg.stop:  # a sequence ended by a stop string is padded while the others go on
+                while toks and toks[-1] == tokenizer.pad_token_id and tokenizer.pad_token_id not in eos_ids:
+                    toks.pop()
             end = next((i for i, t in enumerate(toks) if t in eos_ids), None)
             if end is None:
                 group.append(RawSample(toks, picked[k, : len(toks)].tolist(), "length"))

@@ -35,25 +35,31 @@ def sample_completions(
     num_samples: int,
     iteration: int,
 ) -> tuple[list[Completion], str]:
-    """K samples per prompt from `policy_path`; returns the completions and the backend used."""
+    """K samples per prompt from `policy_path`; returns the completions and the backend used.
+
+    Prompts whose rendered length leaves no room for a response within `generate.max_model_len` get
+    no completions (logged; the stage counts them as `prompts_too_long`)."""
     backend = resolve_backend(gen)
     tokenizer = load_tokenizer(policy_path, model.trust_remote_code)
     requests = make_requests(tokenizer, prompts, gen.seed, salt)
-    too_long = [r.prompt_id for r in requests if len(r.prompt_ids) + 1 > gen.max_model_len]
-    if too_long:
-        raise SelfplayError(
-            f"generate.max_model_len={gen.max_model_len} is shorter than {len(too_long)} rendered "
-            f"prompt(s) (first: {too_long[0]}); raise it or shorten the prompts"
+    fits = [r for r in requests if len(r.prompt_ids) < gen.max_model_len]
+    if len(fits) < len(requests):
+        log.warning(
+            "%d prompt(s) are at least generate.max_model_len=%d tokens long and are skipped",
+            len(requests) - len(fits),
+            gen.max_model_len,
         )
+    if not fits:
+        return [], backend
     if backend == "vllm":
         from selfplay.generate.vllm_backend import VllmEngine
 
         with VllmEngine(policy_path, gen, str(model.dtype), model.trust_remote_code) as engine:
-            samples = engine.generate(requests, gen, num_samples)
+            samples = engine.generate(fits, gen, num_samples)
     else:
         from selfplay.generate.hf_backend import hf_generate
 
         lm = load_causal_lm(policy_path, str(model.dtype), model.trust_remote_code)
-        samples = hf_generate(lm, tokenizer, requests, gen, num_samples)
+        samples = hf_generate(lm, tokenizer, fits, gen, num_samples)
         del lm
-    return to_completions(tokenizer, requests, samples, iteration, policy_path), backend
+    return to_completions(tokenizer, fits, samples, iteration, policy_path, gen.stop), backend

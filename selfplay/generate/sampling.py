@@ -43,7 +43,12 @@ def render_prompt_ids(tokenizer, messages: list[Message]) -> list[int]:
             "instruct/chat model or set model.tokenizer to one with a template"
         )
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    bos = tokenizer.bos_token_id
+    if bos is not None and len(ids) > 1 and ids[0] == ids[1] == bos:
+        # A template that writes the BOS twice; the model saw one in training.
+        ids = ids[1:]
+    return ids
 
 
 def make_requests(tokenizer, prompts: list[Prompt], run_seed: int, salt: str) -> list[SampleRequest]:
@@ -55,15 +60,31 @@ def make_requests(tokenizer, prompts: list[Prompt], run_seed: int, salt: str) ->
     ]
 
 
+def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
+    """Text before the first stop string, and whether one was found."""
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
 def to_completions(
-    tokenizer, requests: list[SampleRequest], samples: list[list[RawSample]], iteration: int, model: str
+    tokenizer,
+    requests: list[SampleRequest],
+    samples: list[list[RawSample]],
+    iteration: int,
+    model: str,
+    stop: list[str] = (),  # type: ignore[assignment]
 ) -> list[Completion]:
-    """Backend output -> Completion records, text decoded by one tokenizer for every backend."""
+    """Backend output -> Completion records, text decoded by one tokenizer for every backend.
+
+    With stop strings the text ends before the first one; token ids and log-probs keep what was
+    sampled (so they can include the stop string's tokens)."""
     out = []
     for req, group in zip(requests, samples):
         for k, s in enumerate(group):
-            text = tokenizer.decode(s.token_ids, skip_special_tokens=True).strip()
-            reason = s.finish_reason if text else "empty"
+            text = tokenizer.decode(s.token_ids, skip_special_tokens=True)
+            text, stopped = cut_at_stop(text, list(stop))
+            text = text.strip()
+            reason = "empty" if not text else ("stop" if stopped else s.finish_reason)
             out.append(
                 Completion(
                     req.prompt_id,

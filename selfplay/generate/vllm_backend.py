@@ -38,6 +38,11 @@ class VllmEngine:
         import torch
 
         self.on_cpu = not torch.cuda.is_available()
+        if self.on_cpu and cfg.tensor_parallel_size > 1:
+            raise SelfplayError(
+                f"generate.tensor_parallel_size={cfg.tensor_parallel_size} but no CUDA device is visible "
+                "(on a CPU use 1, and loop.shards / loop.shard_workers to spread prompts over processes)"
+            )
         if not self.on_cpu and cfg.tensor_parallel_size > torch.cuda.device_count():
             raise SelfplayError(
                 f"generate.tensor_parallel_size={cfg.tensor_parallel_size} but only "
@@ -106,10 +111,12 @@ class VllmEngine:
                 temperature=cfg.temperature,
                 top_p=cfg.top_p,
                 top_k=cfg.top_k if cfg.top_k > 0 else 0,
-                max_tokens=cfg.max_tokens,
+                max_tokens=min(cfg.max_tokens, cfg.max_model_len - len(req.prompt_ids)),
                 seed=req.seed,
                 logprobs=0,  # the sampled token's own log-prob, from the raw distribution
-                detokenize=False,
+                stop=list(cfg.stop) or None,
+                ignore_eos=cfg.ignore_eos,
+                detokenize=bool(cfg.stop),  # stop strings need text; otherwise we decode ourselves
             )
             for req in requests
         ]

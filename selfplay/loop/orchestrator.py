@@ -17,14 +17,16 @@ from selfplay.loop import report
 from selfplay.loop.layout import RunLayout
 from selfplay.loop.markers import fingerprint, read_marker, write_marker
 from selfplay.loop.run_config import identity, save_or_check
-from selfplay.loop.stages import STAGES, StageContext, stages_for
+from selfplay.loop.shards import run_shard, run_sharded_stage
+from selfplay.loop.stages import SHARDED, STAGES, StageContext, stages_for
 from selfplay.models.loading import resolve_policy_path
 
 log = logging.getLogger(__name__)
 
 
-def run_loop(cfg: Config) -> Path:
-    """Run (or resume) the whole loop; returns the run directory."""
+def run_loop(cfg: Config, relaunch: list[str] | None = None) -> Path:
+    """Run (or resume) the whole loop; returns the run directory. `relaunch` is the command that
+    starts this same run again (used to launch shard worker processes)."""
     check_config(cfg)
     stages = stages_for(cfg)
     _check_prompt_budget(cfg)
@@ -47,7 +49,7 @@ def run_loop(cfg: Config) -> Path:
         policy = initial if t == 0 else str(layout.policy_dir(t - 1))
         for stage in stages:
             ctx = StageContext(cfg, layout, t, layout.partial_dir(t, stage), policy, initial)
-            run_stage(ctx, stage, fingerprint(run_id, t, stage))
+            run_stage(ctx, stage, fingerprint(run_id, t, stage), relaunch)
             rows = report.collect(layout, cfg.loop.iterations, stages)
             report.write_metrics(layout, rows)
         report.write_manifest(layout, manifest(cfg, layout, stages, initial))
@@ -57,19 +59,20 @@ def run_loop(cfg: Config) -> Path:
     return layout.root
 
 
-def run_stage(ctx: StageContext, stage: str, fp: str) -> dict[str, Any]:
+def run_stage(ctx: StageContext, stage: str, fp: str, relaunch: list[str] | None = None) -> dict[str, Any]:
     layout, t = ctx.layout, ctx.iteration
     marker = read_marker(layout.marker(t, stage))
     if marker is not None and marker.get("fingerprint") == fp:
         log.info("iteration %d %s: done before, skipped", t, stage)
         return marker
     final, partial = layout.stage_dir(t, stage), layout.partial_dir(t, stage)
-    shutil.rmtree(partial, ignore_errors=True)
     shutil.rmtree(final, ignore_errors=True)  # unfinished or stale
-    partial.mkdir(parents=True)
+    if stage not in SHARDED:  # a sharded stage keeps its finished parts across a crash
+        shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True, exist_ok=True)
     log.info("iteration %d %s: running", t, stage)
     start = time.time()
-    stats = STAGES[stage](ctx)
+    stats = run_sharded_stage(ctx, stage, relaunch) if stage in SHARDED else STAGES[stage](ctx)
     seconds = time.time() - start
     os.replace(partial, final)
     marker = {
@@ -83,6 +86,30 @@ def run_stage(ctx: StageContext, stage: str, fp: str) -> dict[str, Any]:
     write_marker(layout.marker(t, stage), marker)
     log.info("iteration %d %s: done in %.1fs %s", t, stage, seconds, _short(stats))
     return marker
+
+
+def run_task(cfg: Config) -> Path:
+    """Worker mode: run one shard of one sharded stage of a started run, writing its part."""
+    task = cfg.task
+    if task.stage not in SHARDED or task.iteration is None or task.shard is None:
+        raise SelfplayError(
+            f"task: stage must be one of {', '.join(SHARDED)} with task.iteration and task.shard set "
+            f"(got stage={task.stage}, iteration={task.iteration}, shard={task.shard})"
+        )
+    if not 0 <= task.shard < cfg.loop.shards:
+        raise SelfplayError(f"task.shard={task.shard} must be in [0, loop.shards={cfg.loop.shards})")
+    initial = resolve_policy_path(cfg.model)
+    layout = RunLayout((Path(cfg.loop.output_dir) / cfg.loop.run_name).resolve())
+    save_or_check(layout, cfg, check_only=True)
+    t = task.iteration
+    policy = initial if t == 0 else str(layout.policy_dir(t - 1))
+    partial = layout.partial_dir(t, task.stage)
+    if not partial.is_dir():
+        raise SelfplayError(
+            f"task: {partial} does not exist (the orchestrator creates it before launching shards)"
+        )
+    ctx = StageContext(cfg, layout, t, partial, policy, initial)
+    return run_shard(ctx, task.stage, task.shard, cfg.loop.shards)
 
 
 def invalidate_from(

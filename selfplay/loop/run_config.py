@@ -12,8 +12,20 @@ from selfplay.config import Config
 from selfplay.errors import SelfplayError
 from selfplay.loop.layout import RunLayout
 
-EXTENDING_KEYS = frozenset({"loop.iterations", "loop.restart_from", "loop.threads"})
-"""Keys that may change on resume: they extend or steer the run without changing finished work."""
+EXTENDING_KEYS = frozenset(
+    {
+        "loop.iterations",
+        "loop.restart_from",
+        "loop.threads",
+        "loop.shards",
+        "loop.shard_workers",
+        "task.stage",
+        "task.iteration",
+        "task.shard",
+    }
+)
+"""Keys that may change on resume: they extend or steer the run without changing its records
+(sampling seeds are per prompt, so sharding does not change what is generated)."""
 
 
 def config_dict(cfg: Config) -> dict[str, Any]:
@@ -45,7 +57,7 @@ def identity(cfg: Config) -> dict[str, Any]:
     return {k: v for k, v in flatten(config_dict(cfg)).items() if k not in EXTENDING_KEYS}
 
 
-def save_or_check(layout: RunLayout, cfg: Config) -> None:
+def save_or_check(layout: RunLayout, cfg: Config, check_only: bool = False) -> None:
     """Save the resolved config on the first start; on resume refuse a changed config, naming keys."""
     current = config_dict(cfg)
     if layout.config_file.is_file():
@@ -64,6 +76,10 @@ def save_or_check(layout: RunLayout, cfg: Config) -> None:
                 f"run '{layout.root}' was started with a different config ({detail}"
                 f"{', ...' if len(changed) > 6 else ''}); use a new loop.run_name or restore these keys"
             )
+    elif check_only:
+        raise SelfplayError(f"run '{layout.root}' has no config.yaml: shard tasks run inside a started run")
+    if check_only:
+        return
     layout.root.mkdir(parents=True, exist_ok=True)
     tmp = layout.config_file.with_suffix(".yaml.tmp")
     tmp.write_text(yaml.safe_dump(current, sort_keys=False))

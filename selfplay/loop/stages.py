@@ -40,23 +40,35 @@ def run_prompts(ctx: StageContext) -> dict:
     return {"prompts": len(prompts), "pool": len(pool.pool), "duplicates_dropped": pool.duplicates_dropped}
 
 
-def run_generate(ctx: StageContext) -> dict:
+# Sharded stages: a core over a slice of the iteration's prompts, and stats over the merged records.
+
+
+def generate_shard(ctx: StageContext, prompts: list[Prompt]) -> list[Completion]:
     from selfplay.generate.sampler import sample_completions
+
+    gen = ctx.config.generate
+    salt = f"iter_{ctx.iteration:03d}"
+    completions, _ = sample_completions(
+        ctx.policy, prompts, gen, ctx.config.model, salt, gen.num_samples, ctx.iteration
+    )
+    return completions
+
+
+def generate_stats(ctx: StageContext, prompts: list[Prompt], completions: list[Completion]) -> dict:
+    from selfplay.generate.sampler import resolve_backend
     from selfplay.generate.sampling import completion_stats
 
-    prompts = read_records(ctx.input("prompts", PROMPTS), Prompt)
-    gen = ctx.config.generate
-    completions, backend = sample_completions(
-        ctx.policy,
-        prompts,
-        gen,
-        ctx.config.model,
-        f"iter_{ctx.iteration:03d}",
-        gen.num_samples,
-        ctx.iteration,
-    )
-    write_records(ctx.out / COMPLETIONS, completions)
-    return {"backend": backend, **completion_stats(completions)}
+    answered = {c.prompt_id for c in completions}
+    return {
+        "backend": resolve_backend(ctx.config.generate),
+        "prompts_too_long": sum(p.prompt_id not in answered for p in prompts),
+        **completion_stats(completions),
+    }
+
+
+def _completions_of(ctx: StageContext, prompts: list[Prompt]) -> list[Completion]:
+    ids = {p.prompt_id for p in prompts}
+    return [c for c in read_records(ctx.input("generate", COMPLETIONS), Completion) if c.prompt_id in ids]
 
 
 def _judge(ctx: StageContext, prompts: list[Prompt], completions: list[Completion]) -> list[Judgment]:
@@ -70,24 +82,42 @@ def _judge(ctx: StageContext, prompts: list[Prompt], completions: list[Completio
     return judge_completions(ctx.config.judge, prompts, completions, reward_model)
 
 
-def run_judge(ctx: StageContext) -> dict:
+def judge_shard(ctx: StageContext, prompts: list[Prompt]) -> list[Judgment]:
+    return _judge(ctx, prompts, _completions_of(ctx, prompts))
+
+
+def judge_stats(ctx: StageContext, prompts: list[Prompt], judgments: list[Judgment]) -> dict:
     from selfplay.judge.judging import judgment_stats
 
-    prompts = read_records(ctx.input("prompts", PROMPTS), Prompt)
-    completions = read_records(ctx.input("generate", COMPLETIONS), Completion)
-    judgments = _judge(ctx, prompts, completions)
-    write_records(ctx.out / JUDGMENTS, judgments)
     return judgment_stats(judgments)
 
 
-def run_logprobs(ctx: StageContext) -> dict:
+def logprobs_shard(ctx: StageContext, prompts: list[Prompt]) -> list[SequenceLogprob]:
     from selfplay.logprobs.stage import teacher_forced_logprobs
 
-    prompts = read_records(ctx.input("prompts", PROMPTS), Prompt)
-    completions = read_records(ctx.input("generate", COMPLETIONS), Completion)
-    records = teacher_forced_logprobs(ctx.policy, prompts, completions, ctx.config.logprobs, ctx.config.model)
-    write_records(ctx.out / LOGPROBS, records)
+    completions = _completions_of(ctx, prompts)
+    return teacher_forced_logprobs(ctx.policy, prompts, completions, ctx.config.logprobs, ctx.config.model)
+
+
+def logprobs_stats(ctx: StageContext, prompts: list[Prompt], records: list[SequenceLogprob]) -> dict:
     return {"sequences": len(records), "tokens": sum(r.num_tokens for r in records)}
+
+
+@dataclass(frozen=True)
+class ShardedStage:
+    """A stage that splits the iteration's prompts into shards, each writing its own part."""
+
+    output: str
+    record: type
+    run_shard: Callable[[StageContext, list[Prompt]], list]
+    stats: Callable[[StageContext, list[Prompt], list], dict]
+
+
+SHARDED: dict[str, ShardedStage] = {
+    "generate": ShardedStage(COMPLETIONS, Completion, generate_shard, generate_stats),
+    "judge": ShardedStage(JUDGMENTS, Judgment, judge_shard, judge_stats),
+    "logprobs": ShardedStage(LOGPROBS, SequenceLogprob, logprobs_shard, logprobs_stats),
+}
 
 
 def run_selection(ctx: StageContext) -> dict:
@@ -153,20 +183,19 @@ def run_evaluate(ctx: StageContext) -> dict:
 
 StageFn = Callable[[StageContext], dict]
 
+STAGE_ORDER = ["prompts", "generate", "judge", "logprobs", "selection", "train", "evaluate"]
 STAGES: dict[str, StageFn] = {
     "prompts": run_prompts,
-    "generate": run_generate,
-    "judge": run_judge,
-    "logprobs": run_logprobs,
     "selection": run_selection,
     "train": run_train,
     "evaluate": run_evaluate,
 }
+"""Unsharded stages; generate, judge and logprobs are in SHARDED and run through loop/shards.py."""
 
 
 def stages_for(config: Config) -> list[str]:
     """The stages an iteration runs, in order, for this config."""
-    names = list(STAGES)
+    names = list(STAGE_ORDER)
     if config.logprobs.source != "teacher_forcing":
         names.remove("logprobs")
     if not config.evaluate.enabled:

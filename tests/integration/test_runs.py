@@ -101,7 +101,31 @@ def test_killed_run_resumes_and_equals_the_uninterrupted_run(vllm_run, tmp_path)
         marker = run_dir / "iter_000" / s / "_SUCCESS"
         assert marker.read_text() == finished[s] and marker.stat().st_mtime_ns == finished_mtimes[s]
     assert not (run_dir / "iter_001" / ".generate.partial").exists()
+    assert_same_records(run_dir, reference, 2)
+
+
+@pytest.mark.vllm
+def test_two_parallel_shard_processes_equal_the_unsharded_run(vllm_run, tmp_path):
+    reference, ref_proc = vllm_run
+    assert ref_proc.returncode == 0
+    proc = run_cli(
+        "debug=tiny",
+        "generate.backend=vllm",
+        "loop.shards=2",
+        "loop.shard_workers=2",
+        f"loop.output_dir={tmp_path}",
+    )
+    run_dir = tmp_path / "default"
+    check_finished_run(run_dir, proc, 2, "vllm")
     for t in range(2):
+        for stage in ("generate", "judge"):
+            for shard in range(2):
+                assert (run_dir / "logs" / f"iter_{t:03d}-{stage}-shard-{shard:05d}-of-00002.log").is_file()
+    assert_same_records(run_dir, reference, 2)
+
+
+def assert_same_records(run_dir, reference, iterations):
+    for t in range(iterations):
         for rel in (
             "generate/completions.jsonl",
             "judge/judgments.jsonl",

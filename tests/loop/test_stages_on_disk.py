@@ -10,7 +10,7 @@ from selfplay.loop.layout import RunLayout
 from selfplay.loop.markers import read_marker
 from selfplay.loop.stages import STAGES, StageContext
 
-NAMES = ["prompts", "generate", "judge"]
+NAMES = ["prompts", "selection", "train"]
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def fake_stages(monkeypatch):
         def run(ctx):
             calls.append((ctx.iteration, name))
             (ctx.out / "out.txt").write_text(name)
-            if name == "judge" and ctx.iteration == 1 and fail.get("on"):
+            if name == "train" and ctx.iteration == 1 and fail.get("on"):
                 raise RuntimeError("boom")
             return {"n": 1}
 
@@ -46,14 +46,14 @@ def test_finished_stages_are_skipped_and_failures_leave_no_marker(tmp_path, fake
     fail["on"] = True
     with pytest.raises(RuntimeError):
         run_all(layout)
-    assert read_marker(layout.marker(1, "judge")) is None and not layout.stage_dir(1, "judge").exists()
-    assert layout.partial_dir(1, "judge").exists()  # left for inspection, cleared on the rerun
+    assert read_marker(layout.marker(1, "train")) is None and not layout.stage_dir(1, "train").exists()
+    assert layout.partial_dir(1, "train").exists()  # left for inspection, cleared on the rerun
     fail["on"] = False
     calls.clear()
     run_all(layout)
-    assert calls == [(1, "judge")]
-    assert not layout.partial_dir(1, "judge").exists()
-    assert (layout.stage_dir(1, "judge") / "out.txt").read_text() == "judge"
+    assert calls == [(1, "train")]
+    assert not layout.partial_dir(1, "train").exists()
+    assert (layout.stage_dir(1, "train") / "out.txt").read_text() == "train"
 
 
 def test_a_changed_fingerprint_reruns_the_stage(tmp_path, fake_stages):
@@ -61,19 +61,19 @@ def test_a_changed_fingerprint_reruns_the_stage(tmp_path, fake_stages):
     layout = RunLayout(tmp_path)
     run_all(layout)
     calls.clear()
-    ctx = StageContext(Config(), layout, 0, layout.partial_dir(0, "generate"), "pi", "pi0")
-    orchestrator.run_stage(ctx, "generate", "other")
-    assert calls == [(0, "generate")]
+    ctx = StageContext(Config(), layout, 0, layout.partial_dir(0, "selection"), "pi", "pi0")
+    orchestrator.run_stage(ctx, "selection", "other")
+    assert calls == [(0, "selection")]
 
 
 def test_restart_from_invalidates_the_stage_and_everything_after(tmp_path, fake_stages):
     calls, _ = fake_stages
     layout = RunLayout(tmp_path)
     run_all(layout, iterations=3)
-    orchestrator.invalidate_from(layout, 1, "generate", NAMES, 3)
+    orchestrator.invalidate_from(layout, 1, "selection", NAMES, 3)
     calls.clear()
     run_all(layout, iterations=3)
-    assert calls == [(1, "generate"), (1, "judge"), (2, "prompts"), (2, "generate"), (2, "judge")]
+    assert calls == [(1, "selection"), (1, "train"), (2, "prompts"), (2, "selection"), (2, "train")]
 
 
 @pytest.mark.parametrize("value", ["x/train", "1/bogus", "1", "9/train"])

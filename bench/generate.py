@@ -1,0 +1,185 @@
+"""Generation throughput, side by side in one run on one model, prompts and settings:
+
+  ours-vllm  selfplay's vllm backend (VllmEngine.generate + record building)
+  raw-vllm   vllm.LLM.generate with the same SamplingParams, without our wrapper
+  ours-hf    selfplay's transformers backend (hf_generate + record building)
+
+Steady state: each engine/model is started and warmed up first; engine start times are reported
+apart. Prints tokens/s of each and the ratios ours-vllm/ours-hf and ours-vllm/raw-vllm.
+
+  python bench/generate.py [--out results/generate_bench_cpu.md] [--reps 3]
+
+Default model: a random-weight Llama of ~34M parameters (hidden 512, 8 layers, 8 heads, MLP 2048)
+with the built-in tiny tokenizer: 32 bundled prompts x 4 samples x 64 new tokens (end-of-sequence
+ignored so every engine produces the same number of tokens).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def build_model(folder: str, hidden: int, layers: int, heads: int, mlp: int) -> int:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from selfplay.config import TinyModelConfig
+    from selfplay.models.loading import load_tokenizer
+    from selfplay.models.tiny import tiny_model_path
+
+    tok = load_tokenizer(str(tiny_model_path(TinyModelConfig())))
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=mlp,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    model = LlamaForCausalLM(cfg)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return sum(p.numel() for p in model.parameters())
+
+
+def timed(fn, reps: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(reps):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--prompts", type=int, default=32)
+    ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--hidden", type=int, default=512)
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--mlp", type=int, default=2048)
+    args = ap.parse_args()
+
+    import torch
+    import vllm
+    from vllm import LLM, SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    from selfplay.config import GenerateConfig, PromptsConfig
+    from selfplay.data.prompts import load_prompt_pool
+    from selfplay.generate.hf_backend import hf_generate
+    from selfplay.generate.sampling import make_requests, to_completions
+    from selfplay.generate.vllm_backend import VllmEngine
+    from selfplay.models.loading import load_causal_lm, load_tokenizer
+
+    folder = tempfile.mkdtemp(prefix="bench-generate-")
+    n_params = build_model(folder, args.hidden, args.layers, args.heads, args.mlp)
+    tok = load_tokenizer(folder)
+    prompts = load_prompt_pool(PromptsConfig()).pool[: args.prompts]
+    gen = GenerateConfig(backend="vllm", num_samples=args.samples, max_tokens=args.tokens, ignore_eos=True)
+    requests = make_requests(tok, prompts, gen.seed, "bench")
+    total_tokens = len(requests) * args.samples * args.tokens
+    rows = {}
+
+    start = time.perf_counter()
+    engine = VllmEngine(folder, gen, "auto", False)
+    start_ours = time.perf_counter() - start
+    engine.generate(requests[:2], gen, args.samples)  # warm-up
+    t, comps = timed(
+        lambda: to_completions(tok, requests, engine.generate(requests, gen, args.samples), 0, folder),
+        args.reps,
+    )
+    assert sum(c.num_tokens for c in comps) == total_tokens
+    rows["ours-vllm"] = (t, start_ours)
+    engine.close()
+
+    start = time.perf_counter()
+    llm = LLM(
+        model=folder,
+        dtype="float32",
+        max_model_len=gen.max_model_len,
+        enforce_eager=True,
+        seed=0,
+        logprobs_mode="raw_logprobs",
+        kv_cache_memory_bytes=int(gen.cpu_kv_cache_gib * 2**30),
+    )
+    start_raw = time.perf_counter() - start
+    params = [
+        SamplingParams(
+            n=args.samples,
+            temperature=gen.temperature,
+            top_p=gen.top_p,
+            max_tokens=args.tokens,
+            seed=r.seed,
+            logprobs=0,
+            ignore_eos=True,
+            detokenize=False,
+        )
+        for r in requests
+    ]
+    inputs = [TokensPrompt(prompt_token_ids=r.prompt_ids) for r in requests]
+    llm.generate(inputs[:2], params[:2], use_tqdm=False)
+    t, outs = timed(lambda: llm.generate(inputs, params, use_tqdm=False), args.reps)
+    assert sum(len(c.token_ids) for o in outs for c in o.outputs) == total_tokens
+    rows["raw-vllm"] = (t, start_raw)
+
+    start = time.perf_counter()
+    model = load_causal_lm(folder, "float32", device="cpu")
+    start_hf = time.perf_counter() - start
+    hf_generate(model, tok, requests[:1], gen, args.samples)
+    t, comps = timed(
+        lambda: to_completions(
+            tok, requests, hf_generate(model, tok, requests, gen, args.samples), 0, folder
+        ),
+        args.reps,
+    )
+    assert sum(c.num_tokens for c in comps) == total_tokens
+    rows["ours-hf"] = (t, start_hf)
+
+    lines = [
+        f"# Generation throughput ({time.strftime('%Y-%m-%d')})",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, CUDA {torch.cuda.is_available()}; torch "
+        f"{torch.__version__}, vllm {vllm.__version__}.",
+        f"Model: random-weight Llama, {n_params / 1e6:.1f}M parameters (hidden {args.hidden}, {args.layers} layers, "
+        f"{args.heads} heads, MLP {args.mlp}), fp32. Workload: {len(requests)} prompts x {args.samples} samples x "
+        f"{args.tokens} new tokens = {total_tokens} tokens; median of {args.reps} timed runs after a warm-up.",
+        "",
+        "| engine | seconds | tokens/s | start-up s |",
+        "|---|---|---|---|",
+    ]
+    for name, (secs, startup) in rows.items():
+        lines.append(f"| {name} | {secs:.2f} | {total_tokens / secs:,.0f} | {startup:.1f} |")
+    tps = {k: total_tokens / v[0] for k, v in rows.items()}
+    lines += [
+        "",
+        f"ours-vllm / ours-hf = {tps['ours-vllm'] / tps['ours-hf']:.2f}x (goal >= 2x)",
+        f"ours-vllm / raw-vllm = {tps['ours-vllm'] / tps['raw-vllm']:.1%} (goal >= 90%)",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

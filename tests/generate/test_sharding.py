@@ -1,0 +1,92 @@
+"""Sharded generation: the same records from 1 shard or 3, and finished shards kept on a rerun."""
+
+from dataclasses import replace
+
+import pytest
+
+from selfplay.config import Config, GenerateConfig, LoopConfig, PromptsConfig
+from selfplay.data.jsonl import read_jsonl
+from selfplay.errors import SelfplayError
+from selfplay.loop import orchestrator
+from selfplay.loop.layout import RunLayout
+from selfplay.loop.shards import part_path, shard_slice
+from selfplay.loop.stages import StageContext
+
+
+def test_shard_slices_are_contiguous_and_cover_everything():
+    items = list(range(10))
+    parts = [shard_slice(items, i, 3) for i in range(3)]
+    assert parts == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert [shard_slice(items, i, 10) for i in range(10)] == [[i] for i in items]
+
+
+def run_generate(tmp_path, policy, shards, backend):
+    cfg = Config(
+        prompts=PromptsConfig(per_iteration=7),
+        generate=GenerateConfig(backend=backend, num_samples=3, max_tokens=12),
+        loop=LoopConfig(shards=shards),
+    )
+    layout = RunLayout(tmp_path / f"shards{shards}")
+    for stage in ("prompts", "generate"):
+        ctx = StageContext(cfg, layout, 0, layout.partial_dir(0, stage), policy, policy)
+        orchestrator.run_stage(ctx, stage, "fp")
+    return layout, read_jsonl(layout.stage_dir(0, "generate") / "completions.jsonl")
+
+
+@pytest.mark.vllm
+def test_one_shard_equals_three_shards_vllm(tiny_policy, tmp_path):
+    _, one = run_generate(tmp_path, tiny_policy, 1, "vllm")
+    _, three = run_generate(tmp_path, tiny_policy, 3, "vllm")
+    assert len(one) == 21 and one == three
+
+
+def test_one_shard_equals_three_shards_hf(tiny_policy, tmp_path):
+    _, one = run_generate(tmp_path, tiny_policy, 1, "hf")
+    _, three = run_generate(tmp_path, tiny_policy, 3, "hf")
+    assert one == three
+
+
+def test_rerun_redoes_only_missing_shards(tiny_policy, tmp_path, monkeypatch):
+    from selfplay.loop import stages
+
+    cfg = Config(
+        prompts=PromptsConfig(per_iteration=6),
+        generate=GenerateConfig(backend="hf", max_tokens=8),
+        loop=LoopConfig(shards=3),
+    )
+    layout = RunLayout(tmp_path)
+    ctx = StageContext(cfg, layout, 0, layout.partial_dir(0, "prompts"), tiny_policy, tiny_policy)
+    orchestrator.run_stage(ctx, "prompts", "fp")
+    ctx = StageContext(cfg, layout, 0, layout.partial_dir(0, "generate"), tiny_policy, tiny_policy)
+    real = stages.SHARDED["generate"].run_shard
+    calls, die = [], {"at_call": 2}
+
+    def flaky(c, prompts):
+        calls.append(prompts[0].prompt_id)
+        if len(calls) == die.get("at_call"):
+            die.clear()
+            raise RuntimeError("shard died")
+        return real(c, prompts)
+
+    monkeypatch.setitem(stages.SHARDED, "generate", replace(stages.SHARDED["generate"], run_shard=flaky))
+    with pytest.raises(RuntimeError):
+        orchestrator.run_stage(ctx, "generate", "fp")
+    assert part_path(ctx.out, 0, 3).exists() and not part_path(ctx.out, 1, 3).exists()
+    calls.clear()
+    orchestrator.run_stage(ctx, "generate", "fp")
+    assert len(calls) == 2  # shards 1 and 2 only
+    assert len(read_jsonl(layout.stage_dir(0, "generate") / "completions.jsonl")) == 6 * 4
+
+
+def test_more_shards_than_prompts(tiny_policy, tmp_path):
+    cfg = Config(prompts=PromptsConfig(per_iteration=2), loop=LoopConfig(shards=3))
+    layout = RunLayout(tmp_path)
+    for stage in ("prompts", "generate"):
+        ctx = StageContext(cfg, layout, 0, layout.partial_dir(0, stage), tiny_policy, tiny_policy)
+        if stage == "generate":
+            with pytest.raises(
+                SelfplayError, match="loop.shards=3 must be between 1 and the iteration's 2 prompts"
+            ):
+                orchestrator.run_stage(ctx, stage, "fp")
+        else:
+            orchestrator.run_stage(ctx, stage, "fp")
