@@ -25,7 +25,9 @@ PromptSource = Choice("PromptSource", [(n, n) for n in ("bundled", "file", "hf")
 Backend = Choice("Backend", [(n, n) for n in ("auto", "vllm", "hf")])
 JudgeKind = Choice("JudgeKind", [(n, n) for n in ("rule", "reward_model")])
 LogprobSource = Choice("LogprobSource", [(n, n) for n in ("generation", "teacher_forcing")])
-Pairing = Choice("Pairing", [(n, n) for n in ("best_vs_worst",)])
+Pairing = Choice("Pairing", [(n, n) for n in ("best_vs_worst", "best_vs_random", "random_pair", "all_pairs")])
+SelectionPool = Choice("SelectionPool", [(n, n) for n in ("iteration", "all")])
+Nonfinite = Choice("Nonfinite", [(n, n) for n in ("drop", "error")])
 Metric = Choice(
     "Metric",
     [
@@ -176,9 +178,16 @@ class SelectionConfig:
     """Pairing per prompt, margins, the selection metric and top-k."""
 
     pairing: Pairing = Pairing.best_vs_worst
-    """Chosen = highest reward, rejected = lowest."""
+    """best_vs_worst: highest vs lowest reward; best_vs_random: highest vs a random other;
+    random_pair: two random responses; all_pairs: every pair whose margin >= min_margin."""
+    min_margin: float = 0.0
+    """all_pairs only: smallest explicit margin a pair needs (ties never pair)."""
     exclude_truncated: bool = False
     """Drop responses cut at max_tokens before pairing."""
+    on_nonfinite: Nonfinite = Nonfinite.drop
+    """NaN/inf rewards or log-probs: drop and count them, or stop with an error."""
+    pool: SelectionPool = SelectionPool.iteration
+    """Rank this iteration's pairs (iteration) or all pairs of this and earlier iterations (all)."""
     metric: Metric = Metric.alignment_potential
     """Score used to rank pairs (higher = kept)."""
     weight: float = 1.0
@@ -192,7 +201,7 @@ class SelectionConfig:
     count: int | None = None
     """Keep exactly this many pairs (at most the pool)."""
     seed: int = 0
-    """Seed of the `random` metric."""
+    """Seed of the `random` metric and of the random pairing strategies."""
 
 
 @dataclass
@@ -282,10 +291,51 @@ class Config:
     task: TaskConfig = field(default_factory=TaskConfig)
 
 
+@dataclass
+class ColumnsConfig:
+    """Column names of a preference dataset (offline selection)."""
+
+    prompt: str = "prompt"
+    """Prompt: a string or a list of chat messages."""
+    chosen: str = "chosen"
+    """Chosen response: a string, or chat messages whose last assistant message is the response."""
+    rejected: str = "rejected"
+    """Rejected response, same forms as `chosen`."""
+    id: str | None = None
+    """Stable row id (ties in the ranking break by it); null = the row number."""
+    chosen_reward: str = "score_chosen"
+    """Explicit reward of the chosen response (UltraFeedback's name); computed with `judge` if absent."""
+    rejected_reward: str = "score_rejected"
+    """Explicit reward of the rejected response; computed with `judge` if absent."""
+    chosen_implicit: str = "implicit_chosen"
+    """Implicit reward of the chosen response, in the `selection.implicit_reward` form; computed by
+    teacher forcing with `model` if absent."""
+    rejected_implicit: str = "implicit_rejected"
+    """Implicit reward of the rejected response; computed with `model` if absent."""
+
+
+@dataclass
+class OfflineSelectConfig:
+    """`python -m selfplay.select`: select pairs of an existing preference dataset."""
+
+    input: str | None = None
+    """Parquet, JSONL/JSON file, or a `datasets` folder (save_to_disk) or hub name."""
+    output: str | None = None
+    """Folder for selected.jsonl, scored.jsonl and summary.json."""
+    split: str = "train"
+    """Split of a datasets folder / hub dataset."""
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    logprobs: LogprobsConfig = field(default_factory=LogprobsConfig)
+
+
 def register_configs() -> None:
     """Register the schema so that `conf/config.yaml` composes on top of it."""
     cs = ConfigStore.instance()
     cs.store(name="schema", node=Config)
+    cs.store(name="select_schema", node=OfflineSelectConfig)
     for group, node in [
         ("model", ModelConfig),
         ("prompts", PromptsConfig),

@@ -24,7 +24,11 @@ SECTIONS = [
     "train",
     "evaluate",
     "loop",
+    "task",
 ]
+"""Sections of `python -m selfplay.run`'s config, in README order."""
+SELECT_SECTIONS = ["", "columns"]
+"""Sections of `python -m selfplay.select`'s own fields (its selection/judge/model/logprobs are the above)."""
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -59,30 +63,37 @@ def _choices(annotation) -> str:
     return ""
 
 
+def section(root, path: str, title: str) -> list[str]:
+    node = root
+    for part in filter(None, path.split(".")):
+        node = getattr(node, part)
+    cls = type(node)
+    docs = field_docs(cls)
+    lines = [
+        f"### {title}",
+        "",
+        (cls.__doc__ or "").strip(),
+        "",
+        "| key | default | meaning |",
+        "|---|---|---|",
+    ]
+    for f in dataclasses.fields(cls):
+        value = getattr(node, f.name)
+        if dataclasses.is_dataclass(value):
+            continue
+        key = f"{path}.{f.name}" if path else f.name
+        doc = docs.get(f.name, "").replace("|", "\\|")
+        lines.append(f"| `{key}` | `{_value(value)}` | {doc}{_choices(f.type)} |")
+    return [*lines, ""]
+
+
 def reference() -> str:
-    root = schema.Config()
     lines = []
-    for section in SECTIONS:
-        node = root
-        for part in section.split("."):
-            node = getattr(node, part)
-        cls = type(node)
-        docs = field_docs(cls)
-        lines += [
-            f"### `{section}`",
-            "",
-            (cls.__doc__ or "").strip(),
-            "",
-            "| key | default | meaning |",
-            "|---|---|---|",
-        ]
-        for f in dataclasses.fields(cls):
-            value = getattr(node, f.name)
-            if dataclasses.is_dataclass(value):
-                continue
-            doc = docs.get(f.name, "").replace("|", "\\|")
-            lines.append(f"| `{section}.{f.name}` | `{_value(value)}` | {doc}{_choices(f.type)} |")
-        lines.append("")
+    for path in SECTIONS:
+        lines += section(schema.Config(), path, f"`{path}`")
+    for path in SELECT_SECTIONS:
+        title = f"`python -m selfplay.select`{': `' + path + '`' if path else ''}"
+        lines += section(schema.OfflineSelectConfig(), path, title)
     return "\n".join(lines)
 
 

@@ -59,15 +59,34 @@ class RewardModel:
         encoded = [ids[: self.cfg.max_length] for ids in encoded]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         rewards = [0.0] * len(encoded)
-        for start in range(0, len(order), self.cfg.batch_size):
-            idx = order[start : start + self.cfg.batch_size]
-            batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
-            with torch.inference_mode():
-                out = self.model(**{k: v.to(self.device) for k, v in batch.items()})
-            values = self._scalar(out).float().cpu().tolist()
+        batch_size, start = self.cfg.batch_size, 0
+        while start < len(order):
+            idx = order[start : start + batch_size]
+            try:
+                values = self._forward([encoded[i] for i in idx])
+            except torch.OutOfMemoryError:
+                if batch_size == 1:
+                    raise SelfplayError(
+                        f"judge: the reward model runs out of memory on one sequence of {len(encoded[idx[0]])} "
+                        "tokens; lower judge.max_length"
+                    ) from None
+                batch_size = max(1, batch_size // 2)
+                log.warning("judge: out of memory; retrying with batch size %d", batch_size)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                continue
             for i, v in zip(idx, values):
                 rewards[i] = float(v)
+            start += len(idx)
         return rewards, truncated
+
+    def _forward(self, rows: list[list[int]]) -> list[float]:
+        import torch
+
+        batch = self.tokenizer.pad({"input_ids": rows}, return_tensors="pt")
+        with torch.inference_mode():
+            out = self.model(**{k: v.to(self.device) for k, v in batch.items()})
+        return self._scalar(out).float().cpu().tolist()
 
     def _scalar(self, out):
         if self.cfg.score_attribute:

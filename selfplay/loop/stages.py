@@ -134,7 +134,12 @@ def run_selection(ctx: StageContext) -> dict:
             for r in read_records(ctx.input("logprobs", LOGPROBS), SequenceLogprob)
         }
     cands = candidates(completions, judgments, str(cfg.selection.implicit_reward), logprobs)
-    pairs, stats = pair_and_select(prompts, cands, cfg.selection, ctx.iteration)
+    earlier = []
+    if cfg.selection.pool == "all":  # each file holds its iteration's own pairs and earlier ones
+        for t in range(ctx.iteration):
+            path = ctx.layout.stage_dir(t, "selection") / PAIRS
+            earlier += [p for p in read_records(path, Pair) if p.iteration == t]
+    pairs, stats = pair_and_select(prompts, cands, cfg.selection, ctx.iteration, earlier)
     write_records(ctx.out / PAIRS, pairs)
     return stats
 

@@ -1,8 +1,10 @@
-"""Per-prompt pairing of judged responses into (chosen, rejected), with every drop counted."""
+"""Per-prompt pairing of judged responses into (chosen, rejected) by a chosen strategy, with every
+drop counted."""
 
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter
 from dataclasses import dataclass
 
@@ -28,12 +30,49 @@ def best_vs_worst(cands: list[Candidate]) -> tuple[Candidate, Candidate]:
     return chosen, rejected
 
 
+def _ordered(a: Candidate, b: Candidate) -> tuple[Candidate, Candidate]:
+    """(higher reward, lower reward); equal rewards keep the lower sample index first."""
+    return (a, b) if (-a.reward, a.sample_index) <= (-b.reward, b.sample_index) else (b, a)
+
+
+def candidate_pairs(
+    cands: list[Candidate], strategy: str, rng: random.Random, min_margin: float
+) -> list[tuple[Candidate, Candidate]]:
+    """(chosen, rejected) candidates of one prompt under a pairing strategy (before drops)."""
+    cands = sorted(cands, key=lambda c: c.sample_index)
+    if strategy == "best_vs_worst":
+        return [best_vs_worst(cands)]
+    if strategy == "best_vs_random":
+        best = best_vs_worst(cands)[0]
+        return [(best, rng.choice([c for c in cands if c is not best]))]
+    if strategy == "random_pair":
+        return [_ordered(*rng.sample(cands, 2))]
+    if strategy == "all_pairs":
+        return [
+            (a, b)
+            for a in cands
+            for b in cands
+            if a is not b and a.reward - b.reward >= min_margin and a.reward > b.reward
+        ]
+    raise ValueError(f"selection.pairing: unknown strategy '{strategy}' (known: {', '.join(PAIRINGS)})")
+
+
+PAIRINGS = ("best_vs_worst", "best_vs_random", "random_pair", "all_pairs")
+
+
 def make_pairs(
-    prompts: list[Prompt], candidates: list[Candidate], iteration: int, exclude_truncated: bool = False
+    prompts: list[Prompt],
+    candidates: list[Candidate],
+    iteration: int,
+    exclude_truncated: bool = False,
+    strategy: str = "best_vs_worst",
+    min_margin: float = 0.0,
+    seed: int = 0,
 ) -> tuple[list[Pair], dict[str, int]]:
-    """One best-vs-worst pair per prompt. Dropped and counted: non-finite rewards or implicit
-    rewards, truncated responses (if excluded), prompts with < 2 responses left, all-tied rewards,
-    identical chosen/rejected text."""
+    """Pairs per prompt under `strategy`. Dropped and counted: responses with non-finite reward or
+    implicit reward, truncated responses (if excluded), prompts with < 2 responses left, pairs whose
+    rewards tie, pairs with identical chosen and rejected text, and (all_pairs) prompts with no pair
+    reaching `min_margin`. Random strategies draw from a generator seeded by (seed, iteration, prompt)."""
     counts: Counter[str] = Counter()
     by_prompt: dict[str, list[Candidate]] = {}
     for c in candidates:
@@ -50,30 +89,37 @@ def make_pairs(
         if len(cands) < 2:
             counts["too_few_responses"] += 1
             continue
-        chosen, rejected = best_vs_worst(cands)
-        if chosen.reward == rejected.reward:
-            counts["all_tied"] += 1
-            continue
-        if chosen.text == rejected.text:
-            counts["identical"] += 1
-            continue
-        pairs.append(
-            Pair(
-                pair_id=f"{iteration:03d}-{p.prompt_id}",
-                prompt_id=p.prompt_id,
-                messages=p.messages,
-                chosen=chosen.text,
-                rejected=rejected.text,
-                chosen_index=chosen.sample_index,
-                rejected_index=rejected.sample_index,
-                chosen_reward=chosen.reward,
-                rejected_reward=rejected.reward,
-                chosen_implicit=chosen.implicit,
-                rejected_implicit=rejected.implicit,
-                explicit_margin=chosen.reward - rejected.reward,
-                implicit_margin=chosen.implicit - rejected.implicit,
-                iteration=iteration,
-            )
-        )
+        rng = random.Random(f"{seed}/{iteration}/{p.prompt_id}")
+        found = candidate_pairs(cands, strategy, rng, min_margin)
+        if strategy == "all_pairs" and not found:
+            counts["no_pair_over_min_margin"] += 1
+        for chosen, rejected in found:
+            if chosen.reward == rejected.reward:
+                counts["tied"] += 1
+                continue
+            if chosen.text == rejected.text:
+                counts["identical"] += 1
+                continue
+            suffix = f"-{chosen.sample_index}-{rejected.sample_index}" if strategy == "all_pairs" else ""
+            pairs.append(to_pair(p, chosen, rejected, iteration, f"{iteration:03d}-{p.prompt_id}{suffix}"))
     stats = {"prompts": len(prompts), "pairs": len(pairs), **dict(counts)}
     return pairs, stats
+
+
+def to_pair(p: Prompt, chosen: Candidate, rejected: Candidate, iteration: int, pair_id: str) -> Pair:
+    return Pair(
+        pair_id=pair_id,
+        prompt_id=p.prompt_id,
+        messages=p.messages,
+        chosen=chosen.text,
+        rejected=rejected.text,
+        chosen_index=chosen.sample_index,
+        rejected_index=rejected.sample_index,
+        chosen_reward=chosen.reward,
+        rejected_reward=rejected.reward,
+        chosen_implicit=chosen.implicit,
+        rejected_implicit=rejected.implicit,
+        explicit_margin=chosen.reward - rejected.reward,
+        implicit_margin=chosen.implicit - rejected.implicit,
+        iteration=iteration,
+    )

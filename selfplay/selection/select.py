@@ -9,6 +9,7 @@ import numpy as np
 
 from selfplay.config import SelectionConfig
 from selfplay.data.records import Completion, Judgment, Pair, Prompt
+from selfplay.errors import SelfplayError
 from selfplay.selection.metrics import MetricParams, resolve_k, score, top_k
 from selfplay.selection.pairing import Candidate, make_pairs
 
@@ -63,21 +64,44 @@ def select_pairs(pairs: list[Pair], cfg: SelectionConfig, seed_salt: int = 0) ->
 
 
 def selection_stats(pairs: list[Pair]) -> dict[str, float]:
+    """Pool and kept sizes, and the margin distributions before (pool) and after (kept) selection."""
     kept = [p for p in pairs if p.kept]
     stats: dict[str, float] = {"pool": len(pairs), "kept": len(kept)}
     for name, group in (("pool", pairs), ("kept", kept)):
-        if group:
-            stats[f"{name}_mean_explicit_margin"] = float(np.mean([p.explicit_margin for p in group]))
-            stats[f"{name}_mean_implicit_margin"] = float(np.mean([p.implicit_margin for p in group]))
-            stats[f"{name}_mean_abs_implicit_margin"] = float(
-                np.mean([abs(p.implicit_margin) for p in group])
-            )
+        if not group:
+            continue
+        d_ex = np.array([p.explicit_margin for p in group])
+        d_im = np.array([p.implicit_margin for p in group])
+        stats[f"{name}_mean_explicit_margin"] = float(d_ex.mean())
+        stats[f"{name}_mean_implicit_margin"] = float(d_im.mean())
+        stats[f"{name}_mean_abs_implicit_margin"] = float(np.abs(d_im).mean())
+        for q, ex, im in zip(
+            ("p10", "p50", "p90"), np.quantile(d_ex, [0.1, 0.5, 0.9]), np.quantile(d_im, [0.1, 0.5, 0.9])
+        ):
+            stats[f"{name}_explicit_margin_{q}"] = float(ex)
+            stats[f"{name}_implicit_margin_{q}"] = float(im)
     return stats
 
 
 def pair_and_select(
-    prompts: list[Prompt], cands: list[Candidate], cfg: SelectionConfig, iteration: int
+    prompts: list[Prompt],
+    cands: list[Candidate],
+    cfg: SelectionConfig,
+    iteration: int,
+    earlier: list[Pair] = (),  # type: ignore[assignment]
 ) -> tuple[list[Pair], dict[str, float]]:
-    pairs, pair_counts = make_pairs(prompts, cands, iteration, cfg.exclude_truncated)
-    selected = select_pairs(pairs, cfg, seed_salt=iteration)
-    return selected, {**pair_counts, **selection_stats(selected)}
+    """Pair this iteration's candidates and select over the pool: these pairs, plus `earlier` ones
+    (re-scored together with them) when `selection.pool=all`."""
+    if cfg.on_nonfinite == "error":
+        bad = next((c for c in cands if not (math.isfinite(c.reward) and math.isfinite(c.implicit))), None)
+        if bad is not None:
+            raise SelfplayError(
+                f"selection: prompt {bad.prompt_id} response {bad.sample_index} has reward {bad.reward} and "
+                f"implicit reward {bad.implicit} (selection.on_nonfinite=error; use drop to skip them)"
+            )
+    pairs, pair_counts = make_pairs(
+        prompts, cands, iteration, cfg.exclude_truncated, str(cfg.pairing), cfg.min_margin, cfg.seed
+    )
+    pool = [replace(p, score=None, rank=None, kept=False) for p in earlier] + pairs
+    selected = select_pairs(pool, cfg, seed_salt=iteration)
+    return selected, {**pair_counts, "pool_from_earlier": len(earlier), **selection_stats(selected)}

@@ -40,3 +40,23 @@ def test_truncation_is_flagged(tiny_reward_model):
 def test_missing_model_folder(tmp_path):
     with pytest.raises(SelfplayError, match="does not exist"):
         RewardModel(JudgeConfig(kind="reward_model", model_path=str(tmp_path / "nope")))
+
+
+def test_out_of_memory_halves_the_batch_and_retries(tiny_reward_model, monkeypatch):
+    import torch
+
+    items = [(MSGS, "honey " * n) for n in range(1, 8)]
+    rm = RewardModel(JudgeConfig(kind="reward_model", model_path=tiny_reward_model, batch_size=8), "cpu")
+    expected, _ = rm.score(items)
+    real, sizes = rm.model.forward, []
+
+    def forward(**kw):
+        sizes.append(kw["input_ids"].shape[0])
+        if kw["input_ids"].shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(**kw)
+
+    monkeypatch.setattr(rm.model, "forward", forward)
+    got, _ = rm.score(items)
+    assert got == pytest.approx(expected, abs=1e-5)
+    assert sizes[:3] == [7, 4, 2] and max(sizes[3:]) <= 2

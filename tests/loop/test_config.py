@@ -61,3 +61,15 @@ def test_readme_config_reference_is_current():
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert reference().strip() in readme, "README is stale: paste `python -m selfplay.config_doc` into it"
+
+
+def test_offline_select_config_composes():
+    from selfplay.config import OfflineSelectConfig
+
+    with initialize_config_module(config_module="selfplay.conf", version_base=None):
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.to_object(
+            compose(config_name="select", overrides=["input=x.jsonl", "selection.weight=2.5"])
+        )
+    assert isinstance(cfg, OfflineSelectConfig) and cfg.selection.weight == 2.5 and cfg.input == "x.jsonl"

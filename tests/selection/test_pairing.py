@@ -48,7 +48,7 @@ def test_all_tied_identical_and_too_few_are_dropped_and_counted():
     ]
     pairs, stats = make_pairs(prompts, cands, 0)
     assert [p.prompt_id for p in pairs] == ["ok"]
-    assert stats == {"prompts": 5, "pairs": 1, "all_tied": 1, "identical": 1, "too_few_responses": 2}
+    assert stats == {"prompts": 5, "pairs": 1, "tied": 1, "identical": 1, "too_few_responses": 2}
 
 
 def test_nonfinite_and_truncated_responses():
@@ -84,3 +84,65 @@ def test_pair_and_select_marks_kept_with_scores_and_ranks():
     assert sorted(p.rank for p in pairs) == [0, 1, 2, 3]
     assert stats["pool"] == 4 and stats["kept"] == 2
     assert all(p.score is not None for p in pairs)
+
+
+FOUR = [C("a", 0, "w", 0.1), C("a", 1, "x", 0.9), C("a", 2, "y", 0.5), C("a", 3, "z", 0.5)]
+
+
+def test_all_pairs_with_min_margin():
+    pairs, stats = make_pairs([P("a")], FOUR, 0, strategy="all_pairs", min_margin=0.35)
+    got = sorted((p.chosen_index, p.rejected_index) for p in pairs)
+    assert got == [(1, 0), (1, 2), (1, 3), (2, 0), (3, 0)]
+    assert {p.pair_id for p in pairs} >= {"000-a-1-0", "000-a-2-0"}
+    none, stats = make_pairs([P("a")], FOUR, 0, strategy="all_pairs", min_margin=5)
+    assert none == [] and stats["no_pair_over_min_margin"] == 1
+
+
+def test_best_vs_random_and_random_pair_are_seeded_per_prompt():
+    for strategy in ("best_vs_random", "random_pair"):
+        a, _ = make_pairs([P("a")], FOUR, 0, strategy=strategy, seed=1)
+        b, _ = make_pairs(
+            [P("b"), P("a")], FOUR + [C("b", 0, "q", 1.0), C("b", 1, "r", 0.0)], 0, strategy=strategy, seed=1
+        )
+        assert [(p.chosen_index, p.rejected_index) for p in a] == [
+            (p.chosen_index, p.rejected_index) for p in b if p.prompt_id == "a"
+        ]
+        assert all(p.chosen_reward > p.rejected_reward for p in a)
+    draws = {
+        make_pairs([P("a")], FOUR, 0, strategy="best_vs_random", seed=s)[0][0].rejected_index
+        for s in range(20)
+    }
+    assert draws == {0, 2, 3}  # every other response can be drawn; the best is always chosen
+
+
+def test_nonfinite_can_be_refused():
+    import pytest
+
+    from selfplay.errors import SelfplayError
+
+    cands = [C("a", 0, "x", float("inf")), C("a", 1, "y", 0.5)]
+    with pytest.raises(SelfplayError, match="prompt a response 0 has reward inf"):
+        pair_and_select([P("a")], cands, SelectionConfig(on_nonfinite="error"), 0)
+
+
+def test_pool_all_rescores_earlier_pairs_with_this_iterations():
+    first, _ = pair_and_select(
+        [P("a")], [C("a", 0, "x", 1.0, -1), C("a", 1, "y", 0.0, -1)], SelectionConfig(), 0
+    )
+    pairs, stats = pair_and_select(
+        [P("b"), P("c")],
+        [C("b", 0, "x", 3.0), C("b", 1, "y", 0.0), C("c", 0, "x", 2.0), C("c", 1, "y", 0.0)],
+        SelectionConfig(metric="explicit", ratio=0.67),
+        1,
+        earlier=first,
+    )
+    assert stats["pool"] == 3 and stats["pool_from_earlier"] == 1 and stats["kept"] == 2
+    assert [(p.pair_id, p.kept) for p in pairs] == [("000-a", False), ("001-b", True), ("001-c", True)]
+
+
+def test_selection_stats_quantiles_before_and_after():
+    prompts = [P(str(i)) for i in range(10)]
+    cands = [c for i in range(10) for c in (C(str(i), 0, "w", float(i + 1)), C(str(i), 1, "l", 0.0))]
+    _, stats = pair_and_select(prompts, cands, SelectionConfig(metric="explicit", ratio=0.5), 0)
+    assert stats["pool_explicit_margin_p50"] == 5.5 and stats["kept_explicit_margin_p50"] == 8.0
+    assert stats["kept_explicit_margin_p10"] == 6.4

@@ -1,0 +1,237 @@
+"""Offline selection of an existing preference dataset (the paper's fixed-dataset experiment):
+read rows, take rewards and implicit rewards from columns or compute the missing ones, score every
+pair over the whole dataset, keep the top-k, write them in TRL's preference format with every score.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selfplay.config import OfflineSelectConfig
+from selfplay.data.jsonl import write_jsonl
+from selfplay.data.prompts import to_messages
+from selfplay.data.records import Message, Pair
+from selfplay.errors import SelfplayError
+from selfplay.selection.select import implicit_reward, select_pairs, selection_stats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One preference row: the original fields plus the parsed prompt and response texts."""
+
+    row_id: str
+    data: dict[str, Any]
+    messages: list[Message]
+    chosen: str
+    rejected: str
+
+
+def read_table(path: str, split: str) -> list[dict[str, Any]]:
+    """Rows of a Parquet / JSONL / JSON file, a saved `datasets` folder, or a hub dataset."""
+    from selfplay.config import PromptsConfig, PromptSource
+    from selfplay.data.prompts import read_rows
+
+    p = Path(path)
+    source = PromptSource.file if p.is_file() else PromptSource.hf
+    if not p.exists() and "/" not in path.strip("/"):
+        raise SelfplayError(f"input: '{path}' does not exist")
+    try:
+        return read_rows(PromptsConfig(source=source, split=split), path)
+    except SelfplayError as err:
+        raise SelfplayError(
+            str(err).replace("prompts.path", "input").replace("no prompts", "no rows")
+        ) from None
+
+
+def response_text(value: Any, where: str, column: str) -> str:
+    """A response cell: a string, or chat messages whose last assistant message is the response."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        for m in reversed(value):
+            if isinstance(m, dict) and m.get("role") == "assistant" and "content" in m:
+                return str(m["content"])
+    raise SelfplayError(f"{where}: column '{column}' must be a string or messages with an assistant turn")
+
+
+def parse_rows(table: list[dict[str, Any]], cfg: OfflineSelectConfig) -> list[Row]:
+    cols = cfg.columns
+    if not table:
+        raise SelfplayError(f"{cfg.input}: the dataset is empty")
+    missing = [c for c in (cols.prompt, cols.chosen, cols.rejected) if c not in table[0]]
+    if missing:
+        raise SelfplayError(
+            f"{cfg.input}: missing column(s) {', '.join(missing)} (has: {', '.join(table[0])}; "
+            "set columns.prompt / columns.chosen / columns.rejected)"
+        )
+    rows = []
+    for i, data in enumerate(table):
+        where = f"{cfg.input}: row {i + 1}"
+        prompt = data[cols.prompt]
+        if isinstance(prompt, (list, tuple)) and prompt and prompt[-1].get("role") == "assistant":
+            prompt = list(prompt)[:-1]  # a conversation that ends with the response
+        row_id = str(data[cols.id]) if cols.id else f"{i:08d}"
+        rows.append(
+            Row(
+                row_id,
+                data,
+                to_messages(prompt, where, cols.prompt),
+                response_text(data[cols.chosen], where, cols.chosen),
+                response_text(data[cols.rejected], where, cols.rejected),
+            )
+        )
+    return rows
+
+
+def column_pair(rows: list[Row], a: str, b: str, what: str) -> list[tuple[float, float]] | None:
+    """Both columns as floats, or None when both are absent (then they get computed)."""
+    have = [c for c in (a, b) if c in rows[0].data]
+    if not have:
+        return None
+    if len(have) == 1:
+        raise SelfplayError(
+            f"{what}: column '{have[0]}' is present but '{({a, b} - set(have)).pop()}' is missing"
+        )
+    out = []
+    for i, r in enumerate(rows):
+        try:
+            out.append((float(r.data[a]), float(r.data[b])))
+        except (TypeError, ValueError):
+            raise SelfplayError(
+                f"row {i + 1}: {what} columns '{a}'/'{b}' must be numbers, got {r.data[a]!r}/{r.data[b]!r}"
+            ) from None
+    return out
+
+
+def compute_rewards(rows: list[Row], cfg: OfflineSelectConfig) -> list[tuple[float, float]]:
+    from selfplay.data.records import Completion, Prompt
+    from selfplay.judge.judging import judge_completions
+
+    prompts = [Prompt(r.row_id, r.messages) for r in rows]
+    completions = [
+        Completion(r.row_id, k, text, [], [], "stop")
+        for r in rows
+        for k, text in enumerate((r.chosen, r.rejected))
+    ]
+    reward_model = None
+    if cfg.judge.kind == "reward_model":
+        from selfplay.judge.reward_model import RewardModel
+
+        reward_model = RewardModel(cfg.judge)
+    rewards = [j.reward for j in judge_completions(cfg.judge, prompts, completions, reward_model)]
+    return list(zip(rewards[0::2], rewards[1::2]))
+
+
+def response_ids(tokenizer, messages: list[Message], response: str) -> tuple[list[int], list[int]]:
+    """(prompt ids, response ids) tokenised the way TRL's DPO trainer does it: the conversation with
+    the response rendered by the chat template, split where it leaves the generation prompt."""
+    from selfplay.generate.sampling import render_prompt_ids
+
+    prompt = render_prompt_ids(tokenizer, messages)
+    text = tokenizer.apply_chat_template(
+        [*messages, {"role": "assistant", "content": response}], tokenize=False
+    )
+    full = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if full[:2] == [tokenizer.bos_token_id] * 2:
+        full = full[1:]
+    common = next((i for i, (a, b) in enumerate(zip(prompt, full)) if a != b), min(len(prompt), len(full)))
+    return prompt[:common], full[common:]
+
+
+def compute_implicit(rows: list[Row], cfg: OfflineSelectConfig) -> list[tuple[float, float]]:
+    from selfplay.logprobs.teacher_forcing import response_logprobs
+    from selfplay.models.loading import load_causal_lm, load_tokenizer, resolve_policy_path
+
+    path = resolve_policy_path(cfg.model)
+    tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
+    model = load_causal_lm(path, str(cfg.model.dtype), cfg.model.trust_remote_code)
+    seqs = [response_ids(tokenizer, r.messages, text) for r in rows for text in (r.chosen, r.rejected)]
+    per_token = response_logprobs(model, seqs, cfg.logprobs.batch_size)
+    form = str(cfg.selection.implicit_reward)
+    values = [implicit_reward(float(sum(lp)), len(lp), form) for lp in per_token]
+    return list(zip(values[0::2], values[1::2]))
+
+
+def select_offline(cfg: OfflineSelectConfig) -> dict[str, Any]:
+    """Run offline selection as configured; returns the summary (also written to summary.json)."""
+    if not cfg.input or not cfg.output:
+        raise SelfplayError("select: both input=<dataset> and output=<folder> are required")
+    sel = cfg.selection
+    if sel.count is None and sel.ratio is not None and not 0 < sel.ratio <= 1:
+        raise SelfplayError(f"selection.ratio={sel.ratio} must be in (0, 1] (or set selection.count)")
+    rows = parse_rows(read_table(cfg.input, cfg.split), cfg)
+    c = cfg.columns
+    rewards = column_pair(rows, c.chosen_reward, c.rejected_reward, "reward")
+    implicit = column_pair(rows, c.chosen_implicit, c.rejected_implicit, "implicit reward")
+    computed = [name for name, v in (("rewards", rewards), ("implicit_rewards", implicit)) if v is None]
+    if rewards is None:
+        log.info("computing rewards of %d rows with judge %s", len(rows), cfg.judge.kind)
+        rewards = compute_rewards(rows, cfg)
+    if implicit is None:
+        log.info("computing implicit rewards of %d rows by teacher forcing", len(rows))
+        implicit = compute_implicit(rows, cfg)
+    pairs, counts = to_pairs(rows, rewards, implicit, str(sel.on_nonfinite))
+    if not pairs:
+        raise SelfplayError(f"{cfg.input}: no usable rows left ({counts})")
+    scored = select_pairs(pairs, sel)
+    summary = {
+        "input": cfg.input,
+        "rows": len(rows),
+        **counts,
+        "computed": computed,
+        "metric": str(sel.metric),
+        **selection_stats(scored),
+    }
+    write_outputs(Path(cfg.output), rows, scored, summary)
+    return summary
+
+
+def to_pairs(rows: list[Row], rewards, implicit, on_nonfinite: str) -> tuple[list[Pair], dict[str, int]]:
+    """Rows -> Pair records; non-finite values and chosen == rejected are dropped and counted."""
+    pairs, counts = [], {"dropped_nonfinite": 0, "dropped_identical": 0}
+    for i, (r, (rc, rr), (ic, ir)) in enumerate(zip(rows, rewards, implicit)):
+        if not all(math.isfinite(v) for v in (rc, rr, ic, ir)):
+            if on_nonfinite == "error":
+                raise SelfplayError(
+                    f"row {i + 1}: non-finite reward or implicit reward ({rc}, {rr}, {ic}, {ir}); "
+                    "selection.on_nonfinite=drop skips such rows"
+                )
+            counts["dropped_nonfinite"] += 1
+            continue
+        if r.chosen == r.rejected:
+            counts["dropped_identical"] += 1
+            continue
+        pairs.append(
+            Pair(r.row_id, r.row_id, r.messages, r.chosen, r.rejected, 0, 1, rc, rr, ic, ir, rc - rr, ic - ir)
+        )
+    return pairs, counts
+
+
+def write_outputs(out: Path, rows: list[Row], scored: list[Pair], summary: dict[str, Any]) -> None:
+    by_id = {r.row_id: r for r in rows}
+
+    def row(p: Pair) -> dict[str, Any]:
+        return {
+            **by_id[p.pair_id].data,
+            "chosen_reward": p.chosen_reward,
+            "rejected_reward": p.rejected_reward,
+            "chosen_implicit": p.chosen_implicit,
+            "rejected_implicit": p.rejected_implicit,
+            "explicit_margin": p.explicit_margin,
+            "implicit_margin": p.implicit_margin,
+            "score": p.score,
+            "rank": p.rank,
+            "kept": p.kept,
+        }
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "selected.jsonl", (row(p) for p in sorted(scored, key=lambda p: p.rank) if p.kept))
+    write_jsonl(out / "scored.jsonl", (row(p) for p in scored))
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -1,0 +1,220 @@
+"""`python -m selfplay.select`: METHOD.md's worked example from a 4-row file, computed columns,
+chat-message datasets, and bad input."""
+
+import json
+
+import pytest
+
+from selfplay.config import ColumnsConfig, JudgeConfig, OfflineSelectConfig, SelectionConfig
+from selfplay.errors import SelfplayError
+from selfplay.selection.offline import select_offline
+from tests.integration.cli import REPO
+
+# d_ex = [4, 2, 2, 0], d_im = [0.5, -1.5, 0.5, 0.5]
+EXAMPLE = [
+    {
+        "prompt": "Q0",
+        "chosen": "a0",
+        "rejected": "b0",
+        "score_chosen": 4.0,
+        "score_rejected": 0.0,
+        "implicit_chosen": 0.5,
+        "implicit_rejected": 0.0,
+    },
+    {
+        "prompt": "Q1",
+        "chosen": "a1",
+        "rejected": "b1",
+        "score_chosen": 2.0,
+        "score_rejected": 0.0,
+        "implicit_chosen": -1.5,
+        "implicit_rejected": 0.0,
+    },
+    {
+        "prompt": "Q2",
+        "chosen": "a2",
+        "rejected": "b2",
+        "score_chosen": 3.0,
+        "score_rejected": 1.0,
+        "implicit_chosen": -0.5,
+        "implicit_rejected": -1.0,
+    },
+    {
+        "prompt": "Q3",
+        "chosen": "a3",
+        "rejected": "b3",
+        "score_chosen": 1.0,
+        "score_rejected": 1.0,
+        "implicit_chosen": 1.5,
+        "implicit_rejected": 1.0,
+    },
+]
+
+
+def write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def read(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize(
+    "implicit_abs,kept,scores",
+    [
+        (True, ["Q0", "Q2"], [1.9915638, -1.7320508, 0.5773503, -0.8368633]),
+        (False, ["Q1", "Q0"], [0.8368633, 1.7320508, -0.5773503, -1.9915638]),
+    ],
+)
+def test_worked_example_from_a_four_row_file(tmp_path, implicit_abs, kept, scores):
+    cfg = OfflineSelectConfig(
+        input=write(tmp_path / "in.jsonl", EXAMPLE),
+        output=str(tmp_path / "out"),
+        selection=SelectionConfig(implicit_abs=implicit_abs, ratio=0.5),
+    )
+    summary = select_offline(cfg)
+    selected = read(tmp_path / "out" / "selected.jsonl")
+    assert [r["prompt"] for r in selected] == kept
+    scored = read(tmp_path / "out" / "scored.jsonl")
+    assert [r["score"] for r in scored] == pytest.approx(scores, abs=1e-7)
+    assert summary["pool"] == 4 and summary["kept"] == 2 and summary["computed"] == []
+    assert set(selected[0]) >= {
+        "prompt",
+        "chosen",
+        "rejected",
+        "explicit_margin",
+        "implicit_margin",
+        "score",
+        "rank",
+    }
+
+
+def test_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "selfplay.select",
+            f"input={write(tmp_path / 'in.jsonl', EXAMPLE)}",
+            f"output={tmp_path / 'out'}",
+            "selection.metric=explicit",
+            "selection.count=1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == str(tmp_path / "out")
+    assert [r["prompt"] for r in read(tmp_path / "out" / "selected.jsonl")] == ["Q0"]
+
+
+def test_missing_columns_are_computed(tmp_path, tiny_policy):
+    import datasets
+
+    from selfplay.judge.rules import topical_variety
+    from selfplay.logprobs.teacher_forcing import response_logprobs
+    from selfplay.models.loading import load_causal_lm, load_tokenizer
+    from selfplay.selection.offline import response_ids
+
+    rows = [
+        {"prompt": "Tell me about bees.", "chosen": "bees make honey in the hive", "rejected": "bees bees"},
+        {"prompt": "Tell me about cats.", "chosen": "cats purr and play", "rejected": "dogs bark"},
+        {"prompt": "Explain chess.", "chosen": "the king and queen move", "rejected": "chess"},
+    ]
+    datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "in.parquet"))
+    summary = select_offline(
+        OfflineSelectConfig(
+            input=str(tmp_path / "in.parquet"),
+            output=str(tmp_path / "out"),
+            selection=SelectionConfig(ratio=1.0),
+        )
+    )
+    assert summary["computed"] == ["rewards", "implicit_rewards"] and summary["kept"] == 3
+    scored = read(tmp_path / "out" / "scored.jsonl")
+    tok, model = load_tokenizer(tiny_policy), load_causal_lm(tiny_policy)
+    for r in scored:
+        assert r["chosen_reward"] == topical_variety(r["prompt"], r["chosen"])
+        msgs = [{"role": "user", "content": r["prompt"]}]
+        (lp,) = response_logprobs(model, [response_ids(tok, msgs, r["rejected"])])
+        assert r["rejected_implicit"] == pytest.approx(sum(lp) / len(lp), abs=1e-5)
+        assert response_ids(tok, msgs, r["rejected"])[1][-1] == tok.eos_token_id
+
+
+def test_chat_message_dataset_folder(tmp_path):
+    import datasets
+
+    rows = [
+        {
+            "prompt": f"Q{i}",
+            "chosen": [{"role": "user", "content": f"Q{i}"}, {"role": "assistant", "content": f"good {i}"}],
+            "rejected": [{"role": "user", "content": f"Q{i}"}, {"role": "assistant", "content": f"bad {i}"}],
+            "score_chosen": float(i + 1),
+            "score_rejected": 0.0,
+            "implicit_chosen": 0.0,
+            "implicit_rejected": 0.0,
+        }
+        for i in range(4)
+    ]
+    datasets.DatasetDict({"train_prefs": datasets.Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "ds"))
+    select_offline(
+        OfflineSelectConfig(
+            input=str(tmp_path / "ds"),
+            split="train_prefs",
+            output=str(tmp_path / "out"),
+            selection=SelectionConfig(metric="explicit", count=2),
+        )
+    )
+    selected = read(tmp_path / "out" / "selected.jsonl")
+    assert [r["prompt"] for r in selected] == ["Q3", "Q2"]
+    assert selected[0]["chosen"][-1]["content"] == "good 3"  # TRL's format kept as given
+
+
+def test_nonfinite_identical_and_bad_input(tmp_path):
+    rows = [dict(r) for r in EXAMPLE] + [
+        {**EXAMPLE[0], "prompt": "Q4", "score_chosen": float("nan")},
+        {**EXAMPLE[0], "prompt": "Q5", "rejected": "a0"},
+    ]
+    path = write(tmp_path / "in.jsonl", rows)
+    summary = select_offline(OfflineSelectConfig(input=path, output=str(tmp_path / "o")))
+    assert summary["dropped_nonfinite"] == 1 and summary["dropped_identical"] == 1 and summary["pool"] == 4
+    with pytest.raises(SelfplayError, match="row 5: non-finite"):
+        select_offline(
+            OfflineSelectConfig(
+                input=path, output=str(tmp_path / "o"), selection=SelectionConfig(on_nonfinite="error")
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    "rows,kwargs,message",
+    [
+        (
+            [{"question": "q", "chosen": "a", "rejected": "b"}],
+            {},
+            r"missing column\(s\) prompt \(has: question",
+        ),
+        ([], {}, "no rows in file"),
+        (EXAMPLE, {"selection": SelectionConfig(ratio=1.5)}, r"selection.ratio=1.5 must be in \(0, 1\]"),
+        (
+            [{k: v for k, v in EXAMPLE[0].items() if k != "score_rejected"}],
+            {},
+            "column 'score_chosen' is present but 'score_rejected' is missing",
+        ),
+        ([{**EXAMPLE[0], "score_chosen": "high"}], {}, "must be numbers"),
+        (EXAMPLE, {"columns": ColumnsConfig(chosen="answer")}, "missing column"),
+        (EXAMPLE, {"judge": JudgeConfig(rule="nope")}, None),  # columns present: the judge is never used
+    ],
+)
+def test_bad_input_names_the_problem(tmp_path, rows, kwargs, message):
+    cfg = OfflineSelectConfig(input=write(tmp_path / "in.jsonl", rows), output=str(tmp_path / "o"), **kwargs)
+    if message is None:
+        select_offline(cfg)
+        return
+    with pytest.raises(SelfplayError, match=message):
+        select_offline(cfg)
