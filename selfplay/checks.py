@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from selfplay.config import Config
+from selfplay.config import Config, TrainConfig
 from selfplay.errors import SelfplayError
 
 
@@ -36,6 +36,7 @@ def check_config(cfg: Config) -> None:
         raise SelfplayError("train.batch_size and train.gradient_accumulation_steps must be >= 1")
     if cfg.evaluate.enabled and cfg.evaluate.num_samples < 1:
         raise SelfplayError(f"evaluate.num_samples={cfg.evaluate.num_samples} must be >= 1")
+    check_train(cfg)
     if cfg.judge.kind == "rule":
         from selfplay.judge.rules import resolve_rule
 
@@ -57,3 +58,50 @@ def parse_restart_from(value: str, stages: list[str], iterations: int) -> tuple[
     if int(it) >= iterations:
         raise SelfplayError(f"loop.restart_from='{value}': the run has iterations 0..{iterations - 1}")
     return int(it), stage
+
+
+def check_train(cfg: Config) -> None:
+    """Training settings that would fail later, refused before any model loads."""
+    from selfplay.train.trl_args import deepspeed_config, gradient_accumulation, trl_dpo_loss_types
+
+    t = cfg.train
+    if t.loss == "dpo":
+        valid = trl_dpo_loss_types()
+        if valid and t.dpo_loss_type not in valid:
+            raise SelfplayError(
+                f"train.dpo_loss_type='{t.dpo_loss_type}' is not a DPO loss of the installed TRL "
+                f"(valid: {', '.join(valid)}; for SimPO use train.loss=simpo)"
+            )
+    if cfg.selection.implicit_reward == "dpo" and t.reference != "initial":
+        raise SelfplayError(
+            "selection.implicit_reward=dpo with train.reference=previous: log pi_t - log pi_ref is identically "
+            "zero when the reference is pi_t; set train.reference=initial or use avg_logp"
+        )
+    if t.num_processes < 1:
+        raise SelfplayError(f"train.num_processes={t.num_processes} must be >= 1")
+    gradient_accumulation(t, t.num_processes)
+    deepspeed_config(t.deepspeed)
+    if t.lora.enabled and t.lora.r < 1:
+        raise SelfplayError(f"train.lora.r={t.lora.r} must be >= 1")
+
+
+def check_lora_targets(t: TrainConfig, model_path: str, trust_remote_code: bool) -> None:
+    """Every LoRA target names modules of the model (built on the meta device: no weights load)."""
+    if not t.lora.enabled:
+        return
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    missing = [m for m in t.lora.target_modules if m not in names]
+    if missing:
+        linear = sorted(
+            {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+        )
+        raise SelfplayError(
+            f"train.lora.target_modules: {', '.join(missing)} not in the model "
+            f"(its linear layers: {', '.join(linear)})"
+        )

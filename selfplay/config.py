@@ -42,8 +42,9 @@ Metric = Choice(
         )
     ],
 )
-ImplicitReward = Choice("ImplicitReward", [(n, n) for n in ("avg_logp", "sum_logp")])
-Loss = Choice("Loss", [(n, n) for n in ("dpo",)])
+ImplicitReward = Choice("ImplicitReward", [(n, n) for n in ("avg_logp", "sum_logp", "dpo")])
+Loss = Choice("Loss", [(n, n) for n in ("dpo", "simpo")])
+RefLogprobs = Choice("RefLogprobs", [(n, n) for n in ("precomputed", "trainer")])
 Reference = Choice("Reference", [(n, n) for n in ("previous", "initial")])
 
 TINY_MODEL = "tiny"
@@ -195,7 +196,8 @@ class SelectionConfig:
     implicit_abs: bool = True
     """Use |d_im| (true) or the signed d_im (false) in alignment potential."""
     implicit_reward: ImplicitReward = ImplicitReward.avg_logp
-    """Implicit reward form: mean or sum of response-token log-probs under pi_t."""
+    """avg_logp / sum_logp: mean / sum of response-token log-probs under pi_t; dpo: log pi_t(y|x) -
+    log pi_0(y|x) (needs train.reference=initial; pi_0's log-probs come from a teacher-forced pass)."""
     ratio: float | None = 0.5
     """Keep round(ratio * pool) pairs; used when `count` is null."""
     count: int | None = None
@@ -205,31 +207,66 @@ class SelectionConfig:
 
 
 @dataclass
+class LoraConfig:
+    """LoRA adapters through PEFT; the saved policy is always a merged, plain model."""
+
+    enabled: bool = False
+    """Train LoRA adapters instead of all weights."""
+    r: int = 16
+    """Adapter rank."""
+    alpha: int = 32
+    """LoRA alpha."""
+    dropout: float = 0.05
+    """Adapter dropout."""
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    """Module names (suffixes) that get adapters; each must exist in the model."""
+
+
+@dataclass
 class TrainConfig:
     """Preference training of pi_{t+1} from pi_t with TRL."""
 
     loss: Loss = Loss.dpo
-    """Preference loss (TRL DPOTrainer, sigmoid loss)."""
+    """dpo: TRL's DPOTrainer with `dpo_loss_type`; simpo: TRL's CPO trainer in SimPO mode (no reference)."""
+    dpo_loss_type: str = "sigmoid"
+    """TRL DPO loss_type (sigmoid, ipo, hinge, robust, ...; checked against the installed TRL)."""
     beta: float = 0.2
-    """DPO beta."""
+    """DPO beta, or SimPO beta (the recipes: DPO 0.01, SimPO 10)."""
+    simpo_gamma_beta_ratio: float = 0.5
+    """SimPO margin as a fraction of beta: gamma = ratio * beta (recipes: 0.3 Llama-3, 0.5 Gemma-2)."""
     learning_rate: float = 1e-3
     """Peak learning rate."""
     epochs: float = 3.0
-    """Passes over the selected pairs."""
+    """Passes over the training pairs."""
     batch_size: int = 8
-    """Per-device batch size."""
+    """Per-device micro-batch size."""
     gradient_accumulation_steps: int = 1
-    """Micro-batches per optimiser step."""
+    """Micro-batches per optimiser step (ignored when global_batch_size is set)."""
+    global_batch_size: int | None = None
+    """Pairs per optimiser step over all processes; accumulation = global / (batch_size x processes)."""
     lr_scheduler: str = "cosine"
     """transformers scheduler name."""
     warmup_ratio: float = 0.1
     """Fraction of steps spent warming up."""
     max_length: int = 512
-    """Truncation length of prompt + response."""
+    """Truncation length of prompt + response in tokens."""
     seed: int = 42
     """Trainer seed."""
     reference: Reference = Reference.previous
-    """DPO reference: pi_t (previous) or pi_0 (initial)."""
+    """DPO reference: pi_t (previous) or pi_0 (initial); recorded in the manifest."""
+    reference_logprobs: RefLogprobs = RefLogprobs.precomputed
+    """precomputed: we hand TRL the reference log-probs (from sampling when the token ids and numerics
+    match, else one teacher-forced pass over the training pairs), so it runs no reference forward;
+    trainer: TRL runs the reference model at every step."""
+    accumulate: bool = False
+    """Train on the kept pairs of this and all earlier iterations (false: this iteration's only)."""
+    gradient_checkpointing: bool | None = None
+    """null = on with CUDA, off on a CPU."""
+    num_processes: int = 1
+    """Training processes (GPUs); > 1 launches the train stage through torchrun."""
+    deepspeed: str | None = None
+    """DeepSpeed config: zero2, zero3 (shipped in launch/deepspeed/) or a JSON path; null = none."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
 
 
 @dataclass

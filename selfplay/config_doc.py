@@ -22,6 +22,7 @@ SECTIONS = [
     "logprobs",
     "selection",
     "train",
+    "train.lora",
     "evaluate",
     "loop",
     "task",

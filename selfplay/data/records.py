@@ -67,6 +67,8 @@ class SequenceLogprob:
     logprob_sum: float
     num_tokens: int
     model: str = ""
+    reference_logprob_sum: float | None = None
+    """log pi_0(y|x), for the `dpo` implicit-reward form."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from selfplay.checks import check_config, parse_restart_from
+from selfplay.checks import check_config, check_lora_targets, parse_restart_from
 from selfplay.config import Config
 from selfplay.data.prompts import load_prompt_pool
 from selfplay.errors import SelfplayError
@@ -18,7 +18,7 @@ from selfplay.loop.layout import RunLayout
 from selfplay.loop.markers import fingerprint, read_marker, write_marker
 from selfplay.loop.run_config import identity, save_or_check
 from selfplay.loop.shards import run_shard, run_sharded_stage
-from selfplay.loop.stages import SHARDED, STAGES, StageContext, stages_for
+from selfplay.loop.stages import SHARDED, STAGES, StageContext, reference_path, stages_for
 from selfplay.models.loading import resolve_policy_path
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ def run_loop(cfg: Config, relaunch: list[str] | None = None) -> Path:
     stages = stages_for(cfg)
     _check_prompt_budget(cfg)
     initial = resolve_policy_path(cfg.model)
+    check_lora_targets(cfg.train, initial, cfg.model.trust_remote_code)
     layout = RunLayout((Path(cfg.loop.output_dir) / cfg.loop.run_name).resolve())
     save_or_check(layout, cfg)
     if cfg.loop.restart_from:
@@ -48,7 +49,7 @@ def run_loop(cfg: Config, relaunch: list[str] | None = None) -> Path:
     for t in range(cfg.loop.iterations):
         policy = initial if t == 0 else str(layout.policy_dir(t - 1))
         for stage in stages:
-            ctx = StageContext(cfg, layout, t, layout.partial_dir(t, stage), policy, initial)
+            ctx = StageContext(cfg, layout, t, layout.partial_dir(t, stage), policy, initial, relaunch)
             run_stage(ctx, stage, fingerprint(run_id, t, stage), relaunch)
             rows = report.collect(layout, cfg.loop.iterations, stages)
             report.write_metrics(layout, rows)
@@ -89,15 +90,13 @@ def run_stage(ctx: StageContext, stage: str, fp: str, relaunch: list[str] | None
 
 
 def run_task(cfg: Config) -> Path:
-    """Worker mode: run one shard of one sharded stage of a started run, writing its part."""
+    """Worker mode: one shard of a sharded stage, or one process of a multi-process train stage."""
     task = cfg.task
-    if task.stage not in SHARDED or task.iteration is None or task.shard is None:
+    if task.stage not in (*SHARDED, "train") or task.iteration is None:
         raise SelfplayError(
-            f"task: stage must be one of {', '.join(SHARDED)} with task.iteration and task.shard set "
-            f"(got stage={task.stage}, iteration={task.iteration}, shard={task.shard})"
+            f"task: stage must be one of {', '.join((*SHARDED, 'train'))} with task.iteration set "
+            f"(got stage={task.stage}, iteration={task.iteration})"
         )
-    if not 0 <= task.shard < cfg.loop.shards:
-        raise SelfplayError(f"task.shard={task.shard} must be in [0, loop.shards={cfg.loop.shards})")
     initial = resolve_policy_path(cfg.model)
     layout = RunLayout((Path(cfg.loop.output_dir) / cfg.loop.run_name).resolve())
     save_or_check(layout, cfg, check_only=True)
@@ -106,9 +105,16 @@ def run_task(cfg: Config) -> Path:
     partial = layout.partial_dir(t, task.stage)
     if not partial.is_dir():
         raise SelfplayError(
-            f"task: {partial} does not exist (the orchestrator creates it before launching shards)"
+            f"task: {partial} does not exist (the orchestrator creates it before launching workers)"
         )
     ctx = StageContext(cfg, layout, t, partial, policy, initial)
+    if task.stage == "train":
+        from selfplay.train.trainer import train_policy
+
+        train_policy(partial / "data", policy, reference_path(ctx), cfg.train, cfg.model, partial)
+        return partial
+    if task.shard is None or not 0 <= task.shard < cfg.loop.shards:
+        raise SelfplayError(f"task.shard={task.shard} must be in [0, loop.shards={cfg.loop.shards})")
     return run_shard(ctx, task.stage, task.shard, cfg.loop.shards)
 
 

@@ -12,6 +12,7 @@ from selfplay.config import Config
 from selfplay.data.jsonl import read_records, write_jsonl, write_records
 from selfplay.data.prompts import iteration_window, load_prompt_pool
 from selfplay.data.records import Completion, Judgment, Pair, Prompt, SequenceLogprob
+from selfplay.errors import SelfplayError
 from selfplay.loop.layout import RunLayout
 
 PROMPTS, COMPLETIONS, JUDGMENTS = "prompts.jsonl", "completions.jsonl", "judgments.jsonl"
@@ -28,6 +29,8 @@ class StageContext:
     """pi_t: the policy this iteration generates with and trains from."""
     initial_policy: str
     """pi_0."""
+    relaunch: list[str] | None = None
+    """The command that starts this run again (for shard and training worker processes)."""
 
     def input(self, stage: str, name: str) -> Path:
         return self.layout.stage_dir(self.iteration, stage) / name
@@ -96,11 +99,18 @@ def logprobs_shard(ctx: StageContext, prompts: list[Prompt]) -> list[SequenceLog
     from selfplay.logprobs.stage import teacher_forced_logprobs
 
     completions = _completions_of(ctx, prompts)
-    return teacher_forced_logprobs(ctx.policy, prompts, completions, ctx.config.logprobs, ctx.config.model)
+    reference = ctx.initial_policy if ctx.config.selection.implicit_reward == "dpo" else None
+    return teacher_forced_logprobs(
+        ctx.policy, prompts, completions, ctx.config.logprobs, ctx.config.model, reference
+    )
 
 
 def logprobs_stats(ctx: StageContext, prompts: list[Prompt], records: list[SequenceLogprob]) -> dict:
-    return {"sequences": len(records), "tokens": sum(r.num_tokens for r in records)}
+    stats = {"sequences": len(records), "tokens": sum(r.num_tokens for r in records)}
+    if ctx.config.selection.implicit_reward == "dpo":
+        # pi_t == pi_0 in iteration 0: the dpo implicit reward is then 0 for every response.
+        stats["dpo_implicit_all_zero"] = all(r.logprob_sum == r.reference_logprob_sum for r in records)
+    return stats
 
 
 @dataclass(frozen=True)
@@ -128,11 +138,9 @@ def run_selection(ctx: StageContext) -> dict:
     completions = read_records(ctx.input("generate", COMPLETIONS), Completion)
     judgments = read_records(ctx.input("judge", JUDGMENTS), Judgment)
     logprobs: dict | None = None
-    if cfg.logprobs.source == "teacher_forcing":
-        logprobs = {
-            (r.prompt_id, r.sample_index): (r.logprob_sum, r.num_tokens)
-            for r in read_records(ctx.input("logprobs", LOGPROBS), SequenceLogprob)
-        }
+    if "logprobs" in stages_for(cfg):
+        records = read_records(ctx.input("logprobs", LOGPROBS), SequenceLogprob)
+        logprobs = {(r.prompt_id, r.sample_index): r for r in records}
     cands = candidates(completions, judgments, str(cfg.selection.implicit_reward), logprobs)
     earlier = []
     if cfg.selection.pool == "all":  # each file holds its iteration's own pairs and earlier ones
@@ -144,13 +152,60 @@ def run_selection(ctx: StageContext) -> dict:
     return stats
 
 
-def run_train(ctx: StageContext) -> dict:
-    from selfplay.train.dpo import train_policy
-
+def training_pairs(ctx: StageContext) -> list[Pair]:
+    """Kept pairs of this iteration, and of earlier ones with `train.accumulate`."""
     pairs = [p for p in read_records(ctx.input("selection", PAIRS), Pair) if p.kept]
-    reference = ctx.initial_policy if ctx.config.train.reference == "initial" else None
-    stats = train_policy(pairs, ctx.policy, reference, ctx.config.train, ctx.config.model, ctx.out)
-    return {"pairs": len(pairs), "reference": "initial" if reference else "previous", **stats}
+    if ctx.config.train.accumulate:
+        for t in range(ctx.iteration):
+            path = ctx.layout.stage_dir(t, "selection") / PAIRS
+            pairs += [p for p in read_records(path, Pair) if p.kept and p.iteration == t]
+        pairs = list({p.pair_id: p for p in pairs}.values())
+    return pairs
+
+
+def reference_path(ctx: StageContext) -> str:
+    return ctx.initial_policy if ctx.config.train.reference == "initial" else ctx.policy
+
+
+def run_train(ctx: StageContext) -> dict:
+    import json
+
+    from datasets import Dataset
+
+    from selfplay.loop.launch import launch_training
+    from selfplay.train.data import training_rows
+
+    cfg = ctx.config
+    pairs = training_pairs(ctx)
+    if not pairs:
+        raise SelfplayError(
+            f"iteration {ctx.iteration} train: no kept pairs (see the selection stage's counts)"
+        )
+    sampled = {}
+    if cfg.train.reference == "previous":  # pi_t's own samples carry pi_t's log-probs
+        sampled = {
+            (c.prompt_id, c.sample_index): c
+            for c in read_records(ctx.input("generate", COMPLETIONS), Completion)
+            if c.iteration == ctx.iteration
+        }
+    rows, ref_stats = training_rows(
+        pairs, sampled, ctx.policy, reference_path(ctx), cfg.train, cfg.model, cfg.logprobs.batch_size
+    )
+    Dataset.from_list(rows).save_to_disk(str(ctx.out / "data"))
+    if cfg.train.num_processes > 1 or cfg.train.deepspeed:
+        launch_training(ctx)
+    else:
+        from selfplay.train.trainer import train_policy
+
+        train_policy(ctx.out / "data", ctx.policy, reference_path(ctx), cfg.train, cfg.model, ctx.out)
+    stats = json.loads((ctx.out / "train_stats.json").read_text())
+    return {
+        "pairs": len(pairs),
+        "reference": str(cfg.train.reference),
+        "loss": str(cfg.train.loss),
+        **ref_stats,
+        **stats,
+    }
 
 
 def run_evaluate(ctx: StageContext) -> dict:
@@ -201,7 +256,7 @@ STAGES: dict[str, StageFn] = {
 def stages_for(config: Config) -> list[str]:
     """The stages an iteration runs, in order, for this config."""
     names = list(STAGE_ORDER)
-    if config.logprobs.source != "teacher_forcing":
+    if config.logprobs.source != "teacher_forcing" and config.selection.implicit_reward != "dpo":
         names.remove("logprobs")
     if not config.evaluate.enabled:
         names.remove("evaluate")

@@ -129,30 +129,15 @@ def compute_rewards(rows: list[Row], cfg: OfflineSelectConfig) -> list[tuple[flo
     return list(zip(rewards[0::2], rewards[1::2]))
 
 
-def response_ids(tokenizer, messages: list[Message], response: str) -> tuple[list[int], list[int]]:
-    """(prompt ids, response ids) tokenised the way TRL's DPO trainer does it: the conversation with
-    the response rendered by the chat template, split where it leaves the generation prompt."""
-    from selfplay.generate.sampling import render_prompt_ids
-
-    prompt = render_prompt_ids(tokenizer, messages)
-    text = tokenizer.apply_chat_template(
-        [*messages, {"role": "assistant", "content": response}], tokenize=False
-    )
-    full = list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    if full[:2] == [tokenizer.bos_token_id] * 2:
-        full = full[1:]
-    common = next((i for i, (a, b) in enumerate(zip(prompt, full)) if a != b), min(len(prompt), len(full)))
-    return prompt[:common], full[common:]
-
-
 def compute_implicit(rows: list[Row], cfg: OfflineSelectConfig) -> list[tuple[float, float]]:
     from selfplay.logprobs.teacher_forcing import response_logprobs
     from selfplay.models.loading import load_causal_lm, load_tokenizer, resolve_policy_path
+    from selfplay.train.tokens import trainer_token_ids
 
     path = resolve_policy_path(cfg.model)
     tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
     model = load_causal_lm(path, str(cfg.model.dtype), cfg.model.trust_remote_code)
-    seqs = [response_ids(tokenizer, r.messages, text) for r in rows for text in (r.chosen, r.rejected)]
+    seqs = [trainer_token_ids(tokenizer, r.messages, text) for r in rows for text in (r.chosen, r.rejected)]
     per_token = response_logprobs(model, seqs, cfg.logprobs.batch_size)
     form = str(cfg.selection.implicit_reward)
     values = [implicit_reward(float(sum(lp)), len(lp), form) for lp in per_token]

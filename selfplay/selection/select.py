@@ -8,16 +8,21 @@ from dataclasses import replace
 import numpy as np
 
 from selfplay.config import SelectionConfig
-from selfplay.data.records import Completion, Judgment, Pair, Prompt
+from selfplay.data.records import Completion, Judgment, Pair, Prompt, SequenceLogprob
 from selfplay.errors import SelfplayError
 from selfplay.selection.metrics import MetricParams, resolve_k, score, top_k
 from selfplay.selection.pairing import Candidate, make_pairs
 
 
-def implicit_reward(logprob_sum: float, num_tokens: int, form: str) -> float:
-    """avg_logp = sum / |y| (end-of-sequence included); sum_logp = sum. No tokens -> NaN (dropped)."""
+def implicit_reward(
+    logprob_sum: float, num_tokens: int, form: str, reference_sum: float | None = None
+) -> float:
+    """avg_logp = sum / |y| (end-of-sequence included); sum_logp = sum; dpo = sum - reference sum.
+    No tokens (or no reference for dpo) -> NaN, which pairing drops and counts."""
     if form == "sum_logp":
         return logprob_sum
+    if form == "dpo":
+        return logprob_sum - reference_sum if reference_sum is not None else math.nan
     return logprob_sum / num_tokens if num_tokens > 0 else math.nan
 
 
@@ -25,24 +30,19 @@ def candidates(
     completions: list[Completion],
     judgments: list[Judgment],
     form: str,
-    logprobs: dict[tuple[str, int], tuple[float, int]] | None = None,
+    logprobs: dict[tuple[str, int], SequenceLogprob] | None = None,
 ) -> list[Candidate]:
-    """Join completions with rewards and (teacher-forced, when given) log-probs."""
+    """Join completions with rewards and log-probs (the logprobs stage's records when given)."""
     rewards = {(j.prompt_id, j.sample_index): j.reward for j in judgments}
     out = []
     for c in completions:
         key = (c.prompt_id, c.sample_index)
-        lp_sum, n = logprobs[key] if logprobs is not None else (c.logprob_sum, c.num_tokens)
-        out.append(
-            Candidate(
-                c.prompt_id,
-                c.sample_index,
-                c.text,
-                rewards[key],
-                implicit_reward(lp_sum, n, form),
-                c.truncated,
-            )
-        )
+        if logprobs is not None:
+            r = logprobs[key]
+            value = implicit_reward(r.logprob_sum, r.num_tokens, form, r.reference_logprob_sum)
+        else:
+            value = implicit_reward(c.logprob_sum, c.num_tokens, form)
+        out.append(Candidate(c.prompt_id, c.sample_index, c.text, rewards[key], value, c.truncated))
     return out
 
 

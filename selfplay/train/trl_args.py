@@ -1,23 +1,65 @@
-"""The one mapping from our `TrainConfig` to TRL's config arguments (pure; unit-tested)."""
+"""The one mapping from our `TrainConfig` to TRL's config arguments (pure; unit-tested), and the
+checks that need the installed TRL."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from selfplay.config import TrainConfig
+from selfplay.errors import SelfplayError
+
+SHIPPED_DEEPSPEED = Path(__file__).resolve().parents[2] / "launch" / "deepspeed"
 
 
-def dpo_config_kwargs(cfg: TrainConfig, output_dir: str, on_cuda: bool, bf16: bool) -> dict[str, Any]:
-    """Keyword arguments for `trl.DPOConfig`. TRL defaults to bf16 and gradient checkpointing;
-    on a CPU both are turned off and `use_cpu` is set."""
+def trl_dpo_loss_types() -> list[str]:
+    """The DPO loss types the installed TRL documents on its `DPOConfig.loss_type` field."""
+    import dataclasses
+
+    from trl import DPOConfig
+
+    field = next(f for f in dataclasses.fields(DPOConfig) if f.name == "loss_type")
+    return re.findall(r"`'([a-z_0-9]+)'`", field.metadata.get("help", ""))
+
+
+def gradient_accumulation(cfg: TrainConfig, world_size: int) -> int:
+    """Accumulation steps: from the global batch when set (it must divide evenly), else as given."""
+    if cfg.global_batch_size is None:
+        return cfg.gradient_accumulation_steps
+    per_step = cfg.batch_size * world_size
+    if cfg.global_batch_size % per_step:
+        raise SelfplayError(
+            f"train.global_batch_size={cfg.global_batch_size} is not a multiple of train.batch_size x "
+            f"train.num_processes = {cfg.batch_size} x {world_size} = {per_step}"
+        )
+    return cfg.global_batch_size // per_step
+
+
+def deepspeed_config(name: str | None) -> str | None:
+    """zero2 / zero3 -> the shipped JSON; anything else must be an existing file."""
+    if name is None:
+        return None
+    path = SHIPPED_DEEPSPEED / f"{name}.json" if name in ("zero2", "zero3") else Path(name)
+    if not path.is_file():
+        raise SelfplayError(
+            f"train.deepspeed: '{name}' is not zero2, zero3 or an existing JSON file ({path})"
+        )
+    return str(path)
+
+
+def common_kwargs(
+    cfg: TrainConfig, output_dir: str, on_cuda: bool, bf16: bool, world_size: int
+) -> dict[str, Any]:
+    """TrainingArguments shared by both losses. TRL defaults to bf16 and gradient checkpointing; on a
+    CPU both are off and `use_cpu` is set."""
+    checkpointing = on_cuda if cfg.gradient_checkpointing is None else cfg.gradient_checkpointing
     return {
         "output_dir": output_dir,
-        "loss_type": ["sigmoid"],
-        "beta": cfg.beta,
         "learning_rate": cfg.learning_rate,
         "num_train_epochs": cfg.epochs,
         "per_device_train_batch_size": cfg.batch_size,
-        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+        "gradient_accumulation_steps": gradient_accumulation(cfg, world_size),
         "lr_scheduler_type": cfg.lr_scheduler,
         "warmup_steps": cfg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
         "max_length": cfg.max_length,
@@ -25,10 +67,42 @@ def dpo_config_kwargs(cfg: TrainConfig, output_dir: str, on_cuda: bool, bf16: bo
         "data_seed": cfg.seed,
         "use_cpu": not on_cuda,
         "bf16": bool(on_cuda and bf16),
-        "gradient_checkpointing": bool(on_cuda),
+        "gradient_checkpointing": bool(checkpointing),
+        "deepspeed": deepspeed_config(cfg.deepspeed),
         "report_to": "none",
         "save_strategy": "no",
         "logging_steps": 1,
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
+    }
+
+
+def dpo_config_kwargs(
+    cfg: TrainConfig,
+    output_dir: str,
+    on_cuda: bool,
+    bf16: bool,
+    world_size: int = 1,
+    precomputed_reference: bool = False,
+) -> dict[str, Any]:
+    """Keyword arguments for `trl.DPOConfig`."""
+    return {
+        **common_kwargs(cfg, output_dir, on_cuda, bf16, world_size),
+        "loss_type": [cfg.dpo_loss_type],
+        "beta": cfg.beta,
+        "precompute_ref_log_probs": precomputed_reference,
+    }
+
+
+def simpo_config_kwargs(
+    cfg: TrainConfig, output_dir: str, on_cuda: bool, bf16: bool, world_size: int = 1
+) -> dict[str, Any]:
+    """Keyword arguments for TRL's `CPOConfig` in SimPO mode: no NLL term (cpo_alpha=0), the margin
+    gamma = simpo_gamma_beta_ratio * beta."""
+    return {
+        **common_kwargs(cfg, output_dir, on_cuda, bf16, world_size),
+        "loss_type": "simpo",
+        "cpo_alpha": 0.0,
+        "beta": cfg.beta,
+        "simpo_gamma": cfg.simpo_gamma_beta_ratio * cfg.beta,
     }

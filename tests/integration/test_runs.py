@@ -182,3 +182,59 @@ def test_default_run_raises_the_heldout_reward(tmp_path):
         evals[-1]["heldout_reward_after"],
     )
     assert last > first + 0.02 and last > start + 0.05, (start, first, last)
+
+
+def stage_stats(run_dir, t, stage):
+    return json.loads((run_dir / f"iter_{t:03d}" / stage / "_SUCCESS").read_text())["stats"]
+
+
+def test_simpo_with_lora_and_accumulated_pairs(tmp_path):
+    proc = run_cli(
+        "debug=tiny",
+        "train.loss=simpo",
+        "train.beta=2.0",
+        "train.lora.enabled=true",
+        "train.accumulate=true",
+        f"loop.output_dir={tmp_path}",
+    )
+    run_dir = tmp_path / "default"
+    check_finished_run(run_dir, proc, 2, "vllm" if vllm_importable() else "hf")
+    first, second = stage_stats(run_dir, 0, "train"), stage_stats(run_dir, 1, "train")
+    assert first["loss"] == "simpo" and "ref_logps_from_sampling" not in first  # SimPO has no reference
+    assert second["pairs"] == first["pairs"] + stage_stats(run_dir, 1, "selection")["kept"]  # accumulated
+    model = run_dir / "iter_000" / "train" / "model"
+    assert not (model / "adapter_config.json").exists()  # merged: a plain model the next engine loads
+
+
+def test_train_stage_in_two_processes(vllm_run, tmp_path):
+    reference, _ = vllm_run
+    proc = run_cli("debug=tiny", "train.num_processes=2", f"loop.output_dir={tmp_path}")
+    run_dir = tmp_path / "default"
+    check_finished_run(run_dir, proc, 2, "vllm" if vllm_importable() else "hf")
+    assert (run_dir / "logs" / "iter_001-train.log").is_file()
+    assert (
+        stage_stats(run_dir, 0, "train")["optimizer_steps"]
+        < stage_stats(reference, 0, "train")["optimizer_steps"]
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+@pytest.mark.parametrize("deepspeed,processes", [("zero2", 1), ("zero3", 2)])
+def test_shipped_deepspeed_configs_train(vllm_run, tmp_path, deepspeed, processes):
+    """The shipped ZeRO configs run on this CPU (gloo); with one process the loss equals the plain run's."""
+    reference, _ = vllm_run
+    proc = run_cli(
+        "debug=tiny",
+        "generate.backend=vllm",
+        f"train.deepspeed={deepspeed}",
+        f"train.num_processes={processes}",
+        "loop.iterations=1",
+        "evaluate.enabled=false",
+        f"loop.output_dir={tmp_path}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ours, plain = stage_stats(tmp_path / "default", 0, "train"), stage_stats(reference, 0, "train")
+    assert (tmp_path / "default" / "iter_000" / "train" / "model" / "model.safetensors").is_file()
+    if processes == 1:
+        assert ours["train_loss"] == pytest.approx(plain["train_loss"], abs=1e-4)

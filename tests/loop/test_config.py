@@ -73,3 +73,30 @@ def test_offline_select_config_composes():
             compose(config_name="select", overrides=["input=x.jsonl", "selection.weight=2.5"])
         )
     assert isinstance(cfg, OfflineSelectConfig) and cfg.selection.weight == 2.5 and cfg.input == "x.jsonl"
+
+
+@pytest.mark.parametrize(
+    "name,path,loss,beta,lr,ratio",
+    [
+        ("llama3_8b_dpo", "meta-llama/Meta-Llama-3-8B-Instruct", "dpo", 0.01, 3e-7, None),
+        ("llama3_8b_simpo", "meta-llama/Meta-Llama-3-8B-Instruct", "simpo", 10.0, 1e-6, 0.3),
+        ("gemma2_9b_dpo", "google/gemma-2-9b-it", "dpo", 0.01, 5e-7, None),
+        ("gemma2_9b_simpo", "google/gemma-2-9b-it", "simpo", 10.0, 8e-7, 0.5),
+    ],
+)
+def test_paper_presets(name, path, loss, beta, lr, ratio):
+    cfg = compose_config([f"experiment={name}"])
+    assert (cfg.model.path, cfg.train.loss, cfg.train.beta, cfg.train.learning_rate) == (path, loss, beta, lr)
+    if ratio is not None:
+        assert cfg.train.simpo_gamma_beta_ratio == ratio
+    assert cfg.judge.model_path == "RLHFlow/ArmoRM-Llama3-8B-v0.1" and cfg.judge.trust_remote_code
+    assert (cfg.generate.num_samples, cfg.generate.temperature, cfg.generate.top_p) == (5, 0.8, 0.95)
+    t = cfg.train
+    assert (t.global_batch_size, t.epochs, t.lr_scheduler, t.warmup_ratio, t.max_length) == (
+        128,
+        1,
+        "cosine",
+        0.1,
+        2048,
+    )
+    assert t.global_batch_size % (t.batch_size * t.num_processes) == 0

@@ -120,7 +120,7 @@ def test_missing_columns_are_computed(tmp_path, tiny_policy):
     from selfplay.judge.rules import topical_variety
     from selfplay.logprobs.teacher_forcing import response_logprobs
     from selfplay.models.loading import load_causal_lm, load_tokenizer
-    from selfplay.selection.offline import response_ids
+    from selfplay.train.tokens import trainer_token_ids as response_ids
 
     rows = [
         {"prompt": "Tell me about bees.", "chosen": "bees make honey in the hive", "rejected": "bees bees"},

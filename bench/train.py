@@ -1,0 +1,125 @@
+"""Training with reused reference log-probs vs TRL's default DPO, side by side in one run:
+
+  ours   selfplay's train path: reference log-probs taken from sampling (teacher-forced only where the
+         trainer's token ids differ), handed to TRL, which then runs no reference forward pass
+  trl    TRL's DPOTrainer as usual: the reference model runs at every step
+
+Same tiny policy, same pairs (sampled by that policy, judged by the built-in rule), same trainer
+settings. Prints seconds of each (median of --reps) and the ratio.
+
+  python bench/train.py [--out results/train_bench_cpu.md] [--prompts 128] [--reps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--prompts", type=int, default=128)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--epochs", type=float, default=2.0)
+    args = ap.parse_args()
+
+    import torch
+    import trl
+    from datasets import Dataset
+    from transformers.utils import logging as hf_logging
+
+    from selfplay.config import (
+        GenerateConfig,
+        ModelConfig,
+        PromptsConfig,
+        SelectionConfig,
+        TinyModelConfig,
+        TrainConfig,
+    )
+    from selfplay.data.prompts import load_prompt_pool
+    from selfplay.generate.sampler import sample_completions
+    from selfplay.judge.rules import topical_variety
+    from selfplay.models.tiny import tiny_model_path
+    from selfplay.selection.pairing import Candidate, make_pairs
+    from selfplay.selection.select import select_pairs
+    from selfplay.train.data import training_rows
+    from selfplay.train.trainer import train_policy
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    policy = str(tiny_model_path(TinyModelConfig()))
+    prompts = load_prompt_pool(PromptsConfig()).pool[: args.prompts]
+    comps, backend = sample_completions(policy, prompts, GenerateConfig(), ModelConfig(), "bench", 4, 0)
+    text = {p.prompt_id: p.messages[-1]["content"] for p in prompts}
+    cands = [
+        Candidate(
+            c.prompt_id,
+            c.sample_index,
+            c.text,
+            topical_variety(text[c.prompt_id], c.text),
+            c.logprob_sum / max(1, c.num_tokens),
+            c.truncated,
+        )
+        for c in comps
+    ]
+    pairs = [p for p in select_pairs(make_pairs(prompts, cands, 0)[0], SelectionConfig(ratio=1.0)) if p.kept]
+    sampled = {(c.prompt_id, c.sample_index): c for c in comps}
+
+    def run(mode: str) -> tuple[float, dict]:
+        cfg = TrainConfig(reference_logprobs=mode, epochs=args.epochs)
+        work = Path(tempfile.mkdtemp(prefix=f"bench-train-{mode}-"))
+        start = time.perf_counter()
+        rows, ref_stats = training_rows(pairs, sampled, policy, policy, cfg, ModelConfig(), 16)
+        Dataset.from_list(rows).save_to_disk(str(work / "data"))
+        stats = train_policy(work / "data", policy, None, cfg, ModelConfig(), work)
+        seconds = time.perf_counter() - start
+        shutil.rmtree(work)
+        return seconds, {**ref_stats, **stats}
+
+    results = {}
+    for mode in ("precomputed", "trainer"):
+        run(mode)  # warm-up (imports, caches)
+        times, stats = [], {}
+        for _ in range(args.reps):
+            secs, stats = run(mode)
+            times.append(secs)
+        results[mode] = (statistics.median(times), stats)
+    ours, theirs = results["precomputed"], results["trainer"]
+    lines = [
+        f"# Training: reused reference log-probs vs TRL's reference pass ({time.strftime('%Y-%m-%d')})",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, CUDA {torch.cuda.is_available()}; torch "
+        f"{torch.__version__}, trl {trl.__version__}.",
+        f"Data: {len(pairs)} pairs sampled by the built-in tiny policy ({backend} backend, "
+        f"{args.prompts} prompts x 4), {args.epochs:g} epochs, batch 8; median of {args.reps} runs "
+        "(each: building the training rows + TRL training, model load and save included).",
+        "",
+        "| mode | seconds | optimizer steps | reference log-probs |",
+        "|---|---|---|---|",
+        f"| ours (precomputed) | {ours[0]:.2f} | {ours[1]['optimizer_steps']} | "
+        f"{ours[1]['ref_logps_from_sampling']} from sampling, {ours[1]['ref_logps_teacher_forced']} teacher-forced |",
+        f"| TRL default (reference model every step) | {theirs[0]:.2f} | {theirs[1]['optimizer_steps']} | "
+        "reference forward at every step |",
+        "",
+        f"TRL default / ours = {theirs[0] / ours[0]:.2f}x time",
+        f"step-0 DPO reward of chosen: ours {ours[1]['first_rewards_chosen']:.2e}, TRL {theirs[1]['first_rewards_chosen']:.2e}",
+    ]
+    out = "\n".join(lines)
+    print(out)
+    if args.out:
+        Path(args.out).write_text(out + "\n")
+
+
+if __name__ == "__main__":
+    main()
