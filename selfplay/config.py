@@ -44,6 +44,8 @@ Metric = Choice(
 )
 ImplicitReward = Choice("ImplicitReward", [(n, n) for n in ("avg_logp", "sum_logp", "dpo")])
 Loss = Choice("Loss", [(n, n) for n in ("dpo", "simpo")])
+ClusterKind = Choice("ClusterKind", [(n, n) for n in ("local", "gpus", "slurm")])
+Isolation = Choice("Isolation", [(n, n) for n in ("auto", "in_process", "process")])
 RefLogprobs = Choice("RefLogprobs", [(n, n) for n in ("precomputed", "trainer")])
 Reference = Choice("Reference", [(n, n) for n in ("previous", "initial")])
 
@@ -298,18 +300,37 @@ class LoopConfig:
     shard_workers: int = 0
     """0 = run shards one after another in this process; n = up to n shard processes at a time (on
     GPUs each gets its own `generate.tensor_parallel_size` devices: one vLLM engine per group)."""
+    isolation: Isolation = Isolation.auto
+    """process: every stage runs as its own `python -m selfplay.run ... task.stage=<s>` process (GPU
+    memory is free between stages); in_process: stages run in the orchestrator; auto: in_process with
+    cluster=local, process otherwise."""
+    dry_run: bool = False
+    """Print every command each stage would launch for the cluster config, run nothing."""
+
+
+@dataclass
+class ClusterConfig:
+    """Where stages run: this process (local), one node's GPUs (gpus), or a SLURM allocation (slurm)."""
+
+    kind: ClusterKind = ClusterKind.local
+    """local: as configured in loop/train; gpus: one vLLM engine per tensor-parallel group of this
+    node's GPUs, training on all of them; slurm: the same over every node of the allocation."""
+    gpus_per_node: int | None = None
+    """GPUs per node; null = all visible (gpus) or SLURM_GPUS_ON_NODE / SLURM_GPUS_PER_NODE (slurm)."""
+    master_port: int = 29500
+    """Rendezvous port of multi-node training (on the first node of the allocation)."""
 
 
 @dataclass
 class TaskConfig:
-    """Set by the orchestrator when it launches a single stage shard as its own process."""
+    """Set by the orchestrator when it launches one stage (or one shard of it) as its own process."""
 
     stage: str | None = None
-    """Stage to run (generate, judge or logprobs); null = run the whole loop."""
+    """Stage to run; null = run the whole loop."""
     iteration: int | None = None
     """Iteration of that stage."""
     shard: int | None = None
-    """Shard index, 0 <= shard < loop.shards."""
+    """Shard index of a sharded stage (generate, judge, logprobs), 0 <= shard < shards."""
 
 
 @dataclass
@@ -325,6 +346,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
 
 
@@ -383,6 +405,7 @@ def register_configs() -> None:
         ("train", TrainConfig),
         ("evaluate", EvaluateConfig),
         ("loop", LoopConfig),
+        ("cluster", ClusterConfig),
         ("task", TaskConfig),
     ]:
         cs.store(group=group, name=f"schema_{group}", node=node)

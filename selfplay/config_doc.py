@@ -25,6 +25,7 @@ SECTIONS = [
     "train.lora",
     "evaluate",
     "loop",
+    "cluster",
     "task",
 ]
 """Sections of `python -m selfplay.run`'s config, in README order."""

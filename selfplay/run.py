@@ -49,7 +49,8 @@ def main(cfg: DictConfig) -> None:
     except SelfplayError as err:
         print(f"selfplay: error: {err}", file=sys.stderr)
         sys.exit(2)
-    print(run_dir)
+    if run_dir is not None:
+        print(run_dir)
 
 
 def relaunch_command() -> list[str]:

@@ -1,5 +1,6 @@
-"""Launching the train stage as N processes with torchrun (and DeepSpeed when configured): each
-process is `python -m selfplay.run <the run's overrides> task.stage=train task.iteration=<t>`."""
+"""Launching stage processes: the train stage through torchrun (N processes, DeepSpeed when
+configured, srun + multi-node torchrun on SLURM) and, with loop.isolation=process, every other stage
+as `python -m selfplay.run <the run's overrides> task.stage=<s> task.iteration=<t>`."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import logging
 import os
 import socket
 import subprocess
-import sys
 
 from selfplay.errors import SelfplayError
 from selfplay.loop.stages import StageContext
+
+STATS_FILE = "_stats.json"
+"""Where a stage process leaves its stats for the orchestrator."""
 
 log = logging.getLogger(__name__)
 
@@ -21,41 +24,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun_command(ctx: StageContext, port: int) -> list[str]:
-    if ctx.relaunch is None:
-        raise SelfplayError(
-            "train.num_processes > 1 or train.deepspeed needs the run's command line (run via selfplay.run)"
-        )
-    overrides = ctx.relaunch[3:]  # [python, -m, selfplay.run, *overrides]
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc_per_node={ctx.config.train.num_processes}",
-        "--nnodes=1",
-        "--master_addr=127.0.0.1",
-        f"--master_port={port}",
-        "-m",
-        "selfplay.run",
-        *overrides,
-        "task.stage=train",
-        f"task.iteration={ctx.iteration}",
-    ]
-
-
 def launch_training(ctx: StageContext) -> None:
-    cmd = torchrun_command(ctx, free_port())
+    from selfplay.loop.cluster import local_resources, show, train_command
+
+    if ctx.relaunch is None:
+        raise SelfplayError("training processes need the run's command line (run via selfplay.run)")
+    res = local_resources(ctx.config)
+    port = ctx.config.cluster.master_port if res.kind == "slurm" else free_port()
+    cmd = train_command(ctx.relaunch, res, ctx.iteration, port)
     logs = ctx.layout.root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"iter_{ctx.iteration:03d}-train.log"
     env = dict(os.environ)
     if ctx.config.train.deepspeed:
-        env.setdefault("DS_ACCELERATOR", "cuda" if _cuda() else "cpu")
+        env.setdefault("DS_ACCELERATOR", "cuda" if res.gpus_per_node else "cpu")
     log.info(
         "iteration %d train: %d process(es): %s (log %s)",
         ctx.iteration,
-        ctx.config.train.num_processes,
-        " ".join(cmd),
+        res.train_world_size,
+        show(cmd),
         log_path,
     )
     with open(log_path, "w") as out:
@@ -66,7 +53,26 @@ def launch_training(ctx: StageContext) -> None:
         )
 
 
-def _cuda() -> bool:
-    import torch
+def launch_stage(ctx: StageContext, stage: str) -> dict:
+    """loop.isolation=process: run an unsharded stage as its own process; returns its stats."""
+    import json
 
-    return torch.cuda.is_available()
+    from selfplay.loop.cluster import stage_command
+
+    if ctx.relaunch is None:
+        raise SelfplayError("loop.isolation=process needs the run's command line (run via selfplay.run)")
+    logs = ctx.layout.root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"iter_{ctx.iteration:03d}-{stage}.log"
+    with open(log_path, "w") as out:
+        rc = subprocess.run(
+            stage_command(ctx.relaunch, stage, ctx.iteration), stdout=out, stderr=subprocess.STDOUT
+        ).returncode
+    stats_file = ctx.out / STATS_FILE
+    if rc != 0 or not stats_file.is_file():
+        raise SelfplayError(
+            f"iteration {ctx.iteration} {stage}: the stage process failed (exit {rc}); log {log_path}"
+        )
+    stats = json.loads(stats_file.read_text())
+    stats_file.unlink()
+    return stats

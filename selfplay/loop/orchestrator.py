@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,20 +16,25 @@ from selfplay.config import Config
 from selfplay.data.prompts import load_prompt_pool
 from selfplay.errors import SelfplayError
 from selfplay.loop import report
+from selfplay.loop.launch import STATS_FILE, launch_stage
 from selfplay.loop.layout import RunLayout
 from selfplay.loop.markers import fingerprint, read_marker, write_marker
 from selfplay.loop.run_config import identity, save_or_check
 from selfplay.loop.shards import run_shard, run_sharded_stage
-from selfplay.loop.stages import SHARDED, STAGES, StageContext, reference_path, stages_for
+from selfplay.loop.stages import SHARDED, STAGE_ORDER, STAGES, StageContext, reference_path, stages_for
 from selfplay.models.loading import resolve_policy_path
 
 log = logging.getLogger(__name__)
 
 
-def run_loop(cfg: Config, relaunch: list[str] | None = None) -> Path:
+def run_loop(cfg: Config, relaunch: list[str] | None = None) -> Path | None:
     """Run (or resume) the whole loop; returns the run directory. `relaunch` is the command that
-    starts this same run again (used to launch shard worker processes)."""
+    starts this same run again (used to launch stage, shard and training processes). With
+    `loop.dry_run` it prints the commands every stage would launch and returns None."""
     check_config(cfg)
+    if cfg.loop.dry_run:
+        print("\n".join(dry_run(cfg, relaunch or [sys.executable, "-m", "selfplay.run"])))
+        return None
     stages = stages_for(cfg)
     _check_prompt_budget(cfg)
     initial = resolve_policy_path(cfg.model)
@@ -73,7 +80,12 @@ def run_stage(ctx: StageContext, stage: str, fp: str, relaunch: list[str] | None
     partial.mkdir(parents=True, exist_ok=True)
     log.info("iteration %d %s: running", t, stage)
     start = time.time()
-    stats = run_sharded_stage(ctx, stage, relaunch) if stage in SHARDED else STAGES[stage](ctx)
+    if stage in SHARDED:
+        stats = run_sharded_stage(ctx, stage)
+    elif stage != "train" and isolated(ctx.config):
+        stats = launch_stage(ctx, stage)
+    else:
+        stats = STAGES[stage](ctx)
     seconds = time.time() - start
     os.replace(partial, final)
     marker = {
@@ -89,12 +101,18 @@ def run_stage(ctx: StageContext, stage: str, fp: str, relaunch: list[str] | None
     return marker
 
 
+def isolated(cfg: Config) -> bool:
+    from selfplay.loop.cluster import local_resources
+
+    return local_resources(cfg).isolation == "process"
+
+
 def run_task(cfg: Config) -> Path:
-    """Worker mode: one shard of a sharded stage, or one process of a multi-process train stage."""
+    """Worker mode: one stage (or one shard of a sharded stage, or one rank of training) of a run."""
     task = cfg.task
-    if task.stage not in (*SHARDED, "train") or task.iteration is None:
+    if task.stage not in STAGE_ORDER or task.iteration is None:
         raise SelfplayError(
-            f"task: stage must be one of {', '.join((*SHARDED, 'train'))} with task.iteration set "
+            f"task: stage must be one of {', '.join(STAGE_ORDER)} with task.iteration set "
             f"(got stage={task.stage}, iteration={task.iteration})"
         )
     initial = resolve_policy_path(cfg.model)
@@ -113,9 +131,66 @@ def run_task(cfg: Config) -> Path:
 
         train_policy(partial / "data", policy, reference_path(ctx), cfg.train, cfg.model, partial)
         return partial
-    if task.shard is None or not 0 <= task.shard < cfg.loop.shards:
-        raise SelfplayError(f"task.shard={task.shard} must be in [0, loop.shards={cfg.loop.shards})")
-    return run_shard(ctx, task.stage, task.shard, cfg.loop.shards)
+    if task.stage in SHARDED:
+        if task.shard is None or not 0 <= task.shard < cfg.loop.shards:
+            raise SelfplayError(f"task.shard={task.shard} must be in [0, loop.shards={cfg.loop.shards})")
+        return run_shard(ctx, task.stage, task.shard, cfg.loop.shards)
+    stats = STAGES[task.stage](ctx)
+    (partial / STATS_FILE).write_text(json.dumps(stats))
+    return partial
+
+
+def dry_run(cfg: Config, relaunch: list[str]) -> list[str]:
+    """Every command each stage would launch for this cluster config, one line each."""
+    from selfplay.loop.cluster import (
+        effective_shards,
+        local_resources,
+        shard_command,
+        shard_workers,
+        show,
+        stage_command,
+        train_command,
+    )
+
+    res = local_resources(cfg)
+    lines = [
+        f"cluster={res.kind} nodes={len(res.nodes)} ({', '.join(res.nodes)}) gpus_per_node={res.gpus_per_node} "
+        f"engines={len(res.slots)} (tensor_parallel_size={cfg.generate.tensor_parallel_size}) "
+        f"isolation={res.isolation}"
+    ]
+    shards = effective_shards(cfg, res)
+    workers = shard_workers(cfg, res)
+    for t in range(cfg.loop.iterations):
+        for stage in stages_for(cfg):
+            head = f"iteration {t} {stage}:"
+            if stage in SHARDED and workers > 0:
+                for i in range(shards):
+                    slot = res.slots[i % workers]
+                    cmd = shard_command([*relaunch, f"loop.shards={shards}"], slot, stage, t, i)
+                    lines.append(
+                        f"{head} shard {i}/{shards} on {slot.node or 'this node'}: "
+                        f"{show(cmd, slot.env if slot.node is None else None)}"
+                    )
+            elif stage == "train" and (
+                res.kind != "local"
+                or res.isolation == "process"
+                or cfg.train.num_processes > 1
+                or cfg.train.deepspeed
+            ):
+                port = cfg.cluster.master_port
+                lines.append(
+                    f"{head} ranks 0-{res.train_world_size - 1} (world size {res.train_world_size}, "
+                    f"{res.train_nodes} node(s) x {res.train_procs_per_node}, main address "
+                    f"{res.main_addr}:{port}): {show(train_command(relaunch, res, t, port))}"
+                )
+            elif res.isolation == "process":
+                lines.append(f"{head} {show(stage_command(relaunch, stage, t))}")
+            else:
+                lines.append(
+                    f"{head} in the orchestrator process"
+                    + (f" ({shards} shards)" if stage in SHARDED else "")
+                )
+    return lines
 
 
 def invalidate_from(

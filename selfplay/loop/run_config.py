@@ -22,6 +22,11 @@ EXTENDING_KEYS = frozenset(
         "task.stage",
         "task.iteration",
         "task.shard",
+        "loop.isolation",
+        "loop.dry_run",
+        "cluster.kind",
+        "cluster.gpus_per_node",
+        "cluster.master_port",
     }
 )
 """Keys that may change on resume: they extend or steer the run without changing its records

@@ -45,10 +45,13 @@ def run_shard(ctx: StageContext, stage: str, shard: int, shards: int) -> Path:
     return path
 
 
-def run_sharded_stage(ctx: StageContext, stage: str, relaunch: list[str] | None) -> dict:
+def run_sharded_stage(ctx: StageContext, stage: str) -> dict:
     """Run the missing shards, then merge all parts into the stage's output file."""
+    from selfplay.loop.cluster import effective_shards, local_resources, shard_workers
+
     prompts = iteration_prompts(ctx)
-    shards, workers = ctx.config.loop.shards, ctx.config.loop.shard_workers
+    res = local_resources(ctx.config)
+    shards, workers = effective_shards(ctx.config, res), shard_workers(ctx.config, res)
     if shards < 1 or shards > len(prompts):
         raise SelfplayError(
             f"loop.shards={shards} must be between 1 and the iteration's {len(prompts)} prompts"
@@ -63,11 +66,9 @@ def run_sharded_stage(ctx: StageContext, stage: str, relaunch: list[str] | None)
             shards,
         )
     if workers > 0 and missing:
-        if relaunch is None:
-            raise SelfplayError(
-                "loop.shard_workers > 0 needs the command line to relaunch (run via selfplay.run)"
-            )
-        launch_workers(ctx, stage, missing, shards, relaunch, workers)
+        if ctx.relaunch is None:
+            raise SelfplayError("shard worker processes need the run's command line (run via selfplay.run)")
+        launch_workers(ctx, stage, missing, shards, res.slots[:workers])
     else:
         for i in missing:
             run_shard(ctx, stage, i, shards)
@@ -81,48 +82,21 @@ def run_sharded_stage(ctx: StageContext, stage: str, relaunch: list[str] | None)
     return spec.stats(ctx, prompts, records)
 
 
-def _device_groups(workers: int, per_worker: int) -> list[dict[str, str]]:
-    """Environment per worker slot: its GPUs on CUDA machines, its CPU cores otherwise."""
-    import torch
+def launch_workers(ctx: StageContext, stage: str, shard_ids: list[int], shards: int, slots: list) -> None:
+    """Run shard processes, one per slot at a time; fail naming each failed shard and its log."""
+    from selfplay.loop.cluster import shard_command
 
-    if torch.cuda.is_available():
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        devices = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
-        if workers * per_worker > len(devices):
-            raise SelfplayError(
-                f"loop.shard_workers={workers} x generate.tensor_parallel_size={per_worker} needs "
-                f"{workers * per_worker} GPUs; {len(devices)} visible"
-            )
-        return [
-            {"CUDA_VISIBLE_DEVICES": ",".join(devices[w * per_worker : (w + 1) * per_worker])}
-            for w in range(workers)
-        ]
-    cores = sorted(os.sched_getaffinity(0))
-    per = max(1, len(cores) // workers)
-    groups = []
-    for w in range(workers):
-        mine = cores[(w * per) % len(cores) :][:per]
-        groups.append(
-            {"VLLM_CPU_OMP_THREADS_BIND": f"{mine[0]}-{mine[-1]}", "OMP_NUM_THREADS": str(len(mine))}
-        )
-    return groups
-
-
-def launch_workers(
-    ctx: StageContext, stage: str, shard_ids: list[int], shards: int, relaunch: list[str], workers: int
-) -> None:
-    """Run shard processes, at most `workers` at a time; fail naming each failed shard and its log."""
-    groups = _device_groups(workers, ctx.config.generate.tensor_parallel_size)
     logs = ctx.layout.root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    relaunch = [*ctx.relaunch, f"loop.shards={shards}"]  # type: ignore[misc]
     queue, running, failed = list(shard_ids), {}, []
-    free = list(range(workers))
+    free = list(range(len(slots)))
     while queue or running:
         while queue and free:
             shard, slot = queue.pop(0), free.pop(0)
             log_path = logs / f"iter_{ctx.iteration:03d}-{stage}-shard-{shard:05d}-of-{shards:05d}.log"
-            cmd = [*relaunch, f"task.stage={stage}", f"task.iteration={ctx.iteration}", f"task.shard={shard}"]
-            env = {**os.environ, **groups[slot]}
+            cmd = shard_command(relaunch, slots[slot], stage, ctx.iteration, shard)
+            env = {**os.environ, **slots[slot].env}
             with open(log_path, "w") as out:
                 proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
             running[proc] = (shard, slot, log_path)

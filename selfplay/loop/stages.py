@@ -192,7 +192,15 @@ def run_train(ctx: StageContext) -> dict:
         pairs, sampled, ctx.policy, reference_path(ctx), cfg.train, cfg.model, cfg.logprobs.batch_size
     )
     Dataset.from_list(rows).save_to_disk(str(ctx.out / "data"))
-    if cfg.train.num_processes > 1 or cfg.train.deepspeed:
+    from selfplay.loop.cluster import local_resources
+
+    res = local_resources(cfg)
+    if (
+        cfg.train.num_processes > 1
+        or cfg.train.deepspeed
+        or res.kind != "local"
+        or res.isolation == "process"
+    ):
         launch_training(ctx)
     else:
         from selfplay.train.trainer import train_policy

@@ -238,3 +238,104 @@ def test_shipped_deepspeed_configs_train(vllm_run, tmp_path, deepspeed, processe
     assert (tmp_path / "default" / "iter_000" / "train" / "model" / "model.safetensors").is_file()
     if processes == 1:
         assert ours["train_loss"] == pytest.approx(plain["train_loss"], abs=1e-4)
+
+
+def test_every_stage_in_its_own_process(tmp_path):
+    """loop.isolation=process: the orchestrator only sequences; each stage is a process of its own."""
+    proc = run_cli(
+        "debug=tiny", "generate.backend=hf", "loop.isolation=process", f"loop.output_dir={tmp_path}"
+    )
+    run_dir = tmp_path / "default"
+    check_finished_run(run_dir, proc, 2, "hf")
+    logs = {p.name for p in (run_dir / "logs").iterdir()}
+    for t in range(2):
+        assert {
+            f"iter_{t:03d}-prompts.log",
+            f"iter_{t:03d}-selection.log",
+            f"iter_{t:03d}-evaluate.log",
+            f"iter_{t:03d}-train.log",
+            f"iter_{t:03d}-generate-shard-00000-of-00001.log",
+        } <= logs
+
+
+@pytest.mark.vllm
+def test_a_killed_shard_process_is_redone_alone(vllm_run, tmp_path):
+    reference, _ = vllm_run
+    args = (
+        "debug=tiny",
+        "generate.backend=vllm",
+        "loop.shards=2",
+        "loop.shard_workers=2",
+        f"loop.output_dir={tmp_path}",
+    )
+    proc = start_cli(*args, log=tmp_path / "first.log")
+    victim, deadline = None, time.time() + 300
+    while victim is None and proc.poll() is None and time.time() < deadline:
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read().split(b"\0")
+            except (FileNotFoundError, PermissionError, NotADirectoryError, ProcessLookupError):
+                continue
+            if (
+                b"task.stage=generate" in cmdline
+                and b"task.shard=1" in cmdline
+                and b"task.iteration=0" in cmdline
+            ):
+                victim = int(pid)
+        time.sleep(0.05)
+    assert victim is not None, "shard 1 of iteration 0's generate never started"
+    os.kill(victim, signal.SIGKILL)
+    proc.wait(timeout=300)
+    first = (tmp_path / "first.log").read_text()
+    assert proc.returncode == 2 and "generate: 1 shard(s) failed: shard 1/2 (exit -9; log " in first, first[
+        -2000:
+    ]
+    partial = tmp_path / "default" / "iter_000" / ".generate.partial"
+    assert [p.name for p in partial.glob("part-*")] in ([], ["part-00000-of-00002.jsonl"])
+    shard0_done = (partial / "part-00000-of-00002.jsonl").exists()
+    rerun = run_cli(*args)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    started = [
+        line
+        for line in rerun.stderr.splitlines()
+        if "iteration 0 generate: shard" in line and "started" in line
+    ]
+    assert len(started) == (1 if shard0_done else 2) and "shard 1/2 started" in started[0]
+    assert_same_records(tmp_path / "default", reference, 2)
+
+
+def test_dry_run_prints_commands_and_runs_nothing(tmp_path):
+    env_args = (
+        "cluster=slurm",
+        "generate.tensor_parallel_size=2",
+        "loop.dry_run=true",
+        f"loop.output_dir={tmp_path}",
+    )
+    import subprocess
+    import sys
+
+    from tests.integration.cli import REPO, cli_env
+
+    env = {
+        **cli_env(),
+        "SLURM_JOB_ID": "9",
+        "SLURM_JOB_NODELIST": "n[1-2]",
+        "SLURM_NNODES": "2",
+        "SLURM_GPUS_PER_NODE": "h100:4",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "selfplay.run", *env_args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("cluster=slurm nodes=2 (n1, n2) gpus_per_node=4 engines=4")
+    assert sum("--rdzv_endpoint=n1:29500" in line for line in lines) == 3  # one train line per iteration
+    assert not any(tmp_path.iterdir())
+    missing = run_cli("cluster=slurm", "loop.dry_run=true", f"loop.output_dir={tmp_path}", timeout=120)
+    assert missing.returncode == 2 and "SLURM_JOB_ID" in missing.stderr
