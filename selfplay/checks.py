@@ -37,6 +37,8 @@ def check_config(cfg: Config) -> None:
     if cfg.evaluate.enabled and cfg.evaluate.num_samples < 1:
         raise SelfplayError(f"evaluate.num_samples={cfg.evaluate.num_samples} must be >= 1")
     check_train(cfg)
+    if cfg.evolve.enabled:
+        check_evolve(cfg)
     if cfg.judge.kind == "rule":
         from selfplay.judge.rules import resolve_rule
 
@@ -104,4 +106,26 @@ def check_lora_targets(t: TrainConfig, model_path: str, trust_remote_code: bool)
         raise SelfplayError(
             f"train.lora.target_modules: {', '.join(missing)} not in the model "
             f"(its linear layers: {', '.join(linear)})"
+        )
+
+
+def check_evolve(cfg: Config) -> None:
+    from selfplay.evolve.templates import load_templates
+
+    ev = cfg.evolve
+    load_templates(list(ev.strategies), ev.templates_dir)
+    if not 0 < ev.top_fraction <= 1:
+        raise SelfplayError(f"evolve.top_fraction={ev.top_fraction} must be in (0, 1]")
+    if ev.rewrites_per_prompt < 1:
+        raise SelfplayError(f"evolve.rewrites_per_prompt={ev.rewrites_per_prompt} must be >= 1")
+    if not 0 <= ev.min_length_ratio < ev.max_length_ratio:
+        raise SelfplayError("evolve.min_length_ratio must be >= 0 and below evolve.max_length_ratio")
+    s = ev.selection
+    if s.count is None and s.ratio is not None and not 0 < s.ratio <= 1:
+        raise SelfplayError(
+            f"evolve.selection.ratio={s.ratio} must be in (0, 1] (or set evolve.selection.count)"
+        )
+    if s.implicit_reward == "dpo":
+        raise SelfplayError(
+            "evolve.selection.implicit_reward=dpo is not supported (use avg_logp or sum_logp)"
         )

@@ -44,6 +44,8 @@ Metric = Choice(
 )
 ImplicitReward = Choice("ImplicitReward", [(n, n) for n in ("avg_logp", "sum_logp", "dpo")])
 Loss = Choice("Loss", [(n, n) for n in ("dpo", "simpo")])
+EvolveParents = Choice("EvolveParents", [(n, n) for n in ("all", "top")])
+Preamble = Choice("Preamble", [(n, n) for n in ("strip", "drop")])
 ClusterKind = Choice("ClusterKind", [(n, n) for n in ("local", "gpus", "slurm")])
 Isolation = Choice("Isolation", [(n, n) for n in ("auto", "in_process", "process")])
 RefLogprobs = Choice("RefLogprobs", [(n, n) for n in ("precomputed", "trainer")])
@@ -271,6 +273,42 @@ class TrainConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
 
 
+def _evolved_selection() -> SelectionConfig:
+    return SelectionConfig(weight=2.5, ratio=0.5)
+
+
+@dataclass
+class EvolveConfig:
+    """Evolve-then-select (METHOD.md section 5): the policy rewrites prompts, the evolved prompts are
+    sampled, judged and paired, and the best evolved pairs join the seed pairs for training."""
+
+    enabled: bool = False
+    """Run the evolve and evolved stages after selection."""
+    strategies: list[str] = field(
+        default_factory=lambda: ["breadth", "deepen", "constraints", "concretize", "reasoning"]
+    )
+    """Rewrite strategies; each is a template file <name>.txt with a {prompt} placeholder."""
+    templates_dir: str | None = None
+    """Folder of <strategy>.txt templates; null = the bundled ones (selfplay/assets/evolve/);
+    "selfplay:evolve_tiny" = the short ones in the tiny model's vocabulary."""
+    parents: EvolveParents = EvolveParents.all
+    """Which prompts are evolved: all of the iteration's, or the top fraction by their seed pair's score."""
+    top_fraction: float = 0.25
+    """With parents=top: the fraction of the iteration's scored seed pairs whose prompts are evolved."""
+    rewrites_per_prompt: int = 1
+    """Strategies applied to each parent (a seeded draw without repeats; at most len(strategies))."""
+    max_tokens: int = 96
+    """Length limit of a rewrite in tokens."""
+    min_length_ratio: float = 0.2
+    """Keep a rewrite only if len(new) / len(original) in characters is above this..."""
+    max_length_ratio: float = 5.0
+    """...and below this."""
+    preamble: Preamble = Preamble.strip
+    """Rewrites starting like "Here is the rewritten prompt:": strip the preamble, or drop the rewrite."""
+    selection: SelectionConfig = field(default_factory=_evolved_selection)
+    """Pairing and top-k of the evolved pairs (the paper: alignment potential, w = 2.5, top 10k)."""
+
+
 @dataclass
 class EvaluateConfig:
     """Held-out evaluation of each new policy with the judge."""
@@ -344,6 +382,7 @@ class Config:
     logprobs: LogprobsConfig = field(default_factory=LogprobsConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    evolve: EvolveConfig = field(default_factory=EvolveConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
@@ -403,6 +442,7 @@ def register_configs() -> None:
         ("logprobs", LogprobsConfig),
         ("selection", SelectionConfig),
         ("train", TrainConfig),
+        ("evolve", EvolveConfig),
         ("evaluate", EvaluateConfig),
         ("loop", LoopConfig),
         ("cluster", ClusterConfig),

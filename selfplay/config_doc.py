@@ -23,6 +23,8 @@ SECTIONS = [
     "selection",
     "train",
     "train.lora",
+    "evolve",
+    "evolve.selection",
     "evaluate",
     "loop",
     "cluster",

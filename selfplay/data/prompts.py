@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -200,4 +200,4 @@ def iteration_window(pool: list[Prompt], iteration: int, per_iteration: int) -> 
             f"prompts: iteration {iteration} needs prompts {start}..{end - 1} but the pool has {len(pool)} "
             "(lower prompts.per_iteration or loop.iterations, or add prompts)"
         )
-    return [Prompt(p.prompt_id, p.messages, iteration, p.source) for p in pool[start:end]]
+    return [replace(p, iteration=iteration) for p in pool[start:end]]

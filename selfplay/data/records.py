@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
 Message = dict[str, str]
@@ -16,6 +16,12 @@ class Prompt:
     messages: list[Message]
     iteration: int = 0
     source: str = ""
+    origin: str = "seed"
+    """seed (from the prompt pool) or evolved (rewritten by the policy)."""
+    parent_id: str | None = None
+    """The prompt an evolved prompt was rewritten from."""
+    strategy: str | None = None
+    """The rewrite strategy of an evolved prompt."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,12 @@ class Pair:
     score: float | None = None
     rank: int | None = None
     kept: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    origin: str = "seed"
+    """seed or evolved: where the pair's prompt came from."""
+    parent_id: str | None = None
+    """For evolved pairs: the prompt the pair's prompt was rewritten from."""
+    strategy: str | None = None
+    """For evolved pairs: the rewrite strategy."""
 
 
 R = TypeVar("R")

@@ -152,13 +152,99 @@ def run_selection(ctx: StageContext) -> dict:
     return stats
 
 
+def _too_long(ctx: StageContext):
+    """Whether a new prompt's rendered length leaves no room under the policy's or the judge's limit."""
+    from selfplay.generate.sampling import render_prompt_ids
+    from selfplay.models.loading import load_tokenizer
+
+    cfg = ctx.config
+    policy_tok = load_tokenizer(ctx.policy, cfg.model.trust_remote_code)
+    judge_tok = None
+    if cfg.judge.kind == "reward_model":
+        judge_tok = load_tokenizer(str(cfg.judge.model_path), cfg.judge.trust_remote_code)
+
+    def too_long(text: str) -> bool:
+        messages = [{"role": "user", "content": text}]
+        if len(render_prompt_ids(policy_tok, messages)) + 1 >= cfg.generate.max_model_len:
+            return True
+        return judge_tok is not None and len(render_prompt_ids(judge_tok, messages)) >= cfg.judge.max_length
+
+    return too_long
+
+
+def run_evolve(ctx: StageContext) -> dict:
+    from dataclasses import replace
+
+    from selfplay.evolve.rewrite import choose_parents, evolved_prompts, rewrite_requests
+    from selfplay.evolve.templates import load_templates
+    from selfplay.generate.sampler import sample_completions
+
+    cfg, ev = ctx.config, ctx.config.evolve
+    prompts = read_records(ctx.input("prompts", PROMPTS), Prompt)
+    seed_pairs = [
+        p for p in read_records(ctx.input("selection", PAIRS), Pair) if p.iteration == ctx.iteration
+    ]
+    parents = choose_parents(prompts, seed_pairs, ev)
+    triples = rewrite_requests(
+        parents, load_templates(list(ev.strategies), ev.templates_dir), ev, cfg.generate.seed, ctx.iteration
+    )
+    gen = replace(cfg.generate, max_tokens=ev.max_tokens)
+    rewrites, _ = sample_completions(
+        ctx.policy,
+        [r for _, r, _ in triples],
+        gen,
+        cfg.model,
+        f"evolve_{ctx.iteration:03d}",
+        1,
+        ctx.iteration,
+    )
+    new, rows, counts = evolved_prompts(
+        triples, {c.prompt_id: c for c in rewrites}, ev, _too_long(ctx), ctx.iteration
+    )
+    write_records(ctx.out / PROMPTS, new)
+    write_jsonl(ctx.out / "rewrites.jsonl", rows)
+    return {"parents": len(parents), "rewrites": len(triples), "evolved_prompts": len(new), **dict(counts)}
+
+
+def run_evolved(ctx: StageContext) -> dict:
+    """Generate, judge, pair and select on the evolved prompts (their own pool and top-k)."""
+    from selfplay.generate.sampler import sample_completions
+    from selfplay.generate.sampling import completion_stats
+    from selfplay.judge.judging import judgment_stats
+    from selfplay.selection.select import candidates, pair_and_select
+
+    cfg = ctx.config
+    prompts = read_records(ctx.input("evolve", PROMPTS), Prompt)
+    completions, _ = sample_completions(
+        ctx.policy,
+        prompts,
+        cfg.generate,
+        cfg.model,
+        f"evolved_{ctx.iteration:03d}",
+        cfg.generate.num_samples,
+        ctx.iteration,
+    )
+    judgments = _judge(ctx, prompts, completions)
+    cands = candidates(completions, judgments, str(cfg.evolve.selection.implicit_reward))
+    pairs, stats = pair_and_select(prompts, cands, cfg.evolve.selection, ctx.iteration)
+    write_records(ctx.out / COMPLETIONS, completions)
+    write_records(ctx.out / JUDGMENTS, judgments)
+    write_records(ctx.out / PAIRS, pairs)
+    return {**completion_stats(completions), **judgment_stats(judgments), **stats}
+
+
 def training_pairs(ctx: StageContext) -> list[Pair]:
     """Kept pairs of this iteration, and of earlier ones with `train.accumulate`."""
     pairs = [p for p in read_records(ctx.input("selection", PAIRS), Pair) if p.kept]
+    if ctx.config.evolve.enabled:  # evolve-then-select: the best evolved pairs join the seed pairs
+        pairs += [p for p in read_records(ctx.input("evolved", PAIRS), Pair) if p.kept]
     if ctx.config.train.accumulate:
         for t in range(ctx.iteration):
             path = ctx.layout.stage_dir(t, "selection") / PAIRS
             pairs += [p for p in read_records(path, Pair) if p.kept and p.iteration == t]
+            if ctx.config.evolve.enabled:
+                path = ctx.layout.stage_dir(t, "evolved") / PAIRS
+                pairs += [p for p in read_records(path, Pair) if p.kept]
         pairs = list({p.pair_id: p for p in pairs}.values())
     return pairs
 
@@ -183,9 +269,13 @@ def run_train(ctx: StageContext) -> dict:
         )
     sampled = {}
     if cfg.train.reference == "previous":  # pi_t's own samples carry pi_t's log-probs
+        files = [ctx.input("generate", COMPLETIONS)]
+        if cfg.evolve.enabled:
+            files.append(ctx.input("evolved", COMPLETIONS))
         sampled = {
             (c.prompt_id, c.sample_index): c
-            for c in read_records(ctx.input("generate", COMPLETIONS), Completion)
+            for f in files
+            for c in read_records(f, Completion)
             if c.iteration == ctx.iteration
         }
     rows, ref_stats = training_rows(
@@ -251,10 +341,22 @@ def run_evaluate(ctx: StageContext) -> dict:
 
 StageFn = Callable[[StageContext], dict]
 
-STAGE_ORDER = ["prompts", "generate", "judge", "logprobs", "selection", "train", "evaluate"]
+STAGE_ORDER = [
+    "prompts",
+    "generate",
+    "judge",
+    "logprobs",
+    "selection",
+    "evolve",
+    "evolved",
+    "train",
+    "evaluate",
+]
 STAGES: dict[str, StageFn] = {
     "prompts": run_prompts,
     "selection": run_selection,
+    "evolve": run_evolve,
+    "evolved": run_evolved,
     "train": run_train,
     "evaluate": run_evaluate,
 }
@@ -268,4 +370,7 @@ def stages_for(config: Config) -> list[str]:
         names.remove("logprobs")
     if not config.evaluate.enabled:
         names.remove("evaluate")
+    if not config.evolve.enabled:
+        names.remove("evolve")
+        names.remove("evolved")
     return names

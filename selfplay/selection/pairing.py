@@ -122,4 +122,7 @@ def to_pair(p: Prompt, chosen: Candidate, rejected: Candidate, iteration: int, p
         explicit_margin=chosen.reward - rejected.reward,
         implicit_margin=chosen.implicit - rejected.implicit,
         iteration=iteration,
+        origin=p.origin,
+        parent_id=p.parent_id,
+        strategy=p.strategy,
     )

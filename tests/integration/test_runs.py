@@ -339,3 +339,36 @@ def test_dry_run_prints_commands_and_runs_nothing(tmp_path):
     assert not any(tmp_path.iterdir())
     missing = run_cli("cluster=slurm", "loop.dry_run=true", f"loop.output_dir={tmp_path}", timeout=120)
     assert missing.returncode == 2 and "SLURM_JOB_ID" in missing.stderr
+
+
+def test_evolve_iteration_end_to_end(tmp_path):
+    """experiment=evolve_tiny: rewrites, filters, evolved pairs with origin and parent ids, merged training."""
+    proc = run_cli("experiment=evolve_tiny", "loop.iterations=1", f"loop.output_dir={tmp_path}")
+    run_dir = tmp_path / "default"
+    stages = ["prompts", "generate", "judge", "selection", "evolve", "evolved", "train", "evaluate"]
+    check_finished_run(run_dir, proc, 1, "vllm" if vllm_importable() else "hf", stages)
+    it = run_dir / "iter_000"
+    parents = {
+        json.loads(line)["prompt_id"] for line in (it / "prompts" / "prompts.jsonl").read_text().splitlines()
+    }
+    evolved = [json.loads(line) for line in (it / "evolve" / "prompts.jsonl").read_text().splitlines()]
+    assert evolved and all(
+        p["origin"] == "evolved" and p["parent_id"] in parents and p["strategy"] for p in evolved
+    )
+    ev = stage_stats(run_dir, 0, "evolve")
+    assert ev["rewrites"] == 12 and ev["evolved_prompts"] == len(evolved)
+    assert (
+        ev["evolved_prompts"]
+        + sum(
+            ev.get(k, 0)
+            for k in ("empty", "length_ratio", "too_long", "duplicate", "near_duplicate", "preamble")
+        )
+        == 12
+    )
+    pairs = [json.loads(line) for line in (it / "evolved" / "pairs.jsonl").read_text().splitlines()]
+    assert pairs and all(p["origin"] == "evolved" and p["parent_id"] in parents for p in pairs)
+    kept_evolved = sum(p["kept"] for p in pairs)
+    assert (
+        stage_stats(run_dir, 0, "train")["pairs"]
+        == stage_stats(run_dir, 0, "selection")["kept"] + kept_evolved
+    )

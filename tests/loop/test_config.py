@@ -100,3 +100,21 @@ def test_paper_presets(name, path, loss, beta, lr, ratio):
         2048,
     )
     assert t.global_batch_size % (t.batch_size * t.num_processes) == 0
+
+
+def test_self_play_protocol_arms():
+    ap, explicit, fresh = (
+        compose_config([f"experiment={n}"]) for n in ("evolve_ap", "evolve_explicit", "fresh_prompts")
+    )
+    assert ap.evolve.enabled and ap.prompts.per_iteration == 10000 and ap.selection.ratio == 1.0
+    assert (ap.evolve.selection.metric, ap.evolve.selection.weight, ap.evolve.selection.count) == (
+        "alignment_potential",
+        2.5,
+        10000,
+    )
+    assert ap.evolve.strategies == ["breadth", "deepen", "constraints", "concretize", "reasoning"]
+    assert ap.evolve.rewrites_per_prompt == 5
+    assert explicit.evolve.enabled and explicit.evolve.selection.metric == "explicit"
+    assert not fresh.evolve.enabled and fresh.prompts.per_iteration == 20000
+    tiny = compose_config(["experiment=evolve_tiny"])
+    assert tiny.evolve.enabled and tiny.evolve.templates_dir == "selfplay:evolve_tiny"

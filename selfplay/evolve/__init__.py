@@ -1,0 +1,1 @@
+"""Evolve-then-select: the policy rewrites prompts; filters keep the usable rewrites."""
