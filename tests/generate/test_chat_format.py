@@ -34,7 +34,7 @@ def test_trainer_sees_the_sampled_token_ids(tiny_policy, tmp_path):
     from selfplay.config import TrainConfig
     from selfplay.data.records import Pair
     from selfplay.models.loading import load_causal_lm
-    from selfplay.train.dpo import to_preference_rows
+    from selfplay.train.data import preference_rows as to_preference_rows
     from selfplay.train.trl_args import dpo_config_kwargs
 
     tok = load_tokenizer(tiny_policy)
@@ -66,3 +66,7 @@ def test_trainer_sees_the_sampled_token_ids(tiny_policy, tmp_path):
     assert row["prompt_ids"] == render_prompt_ids(tok, MSGS)
     assert row["chosen_ids"] == sampled
     assert row["rejected_ids"] == rejected
+    # Our replica of TRL's split (used to decide when sampled log-probs can serve as reference) agrees.
+    from selfplay.train.tokens import trainer_token_ids
+
+    assert trainer_token_ids(tok, MSGS, pair.chosen) == (row["prompt_ids"], row["chosen_ids"])

@@ -29,9 +29,12 @@ def check_finished_run(run_dir, proc, iterations, backend, stages=STAGES):
         model = run_dir / f"iter_{t:03d}" / "train" / "model"
         assert (model / "config.json").is_file() and (model / "model.safetensors").is_file()
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["iterations"]["001"]["policy"] == str(run_dir / "iter_000" / "train" / "model")
+    for t in range(1, iterations):
+        assert manifest["iterations"][f"{t:03d}"]["policy"] == str(
+            run_dir / f"iter_{t - 1:03d}" / "train" / "model"
+        )
     results = (run_dir / "results.md").read_text()
-    assert "| start (pi_0) |" in results and "| 1 |" in results
+    assert "| start (pi_0) |" in results and f"| {iterations - 1} |" in results
 
 
 @pytest.fixture(scope="module")
