@@ -283,7 +283,7 @@ class EvolveConfig:
     sampled, judged and paired, and the best evolved pairs join the seed pairs for training."""
 
     enabled: bool = False
-    """Run the evolve and evolved stages after selection."""
+    """Run the evolve, evolved_generate, evolved_judge and evolved_selection stages after selection."""
     strategies: list[str] = field(
         default_factory=lambda: ["breadth", "deepen", "constraints", "concretize", "reasoning"]
     )

@@ -32,13 +32,14 @@ def shard_slice(prompts: list[Prompt], shard: int, shards: int) -> list[Prompt]:
     return prompts[start : start + base + (shard < extra)]
 
 
-def iteration_prompts(ctx: StageContext) -> list[Prompt]:
-    return read_records(ctx.input("prompts", PROMPTS), Prompt)
+def iteration_prompts(ctx: StageContext, stage: str) -> list[Prompt]:
+    """The prompt set a sharded stage splits: the iteration's, or the evolved ones."""
+    return read_records(ctx.input(SHARDED[stage].prompts_from, PROMPTS), Prompt)
 
 
 def run_shard(ctx: StageContext, stage: str, shard: int, shards: int) -> Path:
     """Run one shard's core and write its part (the unit a shard worker process runs)."""
-    prompts = iteration_prompts(ctx)
+    prompts = iteration_prompts(ctx, stage)
     records = SHARDED[stage].run_shard(ctx, shard_slice(prompts, shard, shards))
     path = part_path(ctx.out, shard, shards)
     write_records(path, records)
@@ -49,10 +50,12 @@ def run_sharded_stage(ctx: StageContext, stage: str) -> dict:
     """Run the missing shards, then merge all parts into the stage's output file."""
     from selfplay.loop.cluster import effective_shards, local_resources, shard_workers
 
-    prompts = iteration_prompts(ctx)
+    prompts = iteration_prompts(ctx, stage)
     res = local_resources(ctx.config)
     shards, workers = effective_shards(ctx.config, res), shard_workers(ctx.config, res)
-    if shards < 1 or shards > len(prompts):
+    if SHARDED[stage].prompts_from == "evolve":
+        shards = max(1, min(shards, len(prompts)))  # how many rewrites survive is only known now
+    if shards < 1 or shards > max(1, len(prompts)):
         raise SelfplayError(
             f"loop.shards={shards} must be between 1 and the iteration's {len(prompts)} prompts"
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from selfplay.config import Config
@@ -46,11 +47,11 @@ def run_prompts(ctx: StageContext) -> dict:
 # Sharded stages: a core over a slice of the iteration's prompts, and stats over the merged records.
 
 
-def generate_shard(ctx: StageContext, prompts: list[Prompt]) -> list[Completion]:
+def generate_shard(ctx: StageContext, prompts: list[Prompt], salt: str = "iter") -> list[Completion]:
     from selfplay.generate.sampler import sample_completions
 
     gen = ctx.config.generate
-    salt = f"iter_{ctx.iteration:03d}"
+    salt = f"{salt}_{ctx.iteration:03d}"
     completions, _ = sample_completions(
         ctx.policy, prompts, gen, ctx.config.model, salt, gen.num_samples, ctx.iteration
     )
@@ -69,9 +70,9 @@ def generate_stats(ctx: StageContext, prompts: list[Prompt], completions: list[C
     }
 
 
-def _completions_of(ctx: StageContext, prompts: list[Prompt]) -> list[Completion]:
+def _completions_of(ctx: StageContext, prompts: list[Prompt], stage: str = "generate") -> list[Completion]:
     ids = {p.prompt_id for p in prompts}
-    return [c for c in read_records(ctx.input("generate", COMPLETIONS), Completion) if c.prompt_id in ids]
+    return [c for c in read_records(ctx.input(stage, COMPLETIONS), Completion) if c.prompt_id in ids]
 
 
 def _judge(ctx: StageContext, prompts: list[Prompt], completions: list[Completion]) -> list[Judgment]:
@@ -85,8 +86,10 @@ def _judge(ctx: StageContext, prompts: list[Prompt], completions: list[Completio
     return judge_completions(ctx.config.judge, prompts, completions, reward_model)
 
 
-def judge_shard(ctx: StageContext, prompts: list[Prompt]) -> list[Judgment]:
-    return _judge(ctx, prompts, _completions_of(ctx, prompts))
+def judge_shard(
+    ctx: StageContext, prompts: list[Prompt], completions_from: str = "generate"
+) -> list[Judgment]:
+    return _judge(ctx, prompts, _completions_of(ctx, prompts, completions_from))
 
 
 def judge_stats(ctx: StageContext, prompts: list[Prompt], judgments: list[Judgment]) -> dict:
@@ -115,18 +118,34 @@ def logprobs_stats(ctx: StageContext, prompts: list[Prompt], records: list[Seque
 
 @dataclass(frozen=True)
 class ShardedStage:
-    """A stage that splits the iteration's prompts into shards, each writing its own part."""
+    """A stage that splits a prompt set into shards, each writing its own part."""
 
     output: str
     record: type
     run_shard: Callable[[StageContext, list[Prompt]], list]
     stats: Callable[[StageContext, list[Prompt], list], dict]
+    prompts_from: str = "prompts"
+    """Stage whose prompts.jsonl is sharded: the iteration's prompts, or the evolved ones."""
 
 
 SHARDED: dict[str, ShardedStage] = {
     "generate": ShardedStage(COMPLETIONS, Completion, generate_shard, generate_stats),
     "judge": ShardedStage(JUDGMENTS, Judgment, judge_shard, judge_stats),
     "logprobs": ShardedStage(LOGPROBS, SequenceLogprob, logprobs_shard, logprobs_stats),
+    "evolved_generate": ShardedStage(
+        COMPLETIONS,
+        Completion,
+        partial(generate_shard, salt="evolved"),
+        generate_stats,
+        prompts_from="evolve",
+    ),
+    "evolved_judge": ShardedStage(
+        JUDGMENTS,
+        Judgment,
+        partial(judge_shard, completions_from="evolved_generate"),
+        judge_stats,
+        prompts_from="evolve",
+    ),
 }
 
 
@@ -206,44 +225,31 @@ def run_evolve(ctx: StageContext) -> dict:
     return {"parents": len(parents), "rewrites": len(triples), "evolved_prompts": len(new), **dict(counts)}
 
 
-def run_evolved(ctx: StageContext) -> dict:
-    """Generate, judge, pair and select on the evolved prompts (their own pool and top-k)."""
-    from selfplay.generate.sampler import sample_completions
-    from selfplay.generate.sampling import completion_stats
-    from selfplay.judge.judging import judgment_stats
+def run_evolved_selection(ctx: StageContext) -> dict:
+    """Pair and select the evolved prompts' responses as their own pool, with `evolve.selection`."""
     from selfplay.selection.select import candidates, pair_and_select
 
     cfg = ctx.config
     prompts = read_records(ctx.input("evolve", PROMPTS), Prompt)
-    completions, _ = sample_completions(
-        ctx.policy,
-        prompts,
-        cfg.generate,
-        cfg.model,
-        f"evolved_{ctx.iteration:03d}",
-        cfg.generate.num_samples,
-        ctx.iteration,
-    )
-    judgments = _judge(ctx, prompts, completions)
+    completions = read_records(ctx.input("evolved_generate", COMPLETIONS), Completion)
+    judgments = read_records(ctx.input("evolved_judge", JUDGMENTS), Judgment)
     cands = candidates(completions, judgments, str(cfg.evolve.selection.implicit_reward))
     pairs, stats = pair_and_select(prompts, cands, cfg.evolve.selection, ctx.iteration)
-    write_records(ctx.out / COMPLETIONS, completions)
-    write_records(ctx.out / JUDGMENTS, judgments)
     write_records(ctx.out / PAIRS, pairs)
-    return {**completion_stats(completions), **judgment_stats(judgments), **stats}
+    return stats
 
 
 def training_pairs(ctx: StageContext) -> list[Pair]:
     """Kept pairs of this iteration, and of earlier ones with `train.accumulate`."""
     pairs = [p for p in read_records(ctx.input("selection", PAIRS), Pair) if p.kept]
     if ctx.config.evolve.enabled:  # evolve-then-select: the best evolved pairs join the seed pairs
-        pairs += [p for p in read_records(ctx.input("evolved", PAIRS), Pair) if p.kept]
+        pairs += [p for p in read_records(ctx.input("evolved_selection", PAIRS), Pair) if p.kept]
     if ctx.config.train.accumulate:
         for t in range(ctx.iteration):
             path = ctx.layout.stage_dir(t, "selection") / PAIRS
             pairs += [p for p in read_records(path, Pair) if p.kept and p.iteration == t]
             if ctx.config.evolve.enabled:
-                path = ctx.layout.stage_dir(t, "evolved") / PAIRS
+                path = ctx.layout.stage_dir(t, "evolved_selection") / PAIRS
                 pairs += [p for p in read_records(path, Pair) if p.kept]
         pairs = list({p.pair_id: p for p in pairs}.values())
     return pairs
@@ -271,7 +277,7 @@ def run_train(ctx: StageContext) -> dict:
     if cfg.train.reference == "previous":  # pi_t's own samples carry pi_t's log-probs
         files = [ctx.input("generate", COMPLETIONS)]
         if cfg.evolve.enabled:
-            files.append(ctx.input("evolved", COMPLETIONS))
+            files.append(ctx.input("evolved_generate", COMPLETIONS))
         sampled = {
             (c.prompt_id, c.sample_index): c
             for f in files
@@ -348,7 +354,9 @@ STAGE_ORDER = [
     "logprobs",
     "selection",
     "evolve",
-    "evolved",
+    "evolved_generate",
+    "evolved_judge",
+    "evolved_selection",
     "train",
     "evaluate",
 ]
@@ -356,11 +364,11 @@ STAGES: dict[str, StageFn] = {
     "prompts": run_prompts,
     "selection": run_selection,
     "evolve": run_evolve,
-    "evolved": run_evolved,
+    "evolved_selection": run_evolved_selection,
     "train": run_train,
     "evaluate": run_evaluate,
 }
-"""Unsharded stages; generate, judge and logprobs are in SHARDED and run through loop/shards.py."""
+"""Unsharded stages; the others are in SHARDED and run through loop/shards.py."""
 
 
 def stages_for(config: Config) -> list[str]:
@@ -371,6 +379,6 @@ def stages_for(config: Config) -> list[str]:
     if not config.evaluate.enabled:
         names.remove("evaluate")
     if not config.evolve.enabled:
-        names.remove("evolve")
-        names.remove("evolved")
+        for name in ("evolve", "evolved_generate", "evolved_judge", "evolved_selection"):
+            names.remove(name)
     return names

@@ -345,10 +345,24 @@ def test_dry_run_prints_commands_and_runs_nothing(tmp_path):
 
 
 def test_evolve_iteration_end_to_end(tmp_path):
-    """experiment=evolve_tiny: rewrites, filters, evolved pairs with origin and parent ids, merged training."""
-    proc = run_cli("experiment=evolve_tiny", "loop.iterations=1", f"loop.output_dir={tmp_path}")
+    """experiment=evolve_tiny (2 shards): rewrites, filters, evolved prompts sampled and judged through the
+    sharded stages, evolved pairs with origin and parent ids, merged training."""
+    proc = run_cli(
+        "experiment=evolve_tiny", "loop.iterations=1", "loop.shards=2", f"loop.output_dir={tmp_path}"
+    )
     run_dir = tmp_path / "default"
-    stages = ["prompts", "generate", "judge", "selection", "evolve", "evolved", "train", "evaluate"]
+    stages = [
+        "prompts",
+        "generate",
+        "judge",
+        "selection",
+        "evolve",
+        "evolved_generate",
+        "evolved_judge",
+        "evolved_selection",
+        "train",
+        "evaluate",
+    ]
     check_finished_run(run_dir, proc, 1, "vllm" if vllm_importable() else "hf", stages)
     it = run_dir / "iter_000"
     parents = {
@@ -368,7 +382,7 @@ def test_evolve_iteration_end_to_end(tmp_path):
         )
         == 12
     )
-    pairs = [json.loads(line) for line in (it / "evolved" / "pairs.jsonl").read_text().splitlines()]
+    pairs = [json.loads(line) for line in (it / "evolved_selection" / "pairs.jsonl").read_text().splitlines()]
     assert pairs and all(p["origin"] == "evolved" and p["parent_id"] in parents for p in pairs)
     kept_evolved = sum(p["kept"] for p in pairs)
     assert (
