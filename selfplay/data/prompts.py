@@ -62,13 +62,14 @@ def to_messages(value: Any, where: str, field: str) -> list[Message]:
     )
 
 
-def read_rows(cfg: PromptsConfig, path: str) -> list[dict[str, Any]]:
-    """Rows of a local .jsonl/.json/.parquet file, or of a Hugging Face dataset (source=hf)."""
+def read_rows(cfg: PromptsConfig, path: str, key: str = "prompts.path") -> list[dict[str, Any]]:
+    """Rows of a local .jsonl/.json/.parquet file, or of a Hugging Face dataset (source=hf); errors
+    name the config `key` that gave the path."""
     if cfg.source == "hf":
-        return _read_hf(path, cfg.split)
+        return _read_hf(path, cfg.split, key)
     p = Path(path)
     if not p.exists():
-        raise SelfplayError(f"prompts.path: file '{path}' does not exist")
+        raise SelfplayError(f"{key}: file '{path}' does not exist")
     suffix = p.suffix.lower()
     if suffix in (".jsonl", ".json"):
         try:
@@ -87,11 +88,11 @@ def read_rows(cfg: PromptsConfig, path: str) -> list[dict[str, Any]]:
             f"prompts.path: '{path}' must end in .jsonl, .json or .parquet (or use source=hf)"
         )
     if not rows:
-        raise SelfplayError(f"{path}: no prompts in file")
+        raise SelfplayError(f"{path}: no rows in file")
     return rows
 
 
-def _read_hf(name: str, split: str) -> list[dict[str, Any]]:
+def _read_hf(name: str, split: str, key: str) -> list[dict[str, Any]]:
     import datasets
 
     try:
@@ -108,7 +109,7 @@ def _read_hf(name: str, split: str) -> list[dict[str, Any]]:
     except SelfplayError:
         raise
     except Exception as err:  # datasets raises many types; the user needs the one line
-        raise SelfplayError(f"prompts.path: cannot load dataset '{name}' split '{split}': {err}") from None
+        raise SelfplayError(f"{key}: cannot load dataset '{name}' split '{split}': {err}") from None
     if len(ds) == 0:
         raise SelfplayError(f"{name}: split '{split}' has no rows")
     return ds.to_list()

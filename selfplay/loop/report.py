@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 from selfplay.loop.layout import RunLayout
@@ -70,7 +69,3 @@ def write_manifest(layout: RunLayout, manifest: dict[str, Any]) -> None:
     tmp = layout.manifest_file.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
     tmp.replace(layout.manifest_file)
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}

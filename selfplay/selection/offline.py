@@ -42,12 +42,7 @@ def read_table(path: str, split: str) -> list[dict[str, Any]]:
     source = PromptSource.file if p.is_file() else PromptSource.hf
     if not p.exists() and "/" not in path.strip("/"):
         raise SelfplayError(f"input: '{path}' does not exist")
-    try:
-        return read_rows(PromptsConfig(source=source, split=split), path)
-    except SelfplayError as err:
-        raise SelfplayError(
-            str(err).replace("prompts.path", "input").replace("no prompts", "no rows")
-        ) from None
+    return read_rows(PromptsConfig(source=source, split=split), path, key="input")
 
 
 def response_text(value: Any, where: str, column: str) -> str:

@@ -61,7 +61,7 @@ def test_parquet_and_saved_dataset_folder(tmp_path):
     "content,message",
     [
         (None, "does not exist"),
-        ("", "no prompts in file"),
+        ("", "no rows in file"),
         ('{"prompt": "ok"}\n{not json\n', r"p.jsonl:2: malformed JSON"),
         ('{"prompt": "ok"}\n{"prompt": "  "}\n', r"row 2: field 'prompt' is empty"),
         ('{"text": "ok"}\n', r"row 1 has no field 'prompt'"),
