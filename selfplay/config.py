@@ -20,36 +20,103 @@ class Choice(str, Enum):
         return self.value
 
 
-Dtype = Choice("Dtype", [(n, n) for n in ("auto", "float32", "bfloat16", "float16")])
-PromptSource = Choice("PromptSource", [(n, n) for n in ("bundled", "file", "hf")])
-Backend = Choice("Backend", [(n, n) for n in ("auto", "vllm", "hf")])
-JudgeKind = Choice("JudgeKind", [(n, n) for n in ("rule", "reward_model")])
-LogprobSource = Choice("LogprobSource", [(n, n) for n in ("generation", "teacher_forcing")])
-Pairing = Choice("Pairing", [(n, n) for n in ("best_vs_worst", "best_vs_random", "random_pair", "all_pairs")])
-SelectionPool = Choice("SelectionPool", [(n, n) for n in ("iteration", "all")])
-Nonfinite = Choice("Nonfinite", [(n, n) for n in ("drop", "error")])
-Metric = Choice(
-    "Metric",
-    [
-        (n, n)
-        for n in (
-            "alignment_potential",
-            "random",
-            "explicit",
-            "explicit_small",
-            "implicit_small",
-            "implicit_large",
-        )
-    ],
-)
-ImplicitReward = Choice("ImplicitReward", [(n, n) for n in ("avg_logp", "sum_logp", "dpo")])
-Loss = Choice("Loss", [(n, n) for n in ("dpo", "simpo")])
-EvolveParents = Choice("EvolveParents", [(n, n) for n in ("all", "top")])
-Preamble = Choice("Preamble", [(n, n) for n in ("strip", "drop")])
-ClusterKind = Choice("ClusterKind", [(n, n) for n in ("local", "gpus", "slurm")])
-Isolation = Choice("Isolation", [(n, n) for n in ("auto", "in_process", "process")])
-RefLogprobs = Choice("RefLogprobs", [(n, n) for n in ("precomputed", "trainer")])
-Reference = Choice("Reference", [(n, n) for n in ("previous", "initial")])
+class Dtype(Choice):
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+class PromptSource(Choice):
+    bundled = "bundled"
+    file = "file"
+    hf = "hf"
+
+
+class Backend(Choice):
+    auto = "auto"
+    vllm = "vllm"
+    hf = "hf"
+
+
+class JudgeKind(Choice):
+    rule = "rule"
+    reward_model = "reward_model"
+
+
+class LogprobSource(Choice):
+    generation = "generation"
+    teacher_forcing = "teacher_forcing"
+
+
+class Pairing(Choice):
+    best_vs_worst = "best_vs_worst"
+    best_vs_random = "best_vs_random"
+    random_pair = "random_pair"
+    all_pairs = "all_pairs"
+
+
+class SelectionPool(Choice):
+    iteration = "iteration"
+    all = "all"
+
+
+class Nonfinite(Choice):
+    drop = "drop"
+    error = "error"
+
+
+class Metric(Choice):
+    alignment_potential = "alignment_potential"
+    random = "random"
+    explicit = "explicit"
+    explicit_small = "explicit_small"
+    implicit_small = "implicit_small"
+    implicit_large = "implicit_large"
+
+
+class ImplicitReward(Choice):
+    avg_logp = "avg_logp"
+    sum_logp = "sum_logp"
+    dpo = "dpo"
+
+
+class Loss(Choice):
+    dpo = "dpo"
+    simpo = "simpo"
+
+
+class EvolveParents(Choice):
+    all = "all"
+    top = "top"
+
+
+class Preamble(Choice):
+    strip = "strip"  # type: ignore[assignment]  # shadows str.strip on members only; the name is the config value
+    drop = "drop"
+
+
+class ClusterKind(Choice):
+    local = "local"
+    gpus = "gpus"
+    slurm = "slurm"
+
+
+class Isolation(Choice):
+    auto = "auto"
+    in_process = "in_process"
+    process = "process"
+
+
+class RefLogprobs(Choice):
+    precomputed = "precomputed"
+    trainer = "trainer"
+
+
+class Reference(Choice):
+    previous = "previous"
+    initial = "initial"
+
 
 TINY_MODEL = "tiny"
 """Model path that means: the built-in tiny policy, built locally and cached (no download)."""

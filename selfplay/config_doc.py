@@ -43,10 +43,11 @@ def field_docs(cls: type) -> dict[str, str]:
     for node, nxt in zip(body, body[1:]):
         if (
             isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
             and isinstance(nxt, ast.Expr)
             and isinstance(nxt.value, ast.Constant)
         ):
-            docs[node.target.id] = " ".join(str(nxt.value.value).split())  # type: ignore[attr-defined]
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())
     return docs
 
 

@@ -34,7 +34,7 @@ def main(cfg: DictConfig) -> None:
         print(f"selfplay.select: error: {err}", file=sys.stderr)
         sys.exit(2)
     print(json.dumps(summary, indent=1))
-    print(os.path.abspath(config.output))
+    print(os.path.abspath(str(config.output)))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+from typing import Any
 
 from selfplay.config import GenerateConfig
 from selfplay.errors import SelfplayError
@@ -54,7 +55,7 @@ class VllmEngine:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, round(cfg.cpu_kv_cache_gib))))
         from vllm import LLM
 
-        kwargs = dict(
+        kwargs: dict[str, Any] = dict(
             model=model_path,
             tokenizer=model_path,
             dtype="float32" if (dtype == "auto" and self.on_cpu) else ("auto" if dtype == "auto" else dtype),
@@ -69,7 +70,7 @@ class VllmEngine:
             kwargs["kv_cache_memory_bytes"] = int(cfg.cpu_kv_cache_gib * 2**30)
         else:
             kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
-        self.llm = LLM(**kwargs)
+        self.llm: Any = LLM(**kwargs)
 
     def __enter__(self) -> VllmEngine:
         return self
@@ -120,7 +121,7 @@ class VllmEngine:
             )
             for req in requests
         ]
-        prompts = [TokensPrompt(prompt_token_ids=req.prompt_ids) for req in requests]
+        prompts = [TokensPrompt(prompt_token_ids=req.prompt_ids) for req in requests]  # type: ignore[typeddict-item]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         result = []
         for out in outputs:

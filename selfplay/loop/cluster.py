@@ -121,13 +121,14 @@ def resources(cfg: Config, environ: dict[str, str], cuda_devices: int, cores: li
         raise SelfplayError(
             f"SLURM_JOB_NODELIST names {len(nodes)} nodes but SLURM_NNODES={environ['SLURM_NNODES']}"
         )
-    gpus_n = cfg.cluster.gpus_per_node
-    if gpus_n is None:
+    slurm_gpus = cfg.cluster.gpus_per_node
+    if slurm_gpus is None:
         raw = environ.get("SLURM_GPUS_ON_NODE") or environ.get("SLURM_GPUS_PER_NODE", "")
         digits = raw.rsplit(":", 1)[-1]
         if not digits.isdigit():
             raise SelfplayError("cluster=slurm: set cluster.gpus_per_node or request GPUs (--gpus-per-node)")
-        gpus_n = int(digits)
+        slurm_gpus = int(digits)
+    gpus_n = slurm_gpus
     groups = _gpu_groups([str(i) for i in range(gpus_n)], tp)
     if not groups:
         raise SelfplayError(f"generate.tensor_parallel_size={tp} is more than the node's {gpus_n} GPUs")

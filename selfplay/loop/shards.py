@@ -76,7 +76,7 @@ def run_sharded_stage(ctx: StageContext, stage: str) -> dict:
         for i in missing:
             run_shard(ctx, stage, i, shards)
     spec = SHARDED[stage]
-    records = []
+    records: list = []
     for i in range(shards):
         records += read_records(part_path(ctx.out, i, shards), spec.record)
     write_records(ctx.out / spec.output, records)
@@ -92,7 +92,9 @@ def launch_workers(ctx: StageContext, stage: str, shard_ids: list[int], shards: 
     logs = ctx.layout.root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     relaunch = [*ctx.relaunch, f"loop.shards={shards}"]  # type: ignore[misc]
-    queue, running, failed = list(shard_ids), {}, []
+    queue: list[int] = list(shard_ids)
+    running: dict[subprocess.Popen, tuple[int, int, Path]] = {}
+    failed: list[str] = []
     free = list(range(len(slots)))
     while queue or running:
         while queue and free:

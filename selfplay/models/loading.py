@@ -74,4 +74,4 @@ def load_causal_lm(
     model = AutoModelForCausalLM.from_pretrained(
         path, dtype=torch_dtype(dtype, device), trust_remote_code=trust_remote_code
     )
-    return model.to(device).eval()
+    return model.to(device).eval()  # type: ignore[arg-type]

@@ -212,6 +212,13 @@ def write_outputs(out: Path, rows: list[Row], scored: list[Pair], summary: dict[
         }
 
     out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "selected.jsonl", (row(p) for p in sorted(scored, key=lambda p: p.rank) if p.kept))
+    write_jsonl(
+        out / "selected.jsonl",
+        (
+            row(p)
+            for p in sorted(scored, key=lambda p: p.rank if p.rank is not None else len(scored))
+            if p.kept
+        ),
+    )
     write_jsonl(out / "scored.jsonl", (row(p) for p in scored))
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
