@@ -18,6 +18,7 @@ from selfplay.loop.layout import RunLayout
 
 PROMPTS, COMPLETIONS, JUDGMENTS = "prompts.jsonl", "completions.jsonl", "judgments.jsonl"
 LOGPROBS, PAIRS, HELDOUT = "logprobs.jsonl", "pairs.jsonl", "heldout.jsonl"
+HELDOUT_PROMPTS = "heldout_prompts.jsonl"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ def run_prompts(ctx: StageContext) -> dict:
     pool = load_prompt_pool(ctx.config.prompts)
     prompts = iteration_window(pool.pool, ctx.iteration, ctx.config.prompts.per_iteration)
     write_records(ctx.out / PROMPTS, prompts)
+    write_records(ctx.out / HELDOUT_PROMPTS, pool.heldout)  # read by evaluate: the pool is loaded once
     return {"prompts": len(prompts), "pool": len(pool.pool), "duplicates_dropped": pool.duplicates_dropped}
 
 
@@ -75,14 +77,22 @@ def _completions_of(ctx: StageContext, prompts: list[Prompt], stage: str = "gene
     return [c for c in read_records(ctx.input(stage, COMPLETIONS), Completion) if c.prompt_id in ids]
 
 
-def _judge(ctx: StageContext, prompts: list[Prompt], completions: list[Completion]) -> list[Judgment]:
+def _reward_model(ctx: StageContext):
+    """The loaded reward model when the judge is one, else None."""
+    if ctx.config.judge.kind != "reward_model":
+        return None
+    from selfplay.judge.reward_model import RewardModel
+
+    return RewardModel(ctx.config.judge)
+
+
+def _judge(
+    ctx: StageContext, prompts: list[Prompt], completions: list[Completion], reward_model=None
+) -> list[Judgment]:
     from selfplay.judge.judging import judge_completions
 
-    reward_model = None
-    if ctx.config.judge.kind == "reward_model":
-        from selfplay.judge.reward_model import RewardModel
-
-        reward_model = RewardModel(ctx.config.judge)
+    if reward_model is None:
+        reward_model = _reward_model(ctx)
     return judge_completions(ctx.config.judge, prompts, completions, reward_model)
 
 
@@ -317,7 +327,8 @@ def run_evaluate(ctx: StageContext) -> dict:
     from selfplay.judge.judging import mean_reward
 
     cfg = ctx.config
-    heldout = load_prompt_pool(cfg.prompts).heldout
+    heldout = read_records(ctx.input("prompts", HELDOUT_PROMPTS), Prompt)
+    reward_model = _reward_model(ctx)  # loaded once for both policies
     policies = {"after": str(ctx.layout.policy_dir(ctx.iteration))}
     if ctx.iteration == 0:
         policies = {"before": ctx.initial_policy, **policies}
@@ -328,7 +339,7 @@ def run_evaluate(ctx: StageContext) -> dict:
         completions, _ = sample_completions(
             path, heldout, cfg.generate, cfg.model, "heldout", cfg.evaluate.num_samples, ctx.iteration
         )
-        judgments = _judge(ctx, heldout, completions)
+        judgments = _judge(ctx, heldout, completions, reward_model)
         stats[f"heldout_reward_{name}"] = mean_reward(judgments)
         stats[f"heldout_tokens_{name}"] = sum(c.num_tokens for c in completions) / max(1, len(completions))
         rows += [
