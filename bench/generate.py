@@ -86,7 +86,7 @@ def main() -> None:
     from selfplay.config import GenerateConfig, PromptsConfig
     from selfplay.data.prompts import load_prompt_pool
     from selfplay.generate.hf_backend import hf_generate
-    from selfplay.generate.sampling import make_requests, to_completions
+    from selfplay.generate.requests import make_requests, to_completions
     from selfplay.generate.vllm_backend import VllmEngine
     from selfplay.models.loading import load_causal_lm, load_tokenizer
 

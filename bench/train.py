@@ -48,11 +48,11 @@ def main() -> None:
         TrainConfig,
     )
     from selfplay.data.prompts import load_prompt_pool
-    from selfplay.generate.sampler import sample_completions
+    from selfplay.generate.sample import sample_completions
     from selfplay.judge.rules import topical_variety
     from selfplay.models.tiny import tiny_model_path
     from selfplay.selection.pairing import Candidate, make_pairs
-    from selfplay.selection.select import select_pairs
+    from selfplay.selection.pipeline import select_pairs
     from selfplay.train.data import training_rows
     from selfplay.train.trainer import train_policy
 
@@ -82,7 +82,7 @@ def main() -> None:
         start = time.perf_counter()
         rows, ref_stats = training_rows(pairs, sampled, policy, policy, cfg, ModelConfig(), 16)
         Dataset.from_list(rows).save_to_disk(str(work / "data"))
-        stats = train_policy(work / "data", policy, None, cfg, ModelConfig(), work)
+        stats = train_policy(work / "data", policy, None, cfg, ModelConfig(), work / "trainer", work / "model")
         seconds = time.perf_counter() - start
         shutil.rmtree(work)
         return seconds, {**ref_stats, **stats}

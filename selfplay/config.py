@@ -1,6 +1,6 @@
 """The one configuration schema: structured-config dataclasses, each field's default written once.
 
-Hydra composes YAML from `selfplay/conf/` on top of these and `run.py` converts the result into these
+Hydra composes YAML from `conf/` (shipped as `selfplay.conf`) on top of these and `run.py` converts the result into these
 dataclasses once (they are not `frozen`: OmegaConf makes frozen nodes read-only, which breaks
 command-line overrides; stages treat them as read-only). No logic lives here beyond registering.
 """
@@ -237,7 +237,7 @@ class JudgeConfig:
 
 @dataclass
 class LogprobsConfig:
-    """Where the implicit rewards' log-probabilities come from (METHOD.md section 3)."""
+    """Where the implicit rewards' log-probabilities come from (docs/method.md section 3)."""
 
     source: LogprobSource = LogprobSource.generation
     """generation = the sampler's raw log-probs; teacher_forcing = a separate forward pass."""
@@ -336,7 +336,7 @@ class TrainConfig:
     num_processes: int = 1
     """Training processes (GPUs); > 1 launches the train stage through torchrun."""
     deepspeed: str | None = None
-    """DeepSpeed config: zero2, zero3 (shipped in launch/deepspeed/) or a JSON path; null = none."""
+    """DeepSpeed config: zero2, zero3 (shipped in conf/deepspeed/) or a JSON path; null = none."""
     lora: LoraConfig = field(default_factory=LoraConfig)
 
 
@@ -346,7 +346,7 @@ def _evolved_selection() -> SelectionConfig:
 
 @dataclass
 class EvolveConfig:
-    """Evolve-then-select (METHOD.md section 5): the policy rewrites prompts, the evolved prompts are
+    """Evolve-then-select (docs/method.md section 5): the policy rewrites prompts, the evolved prompts are
     sampled, judged and paired, and the best evolved pairs join the seed pairs for training."""
 
     enabled: bool = False

@@ -28,7 +28,7 @@ def to_config(cfg: DictConfig) -> Config:
     return config
 
 
-@hydra.main(version_base=None, config_path="conf", config_name="config")
+@hydra.main(version_base=None, config_path="pkg://selfplay.conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     from transformers.utils import logging as hf_logging
 

@@ -18,7 +18,7 @@ from selfplay.errors import SelfplayError  # noqa: E402
 register_configs()
 
 
-@hydra.main(version_base=None, config_path="conf", config_name="select")
+@hydra.main(version_base=None, config_path="pkg://selfplay.conf", config_name="select")
 def main(cfg: DictConfig) -> None:
     from transformers.utils import logging as hf_logging
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from selfplay.config import GenerateConfig
-from selfplay.generate.sampling import RawSample, SampleRequest
+from selfplay.generate.requests import RawSample, SampleRequest
 
 
 def hf_generate(

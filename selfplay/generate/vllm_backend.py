@@ -13,7 +13,7 @@ from typing import Any
 
 from selfplay.config import GenerateConfig
 from selfplay.errors import SelfplayError
-from selfplay.generate.sampling import RawSample, SampleRequest
+from selfplay.generate.requests import RawSample, SampleRequest
 
 log = logging.getLogger(__name__)
 

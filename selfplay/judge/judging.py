@@ -13,6 +13,27 @@ def judge_name(cfg: JudgeConfig) -> str:
     return f"rule:{cfg.rule}" if cfg.kind == "rule" else f"rm:{cfg.model_path}"
 
 
+class Judge:
+    """A ready judge: the config plus, for kind=reward_model, the loaded model (load it once, score
+    many times)."""
+
+    def __init__(self, cfg: JudgeConfig, reward_model=None):
+        self.cfg = cfg
+        self.reward_model = reward_model
+
+    def __call__(self, prompts: list[Prompt], completions: list[Completion]) -> list[Judgment]:
+        return judge_completions(self.cfg, prompts, completions, self.reward_model)
+
+
+def load_judge(cfg: JudgeConfig) -> Judge:
+    """The judge as configured; a reward model is loaded here (the only place that loads one)."""
+    if cfg.kind != "reward_model":
+        return Judge(cfg)
+    from selfplay.judge.reward_model import RewardModel
+
+    return Judge(cfg, RewardModel(cfg))
+
+
 def judge_completions(
     cfg: JudgeConfig, prompts: list[Prompt], completions: list[Completion], reward_model=None
 ) -> list[Judgment]:

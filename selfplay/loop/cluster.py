@@ -1,15 +1,11 @@
-"""Where each process of a stage runs, and the command that starts it, for cluster=local|gpus|slurm.
-
-Pure functions of the config and the environment (so `loop.dry_run` prints exactly what a real run
-launches, and tests check it line by line). We only compose existing launchers: srun for placement on
-SLURM nodes, torchrun for multi-process training; no scheduler of our own.
-"""
+"""What a run has to work with, for cluster=local|gpus|slurm: nodes, GPUs per node, one slot per vLLM
+engine (its node and devices), training processes. Pure functions of the config and the environment
+(`local_resources` reads this machine's), so placement and `loop.dry_run` are testable anywhere."""
 
 from __future__ import annotations
 
 import os
 import re
-import shlex
 import socket
 from dataclasses import dataclass, field
 
@@ -142,76 +138,3 @@ def local_resources(cfg: Config) -> Resources:
     import torch
 
     return resources(cfg, dict(os.environ), torch.cuda.device_count(), sorted(os.sched_getaffinity(0)))
-
-
-def effective_shards(cfg: Config, res: Resources) -> int:
-    """loop.shards, or one shard per engine on gpus/slurm when left at 1."""
-    return cfg.loop.shards if cfg.loop.shards > 1 or res.kind == "local" else len(res.slots)
-
-
-def shard_workers(cfg: Config, res: Resources) -> int:
-    if res.kind != "local" or res.isolation == "process":
-        return len(res.slots)
-    return cfg.loop.shard_workers
-
-
-def task_args(stage: str, iteration: int, shard: int | None = None) -> list[str]:
-    args = [f"task.stage={stage}", f"task.iteration={iteration}"]
-    return args + ([f"task.shard={shard}"] if shard is not None else [])
-
-
-def srun(node: str, env: dict[str, str]) -> list[str]:
-    exports = ",".join(["ALL", *(f"{k}={v}" for k, v in env.items())])
-    return ["srun", "--nodes=1", "--ntasks=1", f"--nodelist={node}", "--overlap", f"--export={exports}"]
-
-
-def shard_command(relaunch: list[str], slot: Slot, stage: str, iteration: int, shard: int) -> list[str]:
-    cmd = [*relaunch, *task_args(stage, iteration, shard)]
-    return [*srun(slot.node, slot.env), *cmd] if slot.node is not None else cmd
-
-
-def train_command(relaunch: list[str], res: Resources, iteration: int, port: int) -> list[str]:
-    """torchrun over the training processes; on SLURM one torchrun per node through srun."""
-    overrides = relaunch[3:]  # relaunch = [python, -m, selfplay.run, *overrides]
-    python = relaunch[0]
-    if res.kind == "slurm":
-        return [
-            "srun",
-            f"--nodes={res.train_nodes}",
-            "--ntasks-per-node=1",
-            "--overlap",
-            python,
-            "-m",
-            "torch.distributed.run",
-            f"--nnodes={res.train_nodes}",
-            f"--nproc_per_node={res.train_procs_per_node}",
-            "--rdzv_backend=c10d",
-            f"--rdzv_endpoint={res.main_addr}:{port}",
-            f"--rdzv_id={res.job_id}",
-            "-m",
-            "selfplay.run",
-            *overrides,
-            *task_args("train", iteration),
-        ]
-    return [
-        python,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc_per_node={res.train_procs_per_node}",
-        "--nnodes=1",
-        "--master_addr=127.0.0.1",
-        f"--master_port={port}",
-        "-m",
-        "selfplay.run",
-        *overrides,
-        *task_args("train", iteration),
-    ]
-
-
-def stage_command(relaunch: list[str], stage: str, iteration: int) -> list[str]:
-    return [*relaunch, *task_args(stage, iteration)]
-
-
-def show(cmd: list[str], env: dict[str, str] | None = None) -> str:
-    prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
-    return (prefix + " " if prefix else "") + shlex.join(cmd)

@@ -1,4 +1,4 @@
-"""Where everything of a run lives on disk (one place for every path)."""
+"""Where everything of a run lives on disk: the one place that spells a run's folder and file names."""
 
 from __future__ import annotations
 
@@ -6,6 +6,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MARKER = "_SUCCESS"
+"""Written last into a finished stage's folder: fingerprint, seconds, stats."""
+STATS = "_stats.json"
+"""Where a stage process (or rank 0 of training) leaves its stats for the orchestrator."""
+
+# Record files inside a stage folder.
+PROMPTS = "prompts.jsonl"
+HELDOUT_PROMPTS = "heldout_prompts.jsonl"
+COMPLETIONS = "completions.jsonl"
+JUDGMENTS = "judgments.jsonl"
+LOGPROBS = "logprobs.jsonl"
+PAIRS = "pairs.jsonl"
+REWRITES = "rewrites.jsonl"
+HELDOUT = "heldout.jsonl"
+# Training: the rows every rank reads, the trainer's scratch folder, the next policy.
+TRAIN_DATA = "data"
+TRAINER = "trainer"
+MODEL = "model"
 
 
 @dataclass(frozen=True)
@@ -28,6 +45,10 @@ class RunLayout:
     def results_file(self) -> Path:
         return self.root / "results.md"
 
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
     def iteration_dir(self, iteration: int) -> Path:
         return self.root / f"iter_{iteration:03d}"
 
@@ -43,4 +64,20 @@ class RunLayout:
 
     def policy_dir(self, iteration: int) -> Path:
         """pi_{t+1}, written by iteration t's train stage."""
-        return self.stage_dir(iteration, "train") / "model"
+        return self.stage_dir(iteration, "train") / MODEL
+
+    def log_file(self, iteration: int, stage: str, shard: int | None = None, shards: int = 1) -> Path:
+        """Log of a stage process, or of one shard process of a sharded stage."""
+        name = f"iter_{iteration:03d}-{stage}"
+        if shard is not None:
+            name += f"-shard-{shard:05d}-of-{shards:05d}"
+        return self.logs_dir / f"{name}.log"
+
+    @staticmethod
+    def part_file(folder: Path, shard: int, shards: int) -> Path:
+        """Shard `shard` of `shards` of a sharded stage's records, inside its partial folder."""
+        return folder / f"part-{shard:05d}-of-{shards:05d}.jsonl"
+
+    @staticmethod
+    def part_files(folder: Path) -> list[Path]:
+        return sorted(folder.glob("part-*-of-*.jsonl"))

@@ -1,41 +1,37 @@
-"""Stage adapters: each reads its inputs from the run directory, calls its package's pure core,
-writes its records into `ctx.out`, and returns stats. The orchestrator owns markers and renames;
-this file is the whole on-disk contract between stages."""
+"""Stage adapters and the one table of stages.
+
+Each adapter reads its inputs from the run directory, calls its package's pure core, writes its
+records into `ctx.out` and returns stats. The orchestrator owns markers and renames; the runner owns
+where a stage runs (this file never launches anything). `STAGES` lists every stage in run order:
+from it follow the order, which stages are sharded and which ones a config enables.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 from selfplay.config import Config
 from selfplay.data.jsonl import read_records, write_jsonl, write_records
 from selfplay.data.prompts import iteration_window, load_prompt_pool
 from selfplay.data.records import Completion, Judgment, Pair, Prompt, SequenceLogprob
 from selfplay.errors import SelfplayError
-from selfplay.loop.layout import RunLayout
-
-PROMPTS, COMPLETIONS, JUDGMENTS = "prompts.jsonl", "completions.jsonl", "judgments.jsonl"
-LOGPROBS, PAIRS, HELDOUT = "logprobs.jsonl", "pairs.jsonl", "heldout.jsonl"
-HELDOUT_PROMPTS = "heldout_prompts.jsonl"
-
-
-@dataclass(frozen=True)
-class StageContext:
-    config: Config
-    layout: RunLayout
-    iteration: int
-    out: Path
-    policy: str
-    """pi_t: the policy this iteration generates with and trains from."""
-    initial_policy: str
-    """pi_0."""
-    relaunch: list[str] | None = None
-    """The command that starts this run again (for shard and training worker processes)."""
-
-    def input(self, stage: str, name: str) -> Path:
-        return self.layout.stage_dir(self.iteration, stage) / name
+from selfplay.loop.context import StageContext
+from selfplay.loop.layout import (
+    COMPLETIONS,
+    HELDOUT,
+    HELDOUT_PROMPTS,
+    JUDGMENTS,
+    LOGPROBS,
+    MODEL,
+    PAIRS,
+    PROMPTS,
+    REWRITES,
+    STATS,
+    TRAIN_DATA,
+    TRAINER,
+)
 
 
 def run_prompts(ctx: StageContext) -> dict:
@@ -50,7 +46,7 @@ def run_prompts(ctx: StageContext) -> dict:
 
 
 def generate_shard(ctx: StageContext, prompts: list[Prompt], salt: str = "iter") -> list[Completion]:
-    from selfplay.generate.sampler import sample_completions
+    from selfplay.generate.sample import sample_completions
 
     gen = ctx.config.generate
     salt = f"{salt}_{ctx.iteration:03d}"
@@ -61,8 +57,8 @@ def generate_shard(ctx: StageContext, prompts: list[Prompt], salt: str = "iter")
 
 
 def generate_stats(ctx: StageContext, prompts: list[Prompt], completions: list[Completion]) -> dict:
-    from selfplay.generate.sampler import resolve_backend
-    from selfplay.generate.sampling import completion_stats
+    from selfplay.generate.requests import completion_stats
+    from selfplay.generate.sample import resolve_backend
 
     answered = {c.prompt_id for c in completions}
     return {
@@ -77,29 +73,12 @@ def _completions_of(ctx: StageContext, prompts: list[Prompt], stage: str = "gene
     return [c for c in read_records(ctx.input(stage, COMPLETIONS), Completion) if c.prompt_id in ids]
 
 
-def _reward_model(ctx: StageContext):
-    """The loaded reward model when the judge is one, else None."""
-    if ctx.config.judge.kind != "reward_model":
-        return None
-    from selfplay.judge.reward_model import RewardModel
-
-    return RewardModel(ctx.config.judge)
-
-
-def _judge(
-    ctx: StageContext, prompts: list[Prompt], completions: list[Completion], reward_model=None
-) -> list[Judgment]:
-    from selfplay.judge.judging import judge_completions
-
-    if reward_model is None:
-        reward_model = _reward_model(ctx)
-    return judge_completions(ctx.config.judge, prompts, completions, reward_model)
-
-
 def judge_shard(
     ctx: StageContext, prompts: list[Prompt], completions_from: str = "generate"
 ) -> list[Judgment]:
-    return _judge(ctx, prompts, _completions_of(ctx, prompts, completions_from))
+    from selfplay.judge.judging import load_judge
+
+    return load_judge(ctx.config.judge)(prompts, _completions_of(ctx, prompts, completions_from))
 
 
 def judge_stats(ctx: StageContext, prompts: list[Prompt], judgments: list[Judgment]) -> dict:
@@ -109,7 +88,7 @@ def judge_stats(ctx: StageContext, prompts: list[Prompt], judgments: list[Judgme
 
 
 def logprobs_shard(ctx: StageContext, prompts: list[Prompt]) -> list[SequenceLogprob]:
-    from selfplay.logprobs.stage import teacher_forced_logprobs
+    from selfplay.logprobs.responses import teacher_forced_logprobs
 
     completions = _completions_of(ctx, prompts)
     reference = ctx.initial_policy if ctx.config.selection.implicit_reward == "dpo" else None
@@ -126,87 +105,33 @@ def logprobs_stats(ctx: StageContext, prompts: list[Prompt], records: list[Seque
     return stats
 
 
-@dataclass(frozen=True)
-class ShardedStage:
-    """A stage that splits a prompt set into shards, each writing its own part."""
-
-    output: str
-    record: type
-    run_shard: Callable[[StageContext, list[Prompt]], list]
-    stats: Callable[[StageContext, list[Prompt], list], dict]
-    prompts_from: str = "prompts"
-    """Stage whose prompts.jsonl is sharded: the iteration's prompts, or the evolved ones."""
-
-
-SHARDED: dict[str, ShardedStage] = {
-    "generate": ShardedStage(COMPLETIONS, Completion, generate_shard, generate_stats),
-    "judge": ShardedStage(JUDGMENTS, Judgment, judge_shard, judge_stats),
-    "logprobs": ShardedStage(LOGPROBS, SequenceLogprob, logprobs_shard, logprobs_stats),
-    "evolved_generate": ShardedStage(
-        COMPLETIONS,
-        Completion,
-        partial(generate_shard, salt="evolved"),
-        generate_stats,
-        prompts_from="evolve",
-    ),
-    "evolved_judge": ShardedStage(
-        JUDGMENTS,
-        Judgment,
-        partial(judge_shard, completions_from="evolved_generate"),
-        judge_stats,
-        prompts_from="evolve",
-    ),
-}
-
-
 def run_selection(ctx: StageContext) -> dict:
-    from selfplay.selection.select import candidates, pair_and_select
+    from selfplay.selection.pipeline import candidates, pair_and_select
 
     cfg = ctx.config
     prompts = read_records(ctx.input("prompts", PROMPTS), Prompt)
     completions = read_records(ctx.input("generate", COMPLETIONS), Completion)
     judgments = read_records(ctx.input("judge", JUDGMENTS), Judgment)
     logprobs: dict | None = None
-    if "logprobs" in stages_for(cfg):
+    if needs_logprobs_stage(cfg):
         records = read_records(ctx.input("logprobs", LOGPROBS), SequenceLogprob)
         logprobs = {(r.prompt_id, r.sample_index): r for r in records}
     cands = candidates(completions, judgments, str(cfg.selection.implicit_reward), logprobs)
-    earlier = []
+    earlier: list[Pair] = []
     if cfg.selection.pool == "all":  # each file holds its iteration's own pairs and earlier ones
-        for t in range(ctx.iteration):
-            path = ctx.layout.stage_dir(t, "selection") / PAIRS
-            earlier += [p for p in read_records(path, Pair) if p.iteration == t]
+        earlier = ctx.earlier(("selection",), PAIRS, Pair, lambda p, t: p.iteration == t)
     pairs, stats = pair_and_select(prompts, cands, cfg.selection, ctx.iteration, earlier)
     write_records(ctx.out / PAIRS, pairs)
     return stats
 
 
-def _too_long(ctx: StageContext):
-    """Whether a new prompt's rendered length leaves no room under the policy's or the judge's limit."""
-    from selfplay.generate.sampling import render_prompt_ids
-    from selfplay.models.loading import load_tokenizer
-
-    cfg = ctx.config
-    policy_tok = load_tokenizer(ctx.policy, cfg.model.trust_remote_code)
-    judge_tok = None
-    if cfg.judge.kind == "reward_model":
-        judge_tok = load_tokenizer(str(cfg.judge.model_path), cfg.judge.trust_remote_code)
-
-    def too_long(text: str) -> bool:
-        messages = [{"role": "user", "content": text}]
-        if len(render_prompt_ids(policy_tok, messages)) + 1 >= cfg.generate.max_model_len:
-            return True
-        return judge_tok is not None and len(render_prompt_ids(judge_tok, messages)) >= cfg.judge.max_length
-
-    return too_long
-
-
 def run_evolve(ctx: StageContext) -> dict:
     from dataclasses import replace
 
+    from selfplay.evolve.length_guard import prompt_length_guard
     from selfplay.evolve.rewrite import choose_parents, evolved_prompts, rewrite_requests
     from selfplay.evolve.templates import load_templates
-    from selfplay.generate.sampler import sample_completions
+    from selfplay.generate.sample import sample_completions
 
     cfg, ev = ctx.config, ctx.config.evolve
     prompts = read_records(ctx.input("prompts", PROMPTS), Prompt)
@@ -227,17 +152,18 @@ def run_evolve(ctx: StageContext) -> dict:
         1,
         ctx.iteration,
     )
+    too_long = prompt_length_guard(ctx.policy, cfg.model, cfg.generate, cfg.judge)
     new, rows, counts = evolved_prompts(
-        triples, {c.prompt_id: c for c in rewrites}, ev, _too_long(ctx), ctx.iteration
+        triples, {c.prompt_id: c for c in rewrites}, ev, too_long, ctx.iteration
     )
     write_records(ctx.out / PROMPTS, new)
-    write_jsonl(ctx.out / "rewrites.jsonl", rows)
+    write_jsonl(ctx.out / REWRITES, rows)
     return {"parents": len(parents), "rewrites": len(triples), "evolved_prompts": len(new), **dict(counts)}
 
 
 def run_evolved_selection(ctx: StageContext) -> dict:
     """Pair and select the evolved prompts' responses as their own pool, with `evolve.selection`."""
-    from selfplay.selection.select import candidates, pair_and_select
+    from selfplay.selection.pipeline import candidates, pair_and_select
 
     cfg = ctx.config
     prompts = read_records(ctx.input("evolve", PROMPTS), Prompt)
@@ -251,30 +177,19 @@ def run_evolved_selection(ctx: StageContext) -> dict:
 
 def training_pairs(ctx: StageContext) -> list[Pair]:
     """Kept pairs of this iteration, and of earlier ones with `train.accumulate`."""
-    pairs = [p for p in read_records(ctx.input("selection", PAIRS), Pair) if p.kept]
-    if ctx.config.evolve.enabled:  # evolve-then-select: the best evolved pairs join the seed pairs
-        pairs += [p for p in read_records(ctx.input("evolved_selection", PAIRS), Pair) if p.kept]
+    sources = ("selection", "evolved_selection") if ctx.config.evolve.enabled else ("selection",)
+    pairs = [p for s in sources for p in read_records(ctx.input(s, PAIRS), Pair) if p.kept]
     if ctx.config.train.accumulate:
-        for t in range(ctx.iteration):
-            path = ctx.layout.stage_dir(t, "selection") / PAIRS
-            pairs += [p for p in read_records(path, Pair) if p.kept and p.iteration == t]
-            if ctx.config.evolve.enabled:
-                path = ctx.layout.stage_dir(t, "evolved_selection") / PAIRS
-                pairs += [p for p in read_records(path, Pair) if p.kept]
+        pairs += ctx.earlier(sources, PAIRS, Pair, lambda p, t: p.kept and p.iteration == t)
         pairs = list({p.pair_id: p for p in pairs}.values())
     return pairs
 
 
-def reference_path(ctx: StageContext) -> str:
-    return ctx.initial_policy if ctx.config.train.reference == "initial" else ctx.policy
-
-
-def run_train(ctx: StageContext) -> dict:
-    import json
-
+def prepare_training(ctx: StageContext) -> dict:
+    """The training rows (TRL's preference format, with reference log-probs where we have them) as a
+    file-backed dataset that every training process reads."""
     from datasets import Dataset
 
-    from selfplay.loop.launch import launch_training
     from selfplay.train.data import training_rows
 
     cfg = ctx.config
@@ -295,101 +210,142 @@ def run_train(ctx: StageContext) -> dict:
             if c.iteration == ctx.iteration
         }
     rows, ref_stats = training_rows(
-        pairs, sampled, ctx.policy, reference_path(ctx), cfg.train, cfg.model, cfg.logprobs.batch_size
+        pairs, sampled, ctx.policy, ctx.reference, cfg.train, cfg.model, cfg.logprobs.batch_size
     )
-    Dataset.from_list(rows).save_to_disk(str(ctx.out / "data"))
-    from selfplay.loop.cluster import local_resources
-
-    res = local_resources(cfg)
-    if (
-        cfg.train.num_processes > 1
-        or cfg.train.deepspeed
-        or res.kind != "local"
-        or res.isolation == "process"
-    ):
-        launch_training(ctx)
-    else:
-        from selfplay.train.trainer import train_policy
-
-        train_policy(ctx.out / "data", ctx.policy, reference_path(ctx), cfg.train, cfg.model, ctx.out)
-    stats = json.loads((ctx.out / "train_stats.json").read_text())
+    Dataset.from_list(rows).save_to_disk(str(ctx.out / TRAIN_DATA))
     return {
         "pairs": len(pairs),
         "reference": str(cfg.train.reference),
         "loss": str(cfg.train.loss),
         **ref_stats,
-        **stats,
     }
 
 
+def train_ranks(ctx: StageContext) -> dict:
+    """What every training process runs (one process, or each torchrun rank): train on the prepared
+    rows and save the next policy; returns the trainer's stats."""
+    from selfplay.train.trainer import train_policy
+
+    cfg = ctx.config
+    return train_policy(
+        ctx.out / TRAIN_DATA,
+        ctx.policy,
+        ctx.reference,
+        cfg.train,
+        cfg.model,
+        ctx.out / TRAINER,
+        ctx.out / MODEL,
+    )
+
+
 def run_evaluate(ctx: StageContext) -> dict:
-    from selfplay.generate.sampler import sample_completions
-    from selfplay.judge.judging import mean_reward
+    from selfplay.evaluate.heldout import evaluate_policies
+    from selfplay.judge.judging import load_judge
 
     cfg = ctx.config
     heldout = read_records(ctx.input("prompts", HELDOUT_PROMPTS), Prompt)
-    reward_model = _reward_model(ctx)  # loaded once for both policies
     policies = {"after": str(ctx.layout.policy_dir(ctx.iteration))}
     if ctx.iteration == 0:
         policies = {"before": ctx.initial_policy, **policies}
-    stats: dict = {"heldout_prompts": len(heldout)}
-    rows = []
-    for name, path in policies.items():
-        # Same seeds for every policy (salt "heldout"): comparisons use common random numbers.
-        completions, _ = sample_completions(
-            path, heldout, cfg.generate, cfg.model, "heldout", cfg.evaluate.num_samples, ctx.iteration
-        )
-        judgments = _judge(ctx, heldout, completions, reward_model)
-        stats[f"heldout_reward_{name}"] = mean_reward(judgments)
-        stats[f"heldout_tokens_{name}"] = sum(c.num_tokens for c in completions) / max(1, len(completions))
-        rows += [
-            {
-                "policy": name,
-                "prompt_id": c.prompt_id,
-                "sample_index": c.sample_index,
-                "text": c.text,
-                "reward": j.reward,
-            }
-            for c, j in zip(completions, judgments)
-        ]
+    stats, rows = evaluate_policies(
+        policies,
+        heldout,
+        cfg.generate,
+        cfg.model,
+        cfg.evaluate.num_samples,
+        ctx.iteration,
+        load_judge(cfg.judge),  # loaded once for both policies
+    )
     write_jsonl(ctx.out / HELDOUT, rows)
     return stats
 
 
+# The table of stages.
+
 StageFn = Callable[[StageContext], dict]
 
-STAGE_ORDER = [
-    "prompts",
-    "generate",
-    "judge",
-    "logprobs",
-    "selection",
-    "evolve",
-    "evolved_generate",
-    "evolved_judge",
-    "evolved_selection",
-    "train",
-    "evaluate",
-]
-STAGES: dict[str, StageFn] = {
-    "prompts": run_prompts,
-    "selection": run_selection,
-    "evolve": run_evolve,
-    "evolved_selection": run_evolved_selection,
-    "train": run_train,
-    "evaluate": run_evaluate,
-}
-"""Unsharded stages; the others are in SHARDED and run through loop/shards.py."""
+
+@dataclass(frozen=True)
+class Sharded:
+    """How a sharded stage splits its prompts: each shard runs `core` on a contiguous slice and writes
+    its own part; the parts are merged into `output` and `stats` summarise the merged records."""
+
+    output: str
+    record: type
+    core: Callable[[StageContext, list[Prompt]], list]
+    stats: Callable[[StageContext, list[Prompt], list], dict]
+    prompts_from: str = "prompts"
+    """Stage whose prompts.jsonl is sharded: the iteration's prompts, or the evolved ones."""
 
 
-def stages_for(config: Config) -> list[str]:
+@dataclass(frozen=True)
+class Stage:
+    """One stage of an iteration. Exactly one of `run` / `sharded` describes its work; `ranks` (train)
+    is the part every training process runs after `run` has prepared its data."""
+
+    name: str
+    run: StageFn | None = None
+    sharded: Sharded | None = None
+    ranks: StageFn | None = None
+    enabled: Callable[[Config], bool] = lambda cfg: True
+
+
+def needs_logprobs_stage(cfg: Config) -> bool:
+    return cfg.logprobs.source == "teacher_forcing" or cfg.selection.implicit_reward == "dpo"
+
+
+def _evolving(cfg: Config) -> bool:
+    return cfg.evolve.enabled
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("prompts", run=run_prompts),
+    Stage("generate", sharded=Sharded(COMPLETIONS, Completion, generate_shard, generate_stats)),
+    Stage("judge", sharded=Sharded(JUDGMENTS, Judgment, judge_shard, judge_stats)),
+    Stage(
+        "logprobs",
+        sharded=Sharded(LOGPROBS, SequenceLogprob, logprobs_shard, logprobs_stats),
+        enabled=needs_logprobs_stage,
+    ),
+    Stage("selection", run=run_selection),
+    Stage("evolve", run=run_evolve, enabled=_evolving),
+    Stage(
+        "evolved_generate",
+        sharded=Sharded(
+            COMPLETIONS, Completion, partial(generate_shard, salt="evolved"), generate_stats, "evolve"
+        ),
+        enabled=_evolving,
+    ),
+    Stage(
+        "evolved_judge",
+        sharded=Sharded(
+            JUDGMENTS,
+            Judgment,
+            partial(judge_shard, completions_from="evolved_generate"),
+            judge_stats,
+            "evolve",
+        ),
+        enabled=_evolving,
+    ),
+    Stage("evolved_selection", run=run_evolved_selection, enabled=_evolving),
+    Stage("train", run=prepare_training, ranks=train_ranks),
+    Stage("evaluate", run=run_evaluate, enabled=lambda cfg: cfg.evaluate.enabled),
+)
+"""Every stage, in run order."""
+
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+def stage(name: str, table: tuple[Stage, ...] = STAGES) -> Stage:
+    for s in table:
+        if s.name == name:
+            return s
+    raise SelfplayError(f"unknown stage '{name}' (stages: {', '.join(s.name for s in table)})")
+
+
+def stages_for(config: Config, table: tuple[Stage, ...] = STAGES) -> list[str]:
     """The stages an iteration runs, in order, for this config."""
-    names = list(STAGE_ORDER)
-    if config.logprobs.source != "teacher_forcing" and config.selection.implicit_reward != "dpo":
-        names.remove("logprobs")
-    if not config.evaluate.enabled:
-        names.remove("evaluate")
-    if not config.evolve.enabled:
-        for name in ("evolve", "evolved_generate", "evolved_judge", "evolved_selection"):
-            names.remove(name)
-    return names
+    return [s.name for s in table if s.enabled(config)]
+
+
+__all__ = ["STATS", "STAGES", "Stage", "Sharded", "stage", "stages_for", "StageContext"]

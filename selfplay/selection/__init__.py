@@ -1,1 +1,1 @@
-"""Pairing responses, explicit and implicit margins, selection metrics and top-k (METHOD.md sec. 2)."""
+"""Pairing responses, explicit and implicit margins, selection metrics and top-k (docs/method.md section 2)."""

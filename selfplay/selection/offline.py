@@ -17,7 +17,7 @@ from selfplay.data.jsonl import write_jsonl
 from selfplay.data.prompts import to_messages
 from selfplay.data.records import Message, Pair
 from selfplay.errors import SelfplayError
-from selfplay.selection.select import implicit_reward, select_pairs, selection_stats
+from selfplay.selection.pipeline import implicit_reward, select_pairs, selection_stats
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def column_pair(rows: list[Row], a: str, b: str, what: str) -> list[tuple[float,
 
 def compute_rewards(rows: list[Row], cfg: OfflineSelectConfig) -> list[tuple[float, float]]:
     from selfplay.data.records import Completion, Prompt
-    from selfplay.judge.judging import judge_completions
+    from selfplay.judge.judging import load_judge
 
     prompts = [Prompt(r.row_id, r.messages) for r in rows]
     completions = [
@@ -115,19 +115,14 @@ def compute_rewards(rows: list[Row], cfg: OfflineSelectConfig) -> list[tuple[flo
         for r in rows
         for k, text in enumerate((r.chosen, r.rejected))
     ]
-    reward_model = None
-    if cfg.judge.kind == "reward_model":
-        from selfplay.judge.reward_model import RewardModel
-
-        reward_model = RewardModel(cfg.judge)
-    rewards = [j.reward for j in judge_completions(cfg.judge, prompts, completions, reward_model)]
+    rewards = [j.reward for j in load_judge(cfg.judge)(prompts, completions)]
     return list(zip(rewards[0::2], rewards[1::2]))
 
 
 def compute_implicit(rows: list[Row], cfg: OfflineSelectConfig) -> list[tuple[float, float]]:
+    from selfplay.data.chat import trainer_token_ids
     from selfplay.logprobs.teacher_forcing import response_logprobs
     from selfplay.models.loading import load_causal_lm, load_tokenizer, resolve_policy_path
-    from selfplay.train.tokens import trainer_token_ids
 
     path = resolve_policy_path(cfg.model)
     tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)

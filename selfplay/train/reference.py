@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
+from selfplay.data.chat import trainer_token_ids, truncate
 from selfplay.data.records import Completion, Pair
-from selfplay.train.tokens import trainer_token_ids, truncate
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@ optionally with LoRA, and save a plain Hugging Face model (LoRA merged) for the 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -57,10 +56,12 @@ def train_policy(
     reference_path: str | None,
     cfg: TrainConfig,
     model_cfg: ModelConfig,
-    out_dir: Path,
+    trainer_dir: Path,
+    model_dir: Path,
 ) -> dict[str, Any]:
-    """Train from `policy_path` on the rows saved in `data_dir`; save to out_dir/model. The DPO
-    reference is `reference_path` (None = pi_t itself) unless the rows carry reference log-probs."""
+    """Train from `policy_path` on the rows saved in `data_dir`; save the next policy to `model_dir`
+    (`trainer_dir` is TRL's scratch folder). The DPO reference is `reference_path` (None = pi_t
+    itself) unless the rows carry reference log-probs. Returns the training stats."""
     import datasets
     import torch
     from transformers import PrinterCallback
@@ -80,11 +81,10 @@ def train_policy(
     tokenizer = load_tokenizer(policy_path, model_cfg.trust_remote_code)
     model = load_causal_lm(policy_path, "float32", model_cfg.trust_remote_code, device="cpu")
     model.train()
-    trainer_dir = str(out_dir / "trainer")
     if cfg.loss == "simpo":
         from trl.experimental.cpo import CPOConfig, CPOTrainer
 
-        args = CPOConfig(**simpo_config_kwargs(cfg, trainer_dir, on_cuda, bf16, world_size))
+        args = CPOConfig(**simpo_config_kwargs(cfg, str(trainer_dir), on_cuda, bf16, world_size))
         trainer = CPOTrainer(
             model=model,
             args=args,
@@ -97,7 +97,7 @@ def train_policy(
         ref_model = None
         if not precomputed and reference_path is not None and reference_path != policy_path:
             ref_model = load_causal_lm(reference_path, "float32", model_cfg.trust_remote_code, device="cpu")
-        args = _dpo_config(cfg, trainer_dir, on_cuda, bf16, world_size, precomputed)
+        args = _dpo_config(cfg, str(trainer_dir), on_cuda, bf16, world_size, precomputed)
         trainer = reusing_dpo_trainer()(
             model=model,
             ref_model=ref_model,
@@ -109,7 +109,6 @@ def train_policy(
     trainer.remove_callback(PrinterCallback)  # per-step dicts on stdout; the history is kept below
     result = trainer.train()
     stats = _train_stats(result, trainer.state.log_history)
-    model_dir = out_dir / "model"
     if cfg.lora.enabled:
         merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
         if rank == 0:
@@ -118,7 +117,6 @@ def train_policy(
         trainer.save_model(str(model_dir))
     if rank == 0:
         tokenizer.save_pretrained(str(model_dir))
-        (out_dir / "train_stats.json").write_text(json.dumps(stats))
     return stats
 
 

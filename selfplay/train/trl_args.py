@@ -10,8 +10,6 @@ from typing import Any
 from selfplay.config import TrainConfig
 from selfplay.errors import SelfplayError
 
-SHIPPED_DEEPSPEED = Path(__file__).resolve().parents[2] / "launch" / "deepspeed"
-
 
 def trl_dpo_loss_types() -> list[str]:
     """The DPO loss types the installed TRL documents on its `DPOConfig.loss_type` field."""
@@ -40,7 +38,12 @@ def deepspeed_config(name: str | None) -> str | None:
     """zero2 / zero3 -> the shipped JSON; anything else must be an existing file."""
     if name is None:
         return None
-    path = SHIPPED_DEEPSPEED / f"{name}.json" if name in ("zero2", "zero3") else Path(name)
+    if name in ("zero2", "zero3"):  # shipped with the configs (conf/deepspeed/)
+        from importlib import resources
+
+        path = Path(str(resources.files("selfplay.conf") / "deepspeed" / f"{name}.json"))
+    else:
+        path = Path(name)
     if not path.is_file():
         raise SelfplayError(
             f"train.deepspeed: '{name}' is not zero2, zero3 or an existing JSON file ({path})"

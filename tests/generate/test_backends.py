@@ -5,9 +5,9 @@ prompt that do not depend on which other prompts share the batch."""
 import pytest
 
 from selfplay.config import GenerateConfig, ModelConfig, PromptsConfig
+from selfplay.data.chat import render_prompt_ids
 from selfplay.data.prompts import load_prompt_pool
-from selfplay.generate.sampler import sample_completions
-from selfplay.generate.sampling import render_prompt_ids
+from selfplay.generate.sample import sample_completions
 from selfplay.logprobs.teacher_forcing import response_logprobs
 from selfplay.models.loading import load_causal_lm, load_tokenizer
 

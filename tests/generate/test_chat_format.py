@@ -3,8 +3,8 @@ sample from are the ids TRL's DPO trainer builds for the same prompt and respons
 
 import pytest
 
+from selfplay.data.chat import render_prompt_ids
 from selfplay.errors import SelfplayError
-from selfplay.generate.sampling import render_prompt_ids
 from selfplay.models.loading import load_tokenizer
 
 MSGS = [{"role": "system", "content": "Be simple."}, {"role": "user", "content": "Tell me about bees."}]
@@ -67,6 +67,6 @@ def test_trainer_sees_the_sampled_token_ids(tiny_policy, tmp_path):
     assert row["chosen_ids"] == sampled
     assert row["rejected_ids"] == rejected
     # Our replica of TRL's split (used to decide when sampled log-probs can serve as reference) agrees.
-    from selfplay.train.tokens import trainer_token_ids
+    from selfplay.data.chat import trainer_token_ids
 
     assert trainer_token_ids(tok, MSGS, pair.chosen) == (row["prompt_ids"], row["chosen_ids"])

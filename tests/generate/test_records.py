@@ -4,16 +4,11 @@ prompts counted, one BOS even when the tokenizer would add another, clear errors
 import pytest
 
 from selfplay.config import GenerateConfig, ModelConfig, PromptsConfig
+from selfplay.data.chat import render_prompt_ids
 from selfplay.data.prompts import load_prompt_pool
 from selfplay.errors import SelfplayError
-from selfplay.generate.sampler import sample_completions
-from selfplay.generate.sampling import (
-    RawSample,
-    SampleRequest,
-    completion_stats,
-    render_prompt_ids,
-    to_completions,
-)
+from selfplay.generate.requests import RawSample, SampleRequest, completion_stats, to_completions
+from selfplay.generate.sample import sample_completions
 from selfplay.models.loading import check_model_dir, load_tokenizer
 
 

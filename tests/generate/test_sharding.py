@@ -7,10 +7,13 @@ import pytest
 from selfplay.config import Config, GenerateConfig, LoopConfig, PromptsConfig
 from selfplay.data.jsonl import read_jsonl
 from selfplay.errors import SelfplayError
-from selfplay.loop import orchestrator
+from selfplay.loop.context import StageContext
 from selfplay.loop.layout import RunLayout
-from selfplay.loop.shards import part_path, shard_slice
-from selfplay.loop.stages import StageContext
+from selfplay.loop.runner import run_stage
+from selfplay.loop.shards import shard_slice
+from selfplay.loop.stages import stage
+
+part_path = RunLayout.part_file
 
 
 def test_shard_slices_are_contiguous_and_cover_everything():
@@ -27,9 +30,9 @@ def run_generate(tmp_path, policy, shards, backend):
         loop=LoopConfig(shards=shards),
     )
     layout = RunLayout(tmp_path / f"shards{shards}")
-    for stage in ("prompts", "generate"):
-        ctx = StageContext(cfg, layout, 0, layout.partial_dir(0, stage), policy, policy)
-        orchestrator.run_stage(ctx, stage, "fp")
+    for name in ("prompts", "generate"):
+        ctx = StageContext(cfg, layout, 0, layout.partial_dir(0, name), policy, policy)
+        run_stage(ctx, stage(name), "fp")
     return layout, read_jsonl(layout.stage_dir(0, "generate") / "completions.jsonl")
 
 
@@ -47,8 +50,6 @@ def test_one_shard_equals_three_shards_hf(tiny_policy, tmp_path):
 
 
 def test_rerun_redoes_only_missing_shards(tiny_policy, tmp_path, monkeypatch):
-    from selfplay.loop import stages
-
     cfg = Config(
         prompts=PromptsConfig(per_iteration=6),
         generate=GenerateConfig(backend="hf", max_tokens=8),
@@ -56,9 +57,10 @@ def test_rerun_redoes_only_missing_shards(tiny_policy, tmp_path, monkeypatch):
     )
     layout = RunLayout(tmp_path)
     ctx = StageContext(cfg, layout, 0, layout.partial_dir(0, "prompts"), tiny_policy, tiny_policy)
-    orchestrator.run_stage(ctx, "prompts", "fp")
+    run_stage(ctx, stage("prompts"), "fp")
     ctx = StageContext(cfg, layout, 0, layout.partial_dir(0, "generate"), tiny_policy, tiny_policy)
-    real = stages.SHARDED["generate"].run_shard
+    generate = stage("generate")
+    real = generate.sharded.core
     calls, die = [], {"at_call": 2}
 
     def flaky(c, prompts):
@@ -68,12 +70,12 @@ def test_rerun_redoes_only_missing_shards(tiny_policy, tmp_path, monkeypatch):
             raise RuntimeError("shard died")
         return real(c, prompts)
 
-    monkeypatch.setitem(stages.SHARDED, "generate", replace(stages.SHARDED["generate"], run_shard=flaky))
+    flaky_generate = replace(generate, sharded=replace(generate.sharded, core=flaky))
     with pytest.raises(RuntimeError):
-        orchestrator.run_stage(ctx, "generate", "fp")
+        run_stage(ctx, flaky_generate, "fp")
     assert part_path(ctx.out, 0, 3).exists() and not part_path(ctx.out, 1, 3).exists()
     calls.clear()
-    orchestrator.run_stage(ctx, "generate", "fp")
+    run_stage(ctx, flaky_generate, "fp")
     assert len(calls) == 2  # shards 1 and 2 only
     assert len(read_jsonl(layout.stage_dir(0, "generate") / "completions.jsonl")) == 6 * 4
 
@@ -81,12 +83,12 @@ def test_rerun_redoes_only_missing_shards(tiny_policy, tmp_path, monkeypatch):
 def test_more_shards_than_prompts(tiny_policy, tmp_path):
     cfg = Config(prompts=PromptsConfig(per_iteration=2), loop=LoopConfig(shards=3))
     layout = RunLayout(tmp_path)
-    for stage in ("prompts", "generate"):
-        ctx = StageContext(cfg, layout, 0, layout.partial_dir(0, stage), tiny_policy, tiny_policy)
-        if stage == "generate":
+    for name in ("prompts", "generate"):
+        ctx = StageContext(cfg, layout, 0, layout.partial_dir(0, name), tiny_policy, tiny_policy)
+        if name == "generate":
             with pytest.raises(
                 SelfplayError, match="loop.shards=3 must be between 1 and the iteration's 2 prompts"
             ):
-                orchestrator.run_stage(ctx, stage, "fp")
+                run_stage(ctx, stage(name), "fp")
         else:
-            orchestrator.run_stage(ctx, stage, "fp")
+            run_stage(ctx, stage(name), "fp")

@@ -209,6 +209,7 @@ def test_simpo_with_lora_and_accumulated_pairs(tmp_path):
     assert not (model / "adapter_config.json").exists()  # merged: a plain model the next engine loads
 
 
+@pytest.mark.vllm
 def test_train_stage_in_two_processes(vllm_run, tmp_path):
     reference, _ = vllm_run
     proc = run_cli("debug=tiny", "train.num_processes=2", f"loop.output_dir={tmp_path}")

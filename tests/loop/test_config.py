@@ -1,4 +1,4 @@
-"""Every config in selfplay/conf composes and converts; typos and bad choices fail at compose time;
+"""Every config in conf/ composes and converts; typos and bad choices fail at compose time;
 a resumed run with a changed config is refused with the changed keys named."""
 
 from importlib import resources
@@ -14,7 +14,7 @@ from selfplay.loop.layout import RunLayout
 from selfplay.loop.run_config import save_or_check
 from selfplay.run import to_config
 
-CONF = resources.files("selfplay") / "conf"
+CONF = resources.files("selfplay.conf")
 
 
 def compose_config(overrides=()):

@@ -1,4 +1,4 @@
-"""Golden values from METHOD.md's worked example, the baselines, and top-k edge cases."""
+"""Golden values from the worked example of docs/method.md, the baselines, and top-k edge cases."""
 
 import numpy as np
 import pytest

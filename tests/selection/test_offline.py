@@ -1,4 +1,4 @@
-"""`python -m selfplay.select`: METHOD.md's worked example from a 4-row file, computed columns,
+"""`python -m selfplay.select`: the worked example of docs/method.md from a 4-row file, computed columns,
 chat-message datasets, and bad input."""
 
 import json
@@ -117,10 +117,10 @@ def test_the_command_line(tmp_path):
 def test_missing_columns_are_computed(tmp_path, tiny_policy):
     import datasets
 
+    from selfplay.data.chat import trainer_token_ids as response_ids
     from selfplay.judge.rules import topical_variety
     from selfplay.logprobs.teacher_forcing import response_logprobs
     from selfplay.models.loading import load_causal_lm, load_tokenizer
-    from selfplay.train.tokens import trainer_token_ids as response_ids
 
     rows = [
         {"prompt": "Tell me about bees.", "chosen": "bees make honey in the hive", "rejected": "bees bees"},

@@ -5,7 +5,7 @@ import math
 from selfplay.config import SelectionConfig
 from selfplay.data.records import Prompt
 from selfplay.selection.pairing import Candidate, make_pairs
-from selfplay.selection.select import implicit_reward, pair_and_select
+from selfplay.selection.pipeline import implicit_reward, pair_and_select
 
 
 def P(pid):

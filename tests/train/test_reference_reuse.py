@@ -5,10 +5,10 @@ import pytest
 
 from selfplay.config import GenerateConfig, ModelConfig, PromptsConfig, SelectionConfig, TrainConfig
 from selfplay.data.prompts import load_prompt_pool
-from selfplay.generate.sampler import sample_completions
+from selfplay.generate.sample import sample_completions
 from selfplay.judge.rules import topical_variety
 from selfplay.selection.pairing import Candidate, make_pairs
-from selfplay.selection.select import select_pairs
+from selfplay.selection.pipeline import select_pairs
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,9 @@ def train(tmp_path, tiny_policy, pairs, sampled, reference_logprobs, monkeypatch
     monkeypatch.setattr(DPOTrainer, "compute_ref_log_probs", counting_ref)
     hook = register_module_forward_pre_hook(count_forward)
     try:
-        result = train_policy(tmp_path / "data", tiny_policy, None, cfg, ModelConfig(), tmp_path)
+        result = train_policy(
+            tmp_path / "data", tiny_policy, None, cfg, ModelConfig(), tmp_path / "trainer", tmp_path / "model"
+        )
     finally:
         hook.remove()
     monkeypatch.undo()

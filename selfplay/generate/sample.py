@@ -7,7 +7,7 @@ import logging
 from selfplay.config import GenerateConfig, ModelConfig
 from selfplay.data.records import Completion, Prompt
 from selfplay.errors import SelfplayError
-from selfplay.generate.sampling import make_requests, to_completions
+from selfplay.generate.requests import make_requests, to_completions
 from selfplay.models.loading import load_causal_lm, load_tokenizer
 
 log = logging.getLogger(__name__)

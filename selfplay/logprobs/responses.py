@@ -4,8 +4,8 @@ generation), and under pi_0 for the `dpo` implicit-reward form."""
 from __future__ import annotations
 
 from selfplay.config import LogprobsConfig, ModelConfig
+from selfplay.data.chat import render_prompt_ids
 from selfplay.data.records import Completion, Prompt, SequenceLogprob
-from selfplay.generate.sampling import render_prompt_ids
 from selfplay.logprobs.teacher_forcing import response_logprobs
 from selfplay.models.loading import load_causal_lm, load_tokenizer
 

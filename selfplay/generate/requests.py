@@ -1,12 +1,13 @@
-"""Backend-independent parts of generation: chat rendering, per-prompt seeds, sample records."""
+"""Backend-independent parts of generation: sampling requests with per-prompt seeds, and what the
+backends return turned into Completion records."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 
-from selfplay.data.records import Completion, Message, Prompt
-from selfplay.errors import SelfplayError
+from selfplay.data.chat import render_prompt_ids
+from selfplay.data.records import Completion, Prompt
 
 
 @dataclass(frozen=True)
@@ -32,23 +33,6 @@ def sample_seed(run_seed: int, salt: str, prompt_id: str) -> int:
     (e.g. "iter_002", "heldout"): independent of batching, sharding and order."""
     digest = hashlib.sha256(f"{run_seed}/{salt}/{prompt_id}".encode()).hexdigest()
     return int(digest[:8], 16) & 0x7FFFFFFF
-
-
-def render_prompt_ids(tokenizer, messages: list[Message]) -> list[int]:
-    """Render with the tokenizer's chat template once, then tokenize without adding special tokens
-    (the template already places BOS where the model expects it)."""
-    if not getattr(tokenizer, "chat_template", None):
-        raise SelfplayError(
-            f"tokenizer '{getattr(tokenizer, 'name_or_path', '?')}' has no chat_template: use an "
-            "instruct/chat model or set model.tokenizer to one with a template"
-        )
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    bos = tokenizer.bos_token_id
-    if bos is not None and len(ids) > 1 and ids[0] == ids[1] == bos:
-        # A template that writes the BOS twice; the model saw one in training.
-        ids = ids[1:]
-    return ids
 
 
 def make_requests(tokenizer, prompts: list[Prompt], run_seed: int, salt: str) -> list[SampleRequest]:

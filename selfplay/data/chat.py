@@ -1,0 +1,45 @@
+"""Chat messages -> token ids: the prompt as the sampler sees it, and (prompt, response) as TRL's
+preference trainers build them. One place, so that sampling, log-probs and training agree."""
+
+from __future__ import annotations
+
+from selfplay.data.records import Message
+from selfplay.errors import SelfplayError
+
+
+def render_prompt_ids(tokenizer, messages: list[Message], key: str = "model.path") -> list[int]:
+    """Render with the tokenizer's chat template once, then tokenize without adding special tokens
+    (the template already places BOS where the model expects it). `key` is the config key that named
+    the model, for the error message."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise SelfplayError(
+            f"{key}: the tokenizer of '{getattr(tokenizer, 'name_or_path', '?')}' has no chat_template "
+            "(use an instruct/chat model, or add a chat_template to its tokenizer_config.json)"
+        )
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    bos = tokenizer.bos_token_id
+    if bos is not None and len(ids) > 1 and ids[0] == ids[1] == bos:
+        # A template that writes the BOS twice; the model saw one in training.
+        ids = ids[1:]
+    return ids
+
+
+def trainer_token_ids(tokenizer, messages: list[Message], response: str) -> tuple[list[int], list[int]]:
+    """(prompt ids, response ids): the conversation with the response rendered by the chat template
+    and split where it leaves the generation prompt (TRL's own rule for conversational data)."""
+    prompt = render_prompt_ids(tokenizer, messages)
+    text = tokenizer.apply_chat_template(
+        [*messages, {"role": "assistant", "content": response}], tokenize=False
+    )
+    full = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if tokenizer.bos_token_id is not None and full[:2] == [tokenizer.bos_token_id] * 2:
+        full = full[1:]
+    common = next((i for i, (a, b) in enumerate(zip(prompt, full)) if a != b), min(len(prompt), len(full)))
+    return prompt[:common], full[common:]
+
+
+def truncate(prompt: list[int], response: list[int], max_length: int) -> tuple[list[int], list[int]]:
+    """TRL's keep_start truncation of prompt + response to max_length tokens."""
+    keep = max(0, max_length - len(prompt))
+    return prompt[:max_length], response[:keep]

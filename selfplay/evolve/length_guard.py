@@ -1,0 +1,31 @@
+"""The length guard of evolved prompts: a rewrite is too long when its rendered prompt leaves no room
+for a response under the policy's context, or does not fit the reward model's input limit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from selfplay.config import GenerateConfig, JudgeConfig, ModelConfig
+from selfplay.data.chat import render_prompt_ids
+from selfplay.models.loading import load_tokenizer
+
+
+def prompt_length_guard(
+    policy_path: str, model: ModelConfig, gen: GenerateConfig, judge: JudgeConfig
+) -> Callable[[str], bool]:
+    """`too_long(text)` for a rewrite sent as a single user message."""
+    policy_tok = load_tokenizer(policy_path, model.trust_remote_code)
+    judge_tok = None
+    if judge.kind == "reward_model":
+        judge_tok = load_tokenizer(str(judge.model_path), judge.trust_remote_code)
+
+    def too_long(text: str) -> bool:
+        messages = [{"role": "user", "content": text}]
+        if len(render_prompt_ids(policy_tok, messages)) + 1 >= gen.max_model_len:
+            return True
+        return (
+            judge_tok is not None
+            and len(render_prompt_ids(judge_tok, messages, "judge.model_path")) >= judge.max_length
+        )
+
+    return too_long

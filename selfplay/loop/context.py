@@ -1,0 +1,59 @@
+"""What a stage adapter is given: the config, the run layout, its iteration, its output folder and
+the policies of this iteration; plus the rules every stage shares (which policy is the reference,
+where earlier iterations' records are)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from selfplay.config import Config, TrainConfig
+from selfplay.data.jsonl import read_records
+from selfplay.loop.layout import RunLayout
+
+R = TypeVar("R")
+
+
+def reference_policy(train: TrainConfig, policy: str, initial: str) -> str:
+    """The DPO reference of an iteration: pi_0 with `train.reference=initial`, else pi_t."""
+    return initial if train.reference == "initial" else policy
+
+
+@dataclass(frozen=True)
+class StageContext:
+    config: Config
+    layout: RunLayout
+    iteration: int
+    out: Path
+    """The folder the stage writes into (its partial folder, renamed when the stage finishes)."""
+    policy: str
+    """pi_t: the policy this iteration generates with and trains from."""
+    initial_policy: str
+    """pi_0."""
+
+    @property
+    def reference(self) -> str:
+        return reference_policy(self.config.train, self.policy, self.initial_policy)
+
+    def input(self, stage: str, name: str) -> Path:
+        """A file a finished stage of this iteration wrote."""
+        return self.layout.stage_dir(self.iteration, stage) / name
+
+    def earlier(
+        self,
+        stages: tuple[str, ...],
+        name: str,
+        cls: type[R],
+        keep: Callable[[R, int], bool] = lambda r, t: True,
+    ) -> list[R]:
+        """Records in file `name` of `stages` from every earlier iteration, oldest iteration first,
+        filtered by `keep(record, iteration)` (e.g. an iteration's own pairs only, as a pool=all
+        file also holds older ones)."""
+        out: list[R] = []
+        for t in range(self.iteration):
+            for stage in stages:
+                path = self.layout.stage_dir(t, stage) / name
+                out += [r for r in read_records(path, cls) if keep(r, t)]
+        return out

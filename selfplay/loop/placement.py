@@ -1,0 +1,159 @@
+"""Where a stage runs and the commands that start its processes: one pure decision used both by the
+runner (which launches) and by `loop.dry_run` (which prints), so that what a dry run shows is what a
+real run does.
+
+Four placements: in the orchestrator's process; as its own `python -m selfplay.run ... task.stage=<s>`
+process; as shards (in this process one after another, or as shard processes, one per engine slot);
+as training processes under torchrun (srun + one torchrun per node on SLURM). We only compose existing
+launchers; there is no scheduler of our own.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from selfplay.config import Config
+from selfplay.loop.cluster import Resources, Slot
+
+IN_PROCESS, PROCESS, SHARDS, TORCHRUN = "in_process", "process", "shards", "torchrun"
+
+
+@dataclass(frozen=True)
+class Placement:
+    where: str
+    """in_process | process | shards | torchrun."""
+    shards: int = 1
+    """Shards of a sharded stage."""
+    workers: int = 0
+    """Shard processes at a time (0 = the shards run one after another in this process)."""
+    slots: tuple[Slot, ...] = field(default_factory=tuple)
+    """Where shard processes run: one slot per worker (its node and devices)."""
+
+
+def effective_shards(cfg: Config, res: Resources) -> int:
+    """loop.shards, or one shard per engine on gpus/slurm when left at 1."""
+    return cfg.loop.shards if cfg.loop.shards > 1 or res.kind == "local" else len(res.slots)
+
+
+def shard_workers(cfg: Config, res: Resources) -> int:
+    if res.kind != "local" or res.isolation == "process":
+        return len(res.slots)
+    return cfg.loop.shard_workers
+
+
+def distributed_training(cfg: Config, res: Resources) -> bool:
+    """Whether training runs as torchrun processes (several processes, DeepSpeed, a cluster, or
+    process isolation) rather than inside the orchestrator."""
+    return (
+        cfg.train.num_processes > 1
+        or bool(cfg.train.deepspeed)
+        or res.kind != "local"
+        or res.isolation == "process"
+    )
+
+
+def placement(sharded: bool, has_ranks: bool, cfg: Config, res: Resources) -> Placement:
+    """Where a stage runs. `sharded`: the stage splits its prompts into shards; `has_ranks`: the stage
+    has a part every training process runs (train)."""
+    if sharded:
+        workers = shard_workers(cfg, res)
+        return Placement(SHARDS, effective_shards(cfg, res), workers, tuple(res.slots[:workers]))
+    if has_ranks:
+        return Placement(TORCHRUN if distributed_training(cfg, res) else IN_PROCESS)
+    return Placement(PROCESS if res.isolation == PROCESS else IN_PROCESS)
+
+
+# Commands. `relaunch` is the run's own command: [python, -m, selfplay.run, *overrides].
+
+
+def task_args(stage: str, iteration: int, shard: int | None = None) -> list[str]:
+    args = [f"task.stage={stage}", f"task.iteration={iteration}"]
+    return args + ([f"task.shard={shard}"] if shard is not None else [])
+
+
+def srun(node: str, env: dict[str, str]) -> list[str]:
+    exports = ",".join(["ALL", *(f"{k}={v}" for k, v in env.items())])
+    return ["srun", "--nodes=1", "--ntasks=1", f"--nodelist={node}", "--overlap", f"--export={exports}"]
+
+
+def stage_command(relaunch: list[str], stage: str, iteration: int) -> list[str]:
+    return [*relaunch, *task_args(stage, iteration)]
+
+
+def shard_command(
+    relaunch: list[str], slot: Slot, stage: str, iteration: int, shard: int, shards: int
+) -> list[str]:
+    cmd = [*relaunch, f"loop.shards={shards}", *task_args(stage, iteration, shard)]
+    return [*srun(slot.node, slot.env), *cmd] if slot.node is not None else cmd
+
+
+def train_command(relaunch: list[str], res: Resources, iteration: int, port: int) -> list[str]:
+    """torchrun over the training processes; on SLURM one torchrun per node through srun."""
+    overrides = relaunch[3:]
+    python = relaunch[0]
+    if res.kind == "slurm":
+        return [
+            "srun",
+            f"--nodes={res.train_nodes}",
+            "--ntasks-per-node=1",
+            "--overlap",
+            python,
+            "-m",
+            "torch.distributed.run",
+            f"--nnodes={res.train_nodes}",
+            f"--nproc_per_node={res.train_procs_per_node}",
+            "--rdzv_backend=c10d",
+            f"--rdzv_endpoint={res.main_addr}:{port}",
+            f"--rdzv_id={res.job_id}",
+            "-m",
+            "selfplay.run",
+            *overrides,
+            *task_args("train", iteration),
+        ]
+    return [
+        python,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={res.train_procs_per_node}",
+        "--nnodes=1",
+        "--master_addr=127.0.0.1",
+        f"--master_port={port}",
+        "-m",
+        "selfplay.run",
+        *overrides,
+        *task_args("train", iteration),
+    ]
+
+
+def show(cmd: list[str], env: dict[str, str] | None = None) -> str:
+    prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
+    return (prefix + " " if prefix else "") + shlex.join(cmd)
+
+
+def describe(
+    stage: str, where: Placement, cfg: Config, res: Resources, relaunch: list[str], iteration: int
+) -> list[str]:
+    """The dry-run lines of one stage: every command it launches, or where it runs in-process."""
+    head = f"iteration {iteration} {stage}:"
+    if where.where == SHARDS and where.workers > 0:
+        lines = []
+        for i in range(where.shards):
+            slot = where.slots[i % where.workers]
+            cmd = shard_command(relaunch, slot, stage, iteration, i, where.shards)
+            lines.append(
+                f"{head} shard {i}/{where.shards} on {slot.node or 'this node'}: "
+                f"{show(cmd, slot.env if slot.node is None else None)}"
+            )
+        return lines
+    if where.where == TORCHRUN:
+        port = cfg.cluster.master_port
+        return [
+            f"{head} ranks 0-{res.train_world_size - 1} (world size {res.train_world_size}, "
+            f"{res.train_nodes} node(s) x {res.train_procs_per_node}, main address "
+            f"{res.main_addr}:{port}): {show(train_command(relaunch, res, iteration, port))}"
+        ]
+    if where.where == PROCESS:
+        return [f"{head} {show(stage_command(relaunch, stage, iteration))}"]
+    suffix = f" ({where.shards} shards)" if where.where == SHARDS else ""
+    return [f"{head} in the orchestrator process{suffix}"]

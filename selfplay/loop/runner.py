@@ -1,0 +1,147 @@
+"""Running one stage of one iteration: skip it when its marker says it is done; otherwise run it
+where its placement says (in this process, as its own process, as shards, as torchrun processes),
+rename its partial folder into place and write its marker last. The only module that launches."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from typing import Any
+
+from selfplay.config import Config
+from selfplay.errors import SelfplayError
+from selfplay.loop import launch
+from selfplay.loop.cluster import Resources, local_resources
+from selfplay.loop.context import StageContext
+from selfplay.loop.markers import read_marker, write_marker
+from selfplay.loop.placement import (
+    PROCESS,
+    SHARDS,
+    TORCHRUN,
+    Placement,
+    placement,
+    shard_command,
+    show,
+    stage_command,
+    train_command,
+)
+from selfplay.loop.shards import run_sharded_stage, run_worker_pool
+from selfplay.loop.stages import Stage
+
+log = logging.getLogger(__name__)
+
+
+def place(spec: Stage, cfg: Config, res: Resources) -> Placement:
+    """Where this stage runs for this config (the one decision; `loop.dry_run` prints it)."""
+    return placement(spec.sharded is not None, spec.ranks is not None, cfg, res)
+
+
+def run_stage(
+    ctx: StageContext,
+    spec: Stage,
+    fp: str,
+    res: Resources | None = None,
+    relaunch: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run (or skip) one stage; returns its marker. `relaunch` is the run's own command, needed for
+    every placement that starts processes."""
+    layout, t, stage = ctx.layout, ctx.iteration, spec.name
+    marker = read_marker(layout.marker(t, stage))
+    if marker is not None and marker.get("fingerprint") == fp:
+        log.info("iteration %d %s: done before, skipped", t, stage)
+        return marker
+    final, partial = layout.stage_dir(t, stage), layout.partial_dir(t, stage)
+    shutil.rmtree(final, ignore_errors=True)  # unfinished or stale
+    if spec.sharded is None:  # a sharded stage keeps its finished parts across a crash
+        shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True, exist_ok=True)
+    log.info("iteration %d %s: running", t, stage)
+    start = time.time()
+    stats = execute(ctx, spec, place(spec, ctx.config, res or local_resources(ctx.config)), res, relaunch)
+    seconds = time.time() - start
+    os.replace(partial, final)
+    marker = {
+        "fingerprint": fp,
+        "stage": stage,
+        "iteration": t,
+        "seconds": round(seconds, 3),
+        "stats": stats,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    write_marker(layout.marker(t, stage), marker)
+    log.info("iteration %d %s: done in %.1fs %s", t, stage, seconds, _short(stats))
+    return marker
+
+
+def execute(
+    ctx: StageContext, spec: Stage, where: Placement, res: Resources | None, relaunch: list[str] | None
+) -> dict[str, Any]:
+    def command_line() -> list[str]:
+        if relaunch is None:
+            raise SelfplayError(
+                f"iteration {ctx.iteration} {spec.name}: placement '{where.where}' starts processes and "
+                "needs the run's command line (run through python -m selfplay.run)"
+            )
+        return relaunch
+
+    if where.where == SHARDS:
+        assert spec.sharded is not None
+
+        def start_workers(shard_ids: list[int], shards: int) -> None:
+            cmd = command_line()
+
+            def start(shard: int, slot: int):
+                s = where.slots[slot]
+                log_path = ctx.layout.log_file(ctx.iteration, spec.name, shard, shards)
+                argv = shard_command(cmd, s, spec.name, ctx.iteration, shard, shards)
+                return launch.spawn(argv, s.env, log_path), log_path
+
+            run_worker_pool(ctx, spec.name, shard_ids, shards, where, start)
+
+        return run_sharded_stage(ctx, spec.name, spec.sharded, where, start_workers)
+    if where.where == PROCESS:
+        log_path = ctx.layout.log_file(ctx.iteration, spec.name)
+        rc = launch.run_process(stage_command(command_line(), spec.name, ctx.iteration), {}, log_path)
+        return launch.read_stats(
+            ctx.out, f"iteration {ctx.iteration} {spec.name}: the stage process", rc, log_path
+        )
+    assert spec.run is not None
+    stats = spec.run(ctx)
+    if spec.ranks is None:
+        return stats
+    if where.where == TORCHRUN:
+        return {**stats, **_torchrun(ctx, spec, res or local_resources(ctx.config), command_line())}
+    return {**stats, **spec.ranks(ctx)}
+
+
+def _torchrun(ctx: StageContext, spec: Stage, res: Resources, relaunch: list[str]) -> dict[str, Any]:
+    port = ctx.config.cluster.master_port if res.kind == "slurm" else launch.free_port()
+    cmd = train_command(relaunch, res, ctx.iteration, port)
+    log_path = ctx.layout.log_file(ctx.iteration, spec.name)
+    env = {}
+    if ctx.config.train.deepspeed:
+        env["DS_ACCELERATOR"] = os.environ.get("DS_ACCELERATOR", "cuda" if res.gpus_per_node else "cpu")
+    log.info(
+        "iteration %d %s: %d process(es): %s (log %s)",
+        ctx.iteration,
+        spec.name,
+        res.train_world_size,
+        show(cmd),
+        log_path,
+    )
+    rc = launch.run_process(cmd, env, log_path)
+    return launch.read_stats(
+        ctx.out, f"iteration {ctx.iteration} {spec.name}: training processes", rc, log_path
+    )
+
+
+def _short(stats: dict[str, Any]) -> str:
+    keys = ("responses", "kept", "pool", "reward_mean", "train_loss", "heldout_reward_after")
+    parts = [
+        f"{k}={stats[k]:.3f}" if isinstance(stats[k], float) else f"{k}={stats[k]}"
+        for k in keys
+        if k in stats
+    ]
+    return " ".join(parts)
