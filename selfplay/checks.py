@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from selfplay.config import Config, TrainConfig
+import logging
+import math
+
+from selfplay.config import TINY_MODEL, Config, TrainConfig
 from selfplay.errors import SelfplayError
+
+log = logging.getLogger(__name__)
 
 
 def check_config(cfg: Config) -> None:
     s, g, lp = cfg.selection, cfg.generate, cfg.loop
+    if cfg.preset_name == "tiny" and cfg.model.path != TINY_MODEL:
+        raise SelfplayError(
+            f"model.path={cfg.model.path} with preset=tiny: the tiny preset holds settings for the built-in "
+            "2-layer toy (learning rate 1e-3, 48-token responses) that would wreck a real model; add preset=none "
+            "(real-model defaults) or a model preset of conf/preset/ (e.g. preset=llama3_8b_dpo)"
+        )
     if s.count is None and s.ratio is not None and not 0 < s.ratio <= 1:
         raise SelfplayError(f"selection.ratio={s.ratio} must be in (0, 1] (or set selection.count)")
     if s.count is not None and s.count < 0:
@@ -60,6 +71,46 @@ def parse_restart_from(value: str, stages: list[str], iterations: int) -> tuple[
     if int(it) >= iterations:
         raise SelfplayError(f"loop.restart_from='{value}': the run has iterations 0..{iterations - 1}")
     return int(it), stage
+
+
+def expected_pairs(cfg: Config) -> int:
+    """The most pairs iteration 0 can train on: k of a full seed pool plus k of a full evolved pool."""
+    from selfplay.selection.metrics import resolve_k
+
+    per_prompt = cfg.generate.num_samples * (cfg.generate.num_samples - 1) // 2
+    pool = cfg.prompts.per_iteration * (per_prompt if cfg.selection.pairing == "all_pairs" else 1)
+    pairs = resolve_k(pool, cfg.selection.ratio, cfg.selection.count)
+    if cfg.evolve.enabled:
+        ev = cfg.evolve
+        parents = cfg.prompts.per_iteration if ev.parents == "all" else math.ceil(ev.top_fraction * pool)
+        evolved = parents * min(ev.rewrites_per_prompt, len(ev.strategies))
+        pairs += resolve_k(evolved, ev.selection.ratio, ev.selection.count)
+    return pairs
+
+
+def training_warnings(cfg: Config, parameters: int | None) -> list[str]:
+    """Settings far outside the usual range for their loss and model size (warned, not refused), and
+    a schedule with few steps; a schedule whose warmup takes every step is refused."""
+    from selfplay.train.schedule import check_schedule, planned_schedule
+    from selfplay.train.trl_args import BETA_RANGE, effective_beta
+
+    t, out = cfg.train, []
+    beta, (low, high) = effective_beta(t), BETA_RANGE[str(t.loss)]
+    if not low <= beta <= high:
+        out.append(
+            f"train.beta={beta:g} is outside the usual range {low:g}-{high:g} for train.loss={t.loss} "
+            f"({'SimPO below 1 barely separates chosen from rejected' if t.loss == 'simpo' else 'DPO above 1 hardly moves the policy'})"
+        )
+    if parameters is not None and parameters > 100e6 and t.learning_rate > 1e-4:
+        out.append(
+            f"train.learning_rate={t.learning_rate:g} on a model of {parameters / 1e6:.0f}M parameters: preference "
+            "training of real models uses 1e-7 to 1e-5 (the paper presets 3e-7 to 1e-6); this will likely wreck it"
+        )
+    schedule = planned_schedule(expected_pairs(cfg), t, t.num_processes)
+    few = check_schedule(schedule, t, "train (at most, in iteration 0)")
+    if few:
+        out.append(few)
+    return out
 
 
 def check_train(cfg: Config) -> None:

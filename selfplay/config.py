@@ -109,8 +109,14 @@ class Isolation(Choice):
 
 
 class RefLogprobs(Choice):
-    precomputed = "precomputed"
+    auto = "auto"
+    teacher_forced = "teacher_forced"
     trainer = "trainer"
+
+
+class TinyTemplate(Choice):
+    plain = "plain"
+    chatml = "chatml"
 
 
 class Reference(Choice):
@@ -136,6 +142,9 @@ class TinyModelConfig:
     """Attention heads."""
     pretrain_steps: int = 1200
     """Steps of next-token training on templated chat text, so samples vary but are not noise."""
+    template: TinyTemplate = TinyTemplate.plain
+    """Chat format: plain (<|user|> ... <|end|>, a BOS) or chatml (<|im_start|>role, <|im_end|> and a
+    newline after every turn, a default system turn, no BOS: the shape of Qwen-style templates)."""
     cache_dir: str | None = None
     """Where built models are cached; null means $SELFPLAY_CACHE or ~/.cache/selfplay."""
 
@@ -145,7 +154,8 @@ class ModelConfig:
     """The starting policy pi_0."""
 
     path: str = TINY_MODEL
-    """Hugging Face model folder or hub name, or "tiny" for the built-in tiny policy."""
+    """Hugging Face model folder or hub name, or "tiny" for the built-in tiny policy (with preset=tiny;
+    any other model needs preset=none or a preset of conf/preset/)."""
     trust_remote_code: bool = False
     """Allow the model's own Python code to run (explicit per-model opt-in)."""
     dtype: Dtype = Dtype.auto
@@ -187,20 +197,21 @@ class GenerateConfig:
 
     backend: Backend = Backend.auto
     """vllm = offline vllm.LLM; hf = transformers generate; auto = vllm when it imports."""
-    num_samples: int = 4
-    """K: responses sampled per prompt."""
+    num_samples: int = 5
+    """K: responses sampled per prompt (the paper: 5)."""
     temperature: float = 0.8
     """Sampling temperature."""
     top_p: float = 0.95
     """Nucleus sampling mass."""
     top_k: int = -1
     """Top-k sampling (-1 = off)."""
-    max_tokens: int = 48
+    max_tokens: int = 1024
     """Maximum new tokens per response."""
     seed: int = 0
     """Run seed; each prompt's sampling seed is derived from (seed, iteration, prompt id)."""
-    max_model_len: int = 512
-    """Context length given to the engine (prompt + response)."""
+    max_model_len: int | None = None
+    """Context length given to the engine (prompt + response); null = the model's own (its config's
+    max_position_embeddings), as vLLM does. Set it lower where KV-cache memory is short (CPUs)."""
     tensor_parallel_size: int = 1
     """vLLM tensor parallelism inside one engine."""
     gpu_memory_utilization: float = 0.85
@@ -229,7 +240,7 @@ class JudgeConfig:
     """Allow the reward model's own code (e.g. ArmoRM) to run."""
     batch_size: int = 16
     """Responses scored per forward pass."""
-    max_length: int = 1024
+    max_length: int = 4096
     """Truncation length of rendered prompt + response for the reward model."""
     score_attribute: str | None = None
     """Output attribute holding the reward (e.g. "score" for ArmoRM); null = logits[:, 0]."""
@@ -269,8 +280,8 @@ class SelectionConfig:
     implicit_reward: ImplicitReward = ImplicitReward.avg_logp
     """avg_logp / sum_logp: mean / sum of response-token log-probs under pi_t; dpo: log pi_t(y|x) -
     log pi_0(y|x) (needs train.reference=initial; pi_0's log-probs come from a teacher-forced pass)."""
-    ratio: float | None = 0.5
-    """Keep round(ratio * pool) pairs; used when `count` is null."""
+    ratio: float | None = 0.4
+    """Keep round(ratio * pool) pairs; used when `count` is null (the paper: 0.4)."""
     count: int | None = None
     """Keep exactly this many pairs (at most the pool)."""
     seed: int = 0
@@ -301,34 +312,40 @@ class TrainConfig:
     """dpo: TRL's DPOTrainer with `dpo_loss_type`; simpo: TRL's CPO trainer in SimPO mode (no reference)."""
     dpo_loss_type: str = "sigmoid"
     """TRL DPO loss_type (sigmoid, ipo, hinge, robust, ...; checked against the installed TRL)."""
-    beta: float = 0.2
-    """DPO beta, or SimPO beta (the recipes: DPO 0.01, SimPO 10)."""
+    beta: float | None = None
+    """null = the loss's usual value: DPO 0.1 (the DPO paper; TRL's default), SimPO 2.5 (SimPO's
+    instruct-model recipes use 2.5 to 10; the paper presets 10). DPO's beta is usually 0.01 to 0.5,
+    SimPO's 1 to 10: a value outside that is warned about at start."""
     simpo_gamma_beta_ratio: float = 0.5
-    """SimPO margin as a fraction of beta: gamma = ratio * beta (recipes: 0.3 Llama-3, 0.5 Gemma-2)."""
-    learning_rate: float = 1e-3
-    """Peak learning rate."""
-    epochs: float = 3.0
-    """Passes over the training pairs."""
-    batch_size: int = 8
+    """SimPO margin as a fraction of beta: gamma = ratio * beta (SimPO's recipes: 0.3 to 0.55)."""
+    learning_rate: float = 5e-7
+    """Peak learning rate. DPO and SimPO recipes for 7-9B instruct models use 3e-7 to 1e-6 (SimPO
+    paper; the paper presets); small models tolerate more (~5e-6 at 0.5B). Above 1e-4 on a model
+    over 100M parameters is warned about at start."""
+    epochs: float = 1.0
+    """Passes over the training pairs (the recipes: 1)."""
+    batch_size: int = 4
     """Per-device micro-batch size."""
-    gradient_accumulation_steps: int = 1
-    """Micro-batches per optimiser step (ignored when global_batch_size is set)."""
+    gradient_accumulation_steps: int = 8
+    """Micro-batches per optimiser step (ignored when global_batch_size is set): the default makes 32
+    pairs per step and process; the paper presets use a global batch of 128."""
     global_batch_size: int | None = None
     """Pairs per optimiser step over all processes; accumulation = global / (batch_size x processes)."""
     lr_scheduler: str = "cosine"
     """transformers scheduler name."""
     warmup_ratio: float = 0.1
     """Fraction of steps spent warming up."""
-    max_length: int = 512
-    """Truncation length of prompt + response in tokens."""
+    max_length: int = 2048
+    """Truncation length of prompt + response in tokens (keep the start, as TRL does)."""
     seed: int = 42
     """Trainer seed."""
     reference: Reference = Reference.previous
     """DPO reference: pi_t (previous) or pi_0 (initial); recorded in the manifest."""
-    reference_logprobs: RefLogprobs = RefLogprobs.precomputed
-    """precomputed: we hand TRL the reference log-probs (from sampling when the token ids and numerics
-    match, else one teacher-forced pass over the training pairs), so it runs no reference forward;
-    trainer: TRL runs the reference model at every step."""
+    reference_logprobs: RefLogprobs = RefLogprobs.auto
+    """Where DPO's reference log-probs come from. auto: the sampled log-probs wherever the reference
+    policy sampled the trained tokens and the numerics are exact (fp32), the rest from one teacher-forced
+    pass of the reference before training (in bf16 on GPUs: all of them); teacher_forced: that one pass
+    for every pair; trainer: TRL runs the reference model at every step."""
     accumulate: bool = False
     """Train on the kept pairs of this and all earlier iterations (false: this iteration's only)."""
     gradient_checkpointing: bool | None = None
@@ -442,6 +459,9 @@ class TaskConfig:
 class Config:
     """The whole run."""
 
+    preset_name: str | None = None
+    """The conf/preset/ file in effect (each preset sets it): tiny = the built-in tiny policy's settings,
+    none = the schema's real-model defaults, or a paper preset. Checked against model.path at start."""
     model: ModelConfig = field(default_factory=ModelConfig)
     prompts: PromptsConfig = field(default_factory=PromptsConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)

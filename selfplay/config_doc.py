@@ -29,6 +29,7 @@ SECTIONS = [
     "loop",
     "cluster",
     "task",
+    "",
 ]
 """Sections of `python -m selfplay.run`'s config, in README order."""
 SELECT_SECTIONS = ["", "columns"]
@@ -95,7 +96,7 @@ def section(root, path: str, title: str) -> list[str]:
 def reference() -> str:
     lines = []
     for path in SECTIONS:
-        lines += section(schema.Config(), path, f"`{path}`")
+        lines += section(schema.Config(), path, f"`{path}`" if path else "Top level")
     for path in SELECT_SECTIONS:
         title = f"`python -m selfplay.select`{': `' + path + '`' if path else ''}"
         lines += section(schema.OfflineSelectConfig(), path, title)

@@ -56,6 +56,22 @@ def tiny_policy() -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_chatml_policy() -> str:
+    """The tiny policy in a Qwen-style ChatML format: a default system turn, no BOS, "<|im_end|>" then a
+    newline token after every turn (built once, cached like the plain one)."""
+    from selfplay.config import TinyModelConfig
+    from selfplay.models.tiny import tiny_model_path
+
+    return str(tiny_model_path(TinyModelConfig(template="chatml")))
+
+
+@pytest.fixture(scope="session", params=["plain", "chatml"])
+def any_tiny_policy(request, tiny_policy, tiny_chatml_policy) -> str:
+    """Each chat format of the tiny policy in turn."""
+    return tiny_policy if request.param == "plain" else tiny_chatml_policy
+
+
+@pytest.fixture(scope="session")
 def tiny_reward_model(tmp_path_factory) -> str:
     """A random-weight sequence classifier whose chat template differs from the policy's."""
     import torch

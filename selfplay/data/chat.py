@@ -39,6 +39,18 @@ def trainer_token_ids(tokenizer, messages: list[Message], response: str) -> tupl
     return prompt[:common], full[common:]
 
 
+def trl_split(
+    tokenizer, messages: list[Message], chosen: str, rejected: str
+) -> tuple[list[int], list[int], list[int]]:
+    """(prompt, chosen, rejected) ids of a text pair exactly as TRL's DPO trainer splits conversational
+    rows: the completion starts where the tokenised prompt and prompt + completion first differ, for
+    both sides at the same position."""
+    head1, rest1 = trainer_token_ids(tokenizer, messages, chosen)
+    head2, rest2 = trainer_token_ids(tokenizer, messages, rejected)
+    cut = min(len(head1), len(head2))
+    return head1[:cut], head1[cut:] + rest1, head2[cut:] + rest2
+
+
 def truncate(prompt: list[int], response: list[int], max_length: int) -> tuple[list[int], list[int]]:
     """TRL's keep_start truncation of prompt + response to max_length tokens."""
     keep = max(0, max_length - len(prompt))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from selfplay.config import GenerateConfig, JudgeConfig, ModelConfig
 from selfplay.data.chat import render_prompt_ids
-from selfplay.models.loading import load_tokenizer
+from selfplay.models.loading import load_tokenizer, resolve_context
 
 
 def prompt_length_guard(
@@ -15,13 +15,15 @@ def prompt_length_guard(
 ) -> Callable[[str], bool]:
     """`too_long(text)` for a rewrite sent as a single user message."""
     policy_tok = load_tokenizer(policy_path, model.trust_remote_code)
+    context = resolve_context(gen, policy_path, model.trust_remote_code).max_model_len
+    assert context is not None
     judge_tok = None
     if judge.kind == "reward_model":
         judge_tok = load_tokenizer(str(judge.model_path), judge.trust_remote_code)
 
     def too_long(text: str) -> bool:
         messages = [{"role": "user", "content": text}]
-        if len(render_prompt_ids(policy_tok, messages)) + 1 >= gen.max_model_len:
+        if len(render_prompt_ids(policy_tok, messages)) + 1 >= context:
             return True
         return (
             judge_tok is not None

@@ -29,7 +29,7 @@ def hf_generate(
                 temperature=cfg.temperature,
                 top_p=cfg.top_p,
                 top_k=cfg.top_k if cfg.top_k > 0 else None,
-                max_new_tokens=min(cfg.max_tokens, cfg.max_model_len - len(req.prompt_ids)),
+                max_new_tokens=min(cfg.max_tokens, (cfg.max_model_len or 0) - len(req.prompt_ids)),
                 min_new_tokens=cfg.max_tokens if cfg.ignore_eos else None,
                 stop_strings=list(cfg.stop) or None,
                 tokenizer=tokenizer if cfg.stop else None,

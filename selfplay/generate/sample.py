@@ -8,7 +8,7 @@ from selfplay.config import GenerateConfig, ModelConfig
 from selfplay.data.records import Completion, Prompt
 from selfplay.errors import SelfplayError
 from selfplay.generate.requests import make_requests, to_completions
-from selfplay.models.loading import load_causal_lm, load_tokenizer
+from selfplay.models.loading import load_causal_lm, load_tokenizer, resolve_context
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ def sample_completions(
     Prompts whose rendered length leaves no room for a response within `generate.max_model_len` get
     no completions (logged; the stage counts them as `prompts_too_long`)."""
     backend = resolve_backend(gen)
+    gen = resolve_context(gen, policy_path, model.trust_remote_code)
+    assert gen.max_model_len is not None
     tokenizer = load_tokenizer(policy_path, model.trust_remote_code)
     requests = make_requests(tokenizer, prompts, gen.seed, salt)
     fits = [r for r in requests if len(r.prompt_ids) < gen.max_model_len]

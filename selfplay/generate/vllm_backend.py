@@ -112,7 +112,7 @@ class VllmEngine:
                 temperature=cfg.temperature,
                 top_p=cfg.top_p,
                 top_k=cfg.top_k if cfg.top_k > 0 else 0,
-                max_tokens=min(cfg.max_tokens, cfg.max_model_len - len(req.prompt_ids)),
+                max_tokens=min(cfg.max_tokens, (cfg.max_model_len or 0) - len(req.prompt_ids)),
                 seed=req.seed,
                 logprobs=0,  # the sampled token's own log-prob, from the raw distribution
                 stop=list(cfg.stop) or None,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from selfplay.errors import SelfplayError
-from selfplay.loop.layout import STATS
+from selfplay.loop.layout import STATS, RunLayout
 
 
 def free_port() -> int:
@@ -37,10 +37,19 @@ def read_stats(folder: Path, what: str, rc: int, log_path: Path) -> dict[str, An
     the process's exit code and log."""
     stats_file = folder / STATS
     if rc != 0 or not stats_file.is_file():
-        raise SelfplayError(f"{what} failed (exit {rc}); log {log_path}")
+        raise SelfplayError(
+            f"{what} failed (exit {rc}{reason(RunLayout.error_file(folder))}); log {log_path}"
+        )
     stats = json.loads(stats_file.read_text())
     stats_file.unlink()
     return stats
+
+
+def reason(error_file: Path) -> str:
+    """ ": <the process's one-line error>" when it left one, else nothing."""
+    if not error_file.is_file():
+        return ""
+    return ": " + error_file.read_text().strip()
 
 
 def write_stats(folder: Path, stats: dict[str, Any]) -> None:

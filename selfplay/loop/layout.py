@@ -9,6 +9,8 @@ MARKER = "_SUCCESS"
 """Written last into a finished stage's folder: fingerprint, seconds, stats."""
 STATS = "_stats.json"
 """Where a stage process (or rank 0 of training) leaves its stats for the orchestrator."""
+ERROR = "_error.txt"
+"""Where a stage, shard or training process that fails with a one-line error leaves it."""
 
 # Record files inside a stage folder.
 PROMPTS = "prompts.jsonl"
@@ -77,6 +79,10 @@ class RunLayout:
     def part_file(folder: Path, shard: int, shards: int) -> Path:
         """Shard `shard` of `shards` of a sharded stage's records, inside its partial folder."""
         return folder / f"part-{shard:05d}-of-{shards:05d}.jsonl"
+
+    @staticmethod
+    def error_file(folder: Path, shard: int | None = None) -> Path:
+        return folder / (ERROR if shard is None else f"_error-{shard:05d}.txt")
 
     @staticmethod
     def part_files(folder: Path) -> list[Path]:

@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from selfplay.checks import check_config, check_lora_targets, parse_restart_from
+from selfplay.checks import check_config, check_lora_targets, parse_restart_from, training_warnings
 from selfplay.config import Config
 from selfplay.data.prompts import load_prompt_pool
 from selfplay.errors import SelfplayError
@@ -26,7 +26,7 @@ from selfplay.loop.run_config import identity, save_or_check
 from selfplay.loop.runner import place, run_stage
 from selfplay.loop.shards import run_shard
 from selfplay.loop.stages import STAGES, Stage, stage, stages_for
-from selfplay.models.loading import resolve_policy_path
+from selfplay.models.loading import parameter_count, resolve_policy_path
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,11 @@ def run_loop(
     _check_prompt_budget(cfg)
     initial = resolve_policy_path(cfg.model)
     check_lora_targets(cfg.train, initial, cfg.model.trust_remote_code)
+    warnings = training_warnings(cfg, parameter_count(initial, cfg.model.trust_remote_code))
     layout = RunLayout((Path(cfg.loop.output_dir) / cfg.loop.run_name).resolve())
-    save_or_check(layout, cfg)
+    save_or_check(layout, cfg)  # a refused resume is the only line a refused run prints
+    for warning in warnings:
+        log.warning(warning)
     if cfg.loop.restart_from:
         invalidate_from(
             layout,
@@ -75,7 +78,20 @@ def run_loop(
 
 
 def run_task(cfg: Config, table: tuple[Stage, ...] = STAGES) -> Path:
-    """Worker mode: one stage (or one shard of a sharded stage, or one rank of training) of a run."""
+    """Worker mode: one stage (or one shard of a sharded stage, or one rank of training) of a run. A
+    one-line error is also left in the stage's folder, so the orchestrator can report it."""
+    try:
+        return _run_task(cfg, table)
+    except SelfplayError as err:
+        layout = RunLayout((Path(cfg.loop.output_dir) / cfg.loop.run_name).resolve())
+        if cfg.task.stage and cfg.task.iteration is not None:
+            folder = layout.partial_dir(cfg.task.iteration, cfg.task.stage)
+            if folder.is_dir():
+                RunLayout.error_file(folder, cfg.task.shard).write_text(str(err) + "\n")
+        raise
+
+
+def _run_task(cfg: Config, table: tuple[Stage, ...]) -> Path:
     task = cfg.task
     names = [s.name for s in table]
     if task.stage not in names or task.iteration is None:

@@ -95,6 +95,7 @@ def execute(
             def start(shard: int, slot: int):
                 s = where.slots[slot]
                 log_path = ctx.layout.log_file(ctx.iteration, spec.name, shard, shards)
+                ctx.layout.error_file(ctx.out, shard).unlink(missing_ok=True)  # from an earlier failure
                 argv = shard_command(cmd, s, spec.name, ctx.iteration, shard, shards)
                 return launch.spawn(argv, s.env, log_path), log_path
 

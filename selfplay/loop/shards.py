@@ -16,6 +16,7 @@ from selfplay.data.jsonl import read_records, write_records
 from selfplay.data.records import Prompt
 from selfplay.errors import SelfplayError
 from selfplay.loop.context import StageContext
+from selfplay.loop.launch import reason
 from selfplay.loop.layout import PROMPTS, RunLayout
 from selfplay.loop.placement import Placement
 from selfplay.loop.stages import Sharded
@@ -117,7 +118,8 @@ def run_worker_pool(
             shard, slot, log_path = running.pop(proc)
             free.append(slot)
             if proc.returncode != 0 or not RunLayout.part_file(ctx.out, shard, shards).exists():
-                failed.append(f"shard {shard}/{shards} (exit {proc.returncode}; log {log_path})")
+                why = reason(RunLayout.error_file(ctx.out, shard))
+                failed.append(f"shard {shard}/{shards} (exit {proc.returncode}{why}; log {log_path})")
     if failed:
         raise SelfplayError(
             f"iteration {ctx.iteration} {name}: {len(failed)} shard(s) failed: {'; '.join(failed)}. "

@@ -8,6 +8,7 @@ from it follow the order, which stages are sharded and which ones a config enabl
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -32,6 +33,8 @@ from selfplay.loop.layout import (
     TRAIN_DATA,
     TRAINER,
 )
+
+log = logging.getLogger(__name__)
 
 
 def run_prompts(ctx: StageContext) -> dict:
@@ -186,11 +189,14 @@ def training_pairs(ctx: StageContext) -> list[Pair]:
 
 
 def prepare_training(ctx: StageContext) -> dict:
-    """The training rows (TRL's preference format, with reference log-probs where we have them) as a
-    file-backed dataset that every training process reads."""
+    """The training rows, tokenised (the sampled ids of every sampled response; sampled log-probs as
+    DPO reference log-probs where exact), as a file-backed dataset every training process reads."""
+    import torch
     from datasets import Dataset
 
-    from selfplay.train.data import training_rows
+    from selfplay.models.loading import default_device, load_tokenizer, torch_dtype
+    from selfplay.train.data import sampled_key, training_rows
+    from selfplay.train.schedule import check_schedule, planned_schedule
 
     cfg = ctx.config
     pairs = training_pairs(ctx)
@@ -198,26 +204,31 @@ def prepare_training(ctx: StageContext) -> dict:
         raise SelfplayError(
             f"iteration {ctx.iteration} train: no kept pairs (see the selection stage's counts)"
         )
-    sampled = {}
-    if cfg.train.reference == "previous":  # pi_t's own samples carry pi_t's log-probs
-        files = [ctx.input("generate", COMPLETIONS)]
-        if cfg.evolve.enabled:
-            files.append(ctx.input("evolved_generate", COMPLETIONS))
-        sampled = {
-            (c.prompt_id, c.sample_index): c
-            for f in files
-            for c in read_records(f, Completion)
-            if c.iteration == ctx.iteration
-        }
-    rows, ref_stats = training_rows(
-        pairs, sampled, ctx.policy, ctx.reference, cfg.train, cfg.model, cfg.logprobs.batch_size
+    sources = ("generate", "evolved_generate") if cfg.evolve.enabled else ("generate",)
+    completions = [c for s in sources for c in read_records(ctx.input(s, COMPLETIONS), Completion)]
+    if cfg.train.accumulate:
+        completions += ctx.earlier(sources, COMPLETIONS, Completion)
+    sampled = {sampled_key(c): c for c in completions}
+    exact = torch_dtype(str(cfg.model.dtype), default_device()) == torch.float32
+    reuse = ctx.reference if exact and cfg.train.loss == "dpo" else None
+    tokenizer = load_tokenizer(ctx.policy, cfg.model.trust_remote_code)
+    rows, row_stats = training_rows(pairs, sampled, tokenizer, cfg.train, reuse)
+    if not rows:
+        raise SelfplayError(
+            f"iteration {ctx.iteration} train: every kept pair's prompt fills train.max_length={cfg.train.max_length}"
+        )
+    world = cfg.train.num_processes  # the schedule the training processes will run, checked before they start
+    warning = check_schedule(
+        planned_schedule(len(rows), cfg.train, world), cfg.train, f"iteration {ctx.iteration} train"
     )
+    if warning:
+        log.warning(warning)
     Dataset.from_list(rows).save_to_disk(str(ctx.out / TRAIN_DATA))
     return {
         "pairs": len(pairs),
         "reference": str(cfg.train.reference),
         "loss": str(cfg.train.loss),
-        **ref_stats,
+        **row_stats,
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from selfplay.config import TINY_MODEL, ModelConfig
 from selfplay.errors import SelfplayError
@@ -75,3 +76,92 @@ def load_causal_lm(
         path, dtype=torch_dtype(dtype, device), trust_remote_code=trust_remote_code
     )
     return model.to(device).eval()  # type: ignore[arg-type]
+
+
+def same_weights(before: str, after: Path) -> bool | None:
+    """Whether the model folder `after` holds exactly the weights of `before` (compared in fp32, tensor
+    by tensor, stopping at the first difference); None when `before` is not a local folder."""
+    import torch
+    from safetensors import safe_open
+
+    old, new = Path(before), Path(after)
+    if not old.is_dir():
+        return None
+
+    def tensors(folder: Path) -> dict[str, Path]:
+        return {k: f for f in sorted(folder.glob("*.safetensors")) for k in safe_open(str(f), "pt").keys()}  # noqa: SIM118
+
+    old_keys, new_keys = tensors(old), tensors(new)
+    if not old_keys or set(old_keys) != set(new_keys):
+        return False if old_keys else None
+    handles: dict[Path, Any] = {}
+
+    def get(files: dict[str, Path], key: str):
+        f = files[key]
+        if f not in handles:
+            handles[f] = safe_open(str(f), "pt")
+        return handles[f].get_tensor(key).to(torch.float32)
+
+    return all(torch.equal(get(old_keys, k), get(new_keys, k)) for k in sorted(new_keys))
+
+
+def parameter_count(path: str, trust_remote_code: bool = False) -> int | None:
+    """Parameters of a model: from the safetensors headers of a local folder (no weights read), else
+    from its config on the meta device; None when neither can be had (e.g. offline hub name)."""
+    import math
+
+    folder = Path(path)
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    try:
+        if files:
+            from safetensors import safe_open
+
+            total = 0
+            for f in files:
+                with safe_open(str(f), "pt") as h:
+                    total += sum(math.prod(h.get_slice(k).get_shape()) for k in h.keys())  # noqa: SIM118
+            return total
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+        return sum(p.numel() for p in model.parameters())
+    except Exception:  # unreadable here; the model loads later with its own error, the check is skipped
+        return None
+
+
+def model_context_length(path: str, trust_remote_code: bool = False) -> int | None:
+    """The context length a model was built for (its config's max_position_embeddings or the like)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except Exception:  # the model's own loader reports the problem when it loads
+        return None
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def resolve_context(gen, path: str, trust_remote_code: bool = False):
+    """`gen` with max_model_len set: the model's own context when null; a value above it is refused."""
+    from dataclasses import replace
+
+    limit = model_context_length(path, trust_remote_code)
+    if gen.max_model_len is None:
+        if limit is None:
+            raise SelfplayError(
+                f"generate.max_model_len: the config of '{path}' names no context length; set it"
+            )
+        return replace(gen, max_model_len=limit)
+    if limit is not None and gen.max_model_len > limit:
+        raise SelfplayError(
+            f"generate.max_model_len={gen.max_model_len} is more than the {limit} tokens '{path}' was built "
+            "for (its max_position_embeddings); lower it, or leave it null to use the model's"
+        )
+    return gen

@@ -29,6 +29,16 @@ CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|> {{ message['content'] }} <|end|> {% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
+CHATML_SPECIALS = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>"]
+CHATML_SYSTEM = "You are a helpful assistant."
+CHATML_TEMPLATE = (
+    "{% if messages[0]['role'] != 'system' %}<|im_start|>system\n" + CHATML_SYSTEM + "<|im_end|>\n{% endif %}"
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+"""Qwen-style ChatML: a default system turn, no BOS, and a newline token after every <|im_end|> (so a
+trainer that renders a response through the template appends "<|im_end|>\n" where the sampler
+stopped at <|im_end|>)."""
 FILLER = [
     "the",
     "a",
@@ -139,6 +149,8 @@ def _bundled_prompt_texts() -> list[str]:
 def fingerprint(cfg: TinyModelConfig) -> str:
     """Identity of a built model: its settings, the builder version and the bundled assets."""
     settings = {k: v for k, v in asdict(cfg).items() if k != "cache_dir"}
+    if settings.get("template") == "plain":
+        del settings["template"]  # models built before the option existed keep their cache folder
     blob = json.dumps([BUILDER_VERSION, settings, _asset("topics.json"), _asset("prompts.jsonl")])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -165,15 +177,32 @@ def tiny_model_path(cfg: TinyModelConfig) -> Path:
     return path
 
 
-def build_tokenizer(words: list[str]):
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+def build_tokenizer(words: list[str], template: str = "plain"):
+    """A word-level tokenizer: plain (whitespace dropped) or chatml (newlines kept as tokens)."""
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {tok: i for i, tok in enumerate(SPECIALS)}
-    for w in sorted(set(words)):
+    chatml = template == "chatml"
+    specials = CHATML_SPECIALS if chatml else SPECIALS
+    vocab = {tok: i for i, tok in enumerate(specials)}
+    extra = (
+        ["\n", "system", "user", "assistant", *CHATML_SYSTEM.lower().rstrip(".").split()] if chatml else []
+    )
+    for w in sorted(set(words) | set(extra)):
         vocab.setdefault(w, len(vocab))
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     core.normalizer = normalizers.Lowercase()
+    if chatml:
+        core.pre_tokenizer = pre_tokenizers.Split(Regex(r"\n|\w+|[^\w\s]+"), behavior="removed", invert=True)
+        tok = PreTrainedTokenizerFast(
+            tokenizer_object=core,
+            eos_token="<|im_end|>",
+            pad_token="<pad>",
+            unk_token="<unk>",
+            additional_special_tokens=CHATML_SPECIALS[2:],
+        )
+        tok.chat_template = CHATML_TEMPLATE
+        return tok
     core.pre_tokenizer = pre_tokenizers.Whitespace()
     tok = PreTrainedTokenizerFast(
         tokenizer_object=core,
@@ -220,7 +249,7 @@ def build_tiny_model(cfg: TinyModelConfig, out_dir: Path) -> None:
 
     topics = _topics()
     prompts = _bundled_prompt_texts()
-    tok = build_tokenizer(_corpus_words(topics, prompts))
+    tok = build_tokenizer(_corpus_words(topics, prompts), str(cfg.template))
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     config = LlamaConfig(

@@ -1,15 +1,114 @@
-"""Training rows: TRL's conversational preference format, with reference log-probs when we have them."""
+"""Training rows, already tokenised, so the trainer trains on exactly the token ids the policy sampled.
+
+A response the policy sampled is trained on its sampled ids (its end-of-sequence token included when it
+stopped, nothing when it was cut at max_tokens; no chat-template suffix such as ChatML's "<|im_end|>\\n"
+that the policy never produced). The prompt is the sampler's own rendering. Then, for DPO, the sampled
+per-token log-probs are the exact reference log-probs of every trained token (in fp32) whenever the
+reference policy is the one that sampled, truncated responses included. A response without sampled
+ids (a pair from a file) is tokenised the way TRL tokenises conversational rows. Every pair is cut to
+`train.max_length` keeping the start, as TRL's collator does; a pair whose prompt alone fills it is
+dropped and counted.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
-from selfplay.config import ModelConfig, TrainConfig
+from selfplay.config import TrainConfig
+from selfplay.data.chat import render_prompt_ids, trl_split
 from selfplay.data.records import Completion, Pair
-from selfplay.models.loading import default_device, load_causal_lm, load_tokenizer, torch_dtype
+
+NAN = math.nan
+SampledKey = tuple[int, str, int]
+"""(iteration, prompt_id, sample_index) of a sampled completion."""
+
+
+def sampled_key(c: Completion) -> SampledKey:
+    return (c.iteration, c.prompt_id, c.sample_index)
+
+
+@dataclass(frozen=True)
+class Side:
+    ids: list[int]
+    """Response token ids, after truncation."""
+    reference_logp: float
+    """Sum of the sampled log-probs of `ids` when they are the reference's own; NaN = to compute."""
+    sampled: bool
+
+
+def _sampled_side(c: Completion | None, text: str, reference: str | None, keep: int) -> Side | None:
+    if c is None or c.text != text:
+        return None
+    ids = c.token_ids[:keep]
+    own = reference is not None and c.model == reference and len(c.logprobs) == len(c.token_ids)
+    return Side(ids, float(sum(c.logprobs[: len(ids)])) if own else NAN, True)
+
+
+def pair_sides(
+    p: Pair, tokenizer, sampled: dict[SampledKey, Completion], reference: str | None, max_length: int
+) -> tuple[list[int], Side, Side] | None:
+    """The pair's prompt ids and its two responses as trained; None when the prompt fills max_length."""
+    prompt = render_prompt_ids(tokenizer, p.messages)
+    keep = max(0, max_length - len(prompt))
+    chosen = _sampled_side(sampled.get((p.iteration, p.prompt_id, p.chosen_index)), p.chosen, reference, keep)
+    rejected = _sampled_side(
+        sampled.get((p.iteration, p.prompt_id, p.rejected_index)), p.rejected, reference, keep
+    )
+    if chosen is None or rejected is None:
+        head, text_chosen, text_rejected = trl_split(tokenizer, p.messages, p.chosen, p.rejected)
+        if head != prompt:  # the template renders the prompt differently inside a conversation: TRL's way
+            prompt, keep, chosen, rejected = head, max(0, max_length - len(head)), None, None
+        chosen = chosen or Side(text_chosen[:keep], NAN, False)
+        rejected = rejected or Side(text_rejected[:keep], NAN, False)
+    if len(prompt) >= max_length:
+        return None
+    return prompt, chosen, rejected
+
+
+def training_rows(
+    pairs: list[Pair],
+    sampled: dict[SampledKey, Completion],
+    tokenizer,
+    cfg: TrainConfig,
+    reuse_reference: str | None,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Tokenised rows for DPO (`prompt_ids`, `chosen_ids`, `rejected_ids`, and with
+    reference_logprobs=auto `ref_chosen_logps` / `ref_rejected_logps`, NaN where the trainer computes
+    them) or SimPO (TRL's CPO columns). `reuse_reference`: the reference policy's path when sampled
+    log-probs may serve as its log-probs (DPO, exact numerics), else None."""
+    rows: list[dict[str, Any]] = []
+    stats = {"pairs_prompt_too_long": 0, "responses_sampled_ids": 0, "responses_tokenised_from_text": 0}
+    reused = forced = 0
+    for p in pairs:
+        found = pair_sides(p, tokenizer, sampled, reuse_reference, cfg.max_length)
+        if found is None:
+            stats["pairs_prompt_too_long"] += 1
+            continue
+        prompt, chosen, rejected = found
+        for side in (chosen, rejected):
+            stats["responses_sampled_ids" if side.sampled else "responses_tokenised_from_text"] += 1
+            forced += math.isnan(side.reference_logp)
+            reused += not math.isnan(side.reference_logp)
+        if cfg.loss == "simpo":
+            rows.append(cpo_row(prompt, chosen.ids, rejected.ids))
+            continue
+        row: dict[str, Any] = {"prompt_ids": prompt, "chosen_ids": chosen.ids, "rejected_ids": rejected.ids}
+        if cfg.reference_logprobs == "auto":
+            row["ref_chosen_logps"] = chosen.reference_logp
+            row["ref_rejected_logps"] = rejected.reference_logp
+        rows.append(row)
+    if cfg.loss == "dpo" and cfg.reference_logprobs != "trainer":
+        if cfg.reference_logprobs == "teacher_forced":
+            reused, forced = 0, reused + forced
+        stats.update(ref_logps_from_sampling=reused, ref_logps_teacher_forced=forced)
+    return rows, stats
 
 
 def preference_rows(pairs: list[Pair]) -> list[dict[str, Any]]:
+    """The pairs as text in TRL's conversational preference format (for comparison with TRL's own
+    tokenisation, and for exports)."""
     return [
         {
             "prompt": p.messages,
@@ -20,36 +119,12 @@ def preference_rows(pairs: list[Pair]) -> list[dict[str, Any]]:
     ]
 
 
-def training_rows(
-    pairs: list[Pair],
-    sampled: dict[tuple[str, int], Completion],
-    policy_path: str,
-    reference_path: str,
-    cfg: TrainConfig,
-    model_cfg: ModelConfig,
-    batch_size: int,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows for the trainer. For DPO with `reference_logprobs=precomputed` they carry
-    ref_chosen_logps / ref_rejected_logps: sampled values where exact (`sampled` holds the completions
-    of the reference policy in fp32), teacher-forced ones otherwise."""
-    rows = preference_rows(pairs)
-    if cfg.loss != "dpo" or cfg.reference_logprobs != "precomputed":
-        return rows, {}
-    import torch
-
-    from selfplay.train.reference import reference_logps, trainer_sequences
-
-    device = default_device()
-    exact = torch_dtype(str(model_cfg.dtype), device) == torch.float32
-    tokenizer = load_tokenizer(policy_path, model_cfg.trust_remote_code)
-    seqs = trainer_sequences(pairs, tokenizer, cfg.max_length, sampled if exact else {})
-    model = None
-    if any(s.sampled is None for s in seqs):
-        model = load_causal_lm(reference_path, "float32", model_cfg.trust_remote_code)
-    values, stats = reference_logps(seqs, model, batch_size, device == "cuda", not exact)
-    del model
-    if device == "cuda":
-        torch.cuda.empty_cache()
-    for row, chosen, rejected in zip(rows, values[0::2], values[1::2]):
-        row["ref_chosen_logps"], row["ref_rejected_logps"] = chosen, rejected
-    return rows, stats
+def cpo_row(prompt: list[int], chosen: list[int], rejected: list[int]) -> dict[str, Any]:
+    """TRL's CPO (SimPO) columns: the prompt, and prompt + response with the prompt masked in the labels."""
+    row: dict[str, Any] = {"prompt_input_ids": prompt, "prompt_attention_mask": [1] * len(prompt)}
+    for name, response in (("chosen", chosen), ("rejected", rejected)):
+        ids = prompt + response
+        row[f"{name}_input_ids"] = ids
+        row[f"{name}_attention_mask"] = [1] * len(ids)
+        row[f"{name}_labels"] = [-100] * len(prompt) + response
+    return row

@@ -1,34 +1,73 @@
-"""Train pi_{t+1} from pi_t on preference rows with TRL (DPO, or SimPO through the CPO trainer),
-optionally with LoRA, and save a plain Hugging Face model (LoRA merged) for the next generate."""
+"""Train pi_{t+1} from pi_t on tokenised preference rows with TRL (DPO, or SimPO through the CPO
+trainer), optionally with LoRA, and save a plain Hugging Face model (LoRA merged) for the next
+generate. The rows are already tokenised (selfplay/train/data.py), so TRL's own tokenisation is skipped."""
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 from selfplay.config import ModelConfig, TrainConfig
 from selfplay.errors import SelfplayError
-from selfplay.models.loading import load_causal_lm, load_tokenizer, torch_dtype
+from selfplay.models.loading import load_causal_lm, load_tokenizer, same_weights, torch_dtype
+from selfplay.train.schedule import check_schedule, planned_schedule
 from selfplay.train.trl_args import dpo_config_kwargs, simpo_config_kwargs
 
 log = logging.getLogger(__name__)
 REF_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
 
 
-def reusing_dpo_trainer():
-    """TRL's DPOTrainer that takes reference log-probs already present in the dataset instead of
-    computing them (TRL 1.16 always recomputes under `precompute_ref_log_probs`)."""
+def missing_reference(dataset) -> list[int]:
+    """Rows whose reference log-probs the trainer must compute (NaN, or no columns at all)."""
+    if not all(c in dataset.column_names for c in REF_COLUMNS):
+        return list(range(len(dataset)))
+    chosen, rejected = dataset[REF_COLUMNS[0]], dataset[REF_COLUMNS[1]]
+    return [i for i, (a, b) in enumerate(zip(chosen, rejected)) if math.isnan(a) or math.isnan(b)]
+
+
+def tokenised_dpo_trainer():
+    """TRL's DPOTrainer on rows we tokenised, computing only the reference log-probs that are missing:
+    one teacher-forced pass (TRL's own forward, under the training autocast) over those rows."""
+    from datasets import concatenate_datasets
     from trl import DPOTrainer
 
-    class ReusingDPOTrainer(DPOTrainer):
-        def _precompute_ref_logps(self, dataset, name, batch_size):
-            if all(c in dataset.column_names for c in REF_COLUMNS):
-                return dataset
-            return super()._precompute_ref_logps(dataset, name, batch_size)
+    class TokenisedDPOTrainer(DPOTrainer):
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            return dataset  # prompt_ids / chosen_ids / rejected_ids, truncated and filtered by us
 
-    return ReusingDPOTrainer
+        def _precompute_ref_logps(self, dataset, name, batch_size):
+            missing = missing_reference(dataset)
+            if not missing:
+                return dataset
+            if len(missing) == len(dataset):
+                plain = dataset.remove_columns([c for c in REF_COLUMNS if c in dataset.column_names])
+                return super()._precompute_ref_logps(plain, name, batch_size)
+            subset = dataset.select(missing).remove_columns(list(REF_COLUMNS))
+            computed = super()._precompute_ref_logps(subset, name, batch_size)
+            values = {c: list(dataset[c]) for c in REF_COLUMNS}
+            for c in REF_COLUMNS:
+                for i, v in zip(missing, computed[c]):
+                    values[c][i] = v
+            base = dataset.remove_columns(list(REF_COLUMNS))
+            from datasets import Dataset
+
+            return concatenate_datasets([base, Dataset.from_dict(values)], axis=1)
+
+    return TokenisedDPOTrainer
+
+
+def tokenised_cpo_trainer():
+    """TRL's CPO trainer (SimPO mode) on rows that already carry its token columns."""
+    from trl.experimental.cpo import CPOTrainer
+
+    class TokenisedCPOTrainer(CPOTrainer):
+        def tokenize_row(self, feature, model=None):
+            return feature
+
+    return TokenisedCPOTrainer
 
 
 def peft_config(cfg: TrainConfig):
@@ -61,7 +100,8 @@ def train_policy(
 ) -> dict[str, Any]:
     """Train from `policy_path` on the rows saved in `data_dir`; save the next policy to `model_dir`
     (`trainer_dir` is TRL's scratch folder). The DPO reference is `reference_path` (None = pi_t
-    itself) unless the rows carry reference log-probs. Returns the training stats."""
+    itself). Returns the training stats; refuses a schedule that cannot train and a result that is
+    bit-identical to the start."""
     import datasets
     import torch
     from transformers import PrinterCallback
@@ -78,14 +118,18 @@ def train_policy(
         deepspeed.init_distributed(dist_backend="nccl" if on_cuda else "gloo")
     bf16 = torch_dtype(str(model_cfg.dtype), "cuda" if on_cuda else "cpu") == torch.bfloat16
     dataset = datasets.load_from_disk(str(data_dir))  # file-backed: TRL needs that with >= 2 processes
+    schedule = planned_schedule(len(dataset), cfg, world_size)
+    warning = check_schedule(schedule, cfg, "train")
+    if warning and rank == 0:
+        log.warning(warning)
     tokenizer = load_tokenizer(policy_path, model_cfg.trust_remote_code)
     model = load_causal_lm(policy_path, "float32", model_cfg.trust_remote_code, device="cpu")
     model.train()
     if cfg.loss == "simpo":
-        from trl.experimental.cpo import CPOConfig, CPOTrainer
+        from trl.experimental.cpo import CPOConfig
 
         args = CPOConfig(**simpo_config_kwargs(cfg, str(trainer_dir), on_cuda, bf16, world_size))
-        trainer = CPOTrainer(
+        trainer = tokenised_cpo_trainer()(
             model=model,
             args=args,
             train_dataset=dataset,
@@ -93,12 +137,13 @@ def train_policy(
             peft_config=peft_config(cfg),
         )
     else:
-        precomputed = all(c in dataset.column_names for c in REF_COLUMNS)
+        precompute = cfg.reference_logprobs != "trainer"
         ref_model = None
-        if not precomputed and reference_path is not None and reference_path != policy_path:
+        needs_reference = not precompute or bool(missing_reference(dataset))
+        if needs_reference and reference_path is not None and reference_path != policy_path:
             ref_model = load_causal_lm(reference_path, "float32", model_cfg.trust_remote_code, device="cpu")
-        args = _dpo_config(cfg, str(trainer_dir), on_cuda, bf16, world_size, precomputed)
-        trainer = reusing_dpo_trainer()(
+        args = _dpo_config(cfg, str(trainer_dir), on_cuda, bf16, world_size, precompute)
+        trainer = tokenised_dpo_trainer()(
             model=model,
             ref_model=ref_model,
             args=args,
@@ -106,6 +151,9 @@ def train_policy(
             processing_class=tokenizer,
             peft_config=peft_config(cfg),
         )
+        if precompute:  # every reference log-prob is in the dataset now: free the reference model
+            trainer.ref_model = None
+            del ref_model
     trainer.remove_callback(PrinterCallback)  # per-step dicts on stdout; the history is kept below
     result = trainer.train()
     stats = _train_stats(result, trainer.state.log_history)
@@ -117,7 +165,27 @@ def train_policy(
         trainer.save_model(str(model_dir))
     if rank == 0:
         tokenizer.save_pretrained(str(model_dir))
+        unchanged = same_weights(policy_path, model_dir)
+        if unchanged:
+            raise SelfplayError(unchanged_message(schedule, cfg, stats))
+        stats["policy_changed"] = None if unchanged is None else True
     return stats
+
+
+def unchanged_message(schedule, cfg: TrainConfig, stats: dict[str, Any]) -> str:
+    if cfg.learning_rate == 0:
+        cause = "train.learning_rate is 0"
+    elif schedule.steps - schedule.warmup <= 0 and schedule.steps <= 1:
+        cause = "its only step ran at learning rate 0 (warmup); lower train.warmup_ratio"
+    else:
+        cause = (
+            "the loss had no gradient (check that responses are not truncated away by train.max_length, "
+            "and that train.loss / train.beta are sensible)"
+        )
+    return (
+        f"train: the trained policy is bit-identical to the policy it started from after "
+        f"{stats.get('optimizer_steps', '?')} optimizer step(s) ({schedule.describe(cfg)}); likely cause: {cause}"
+    )
 
 
 def _dpo_config(cfg, trainer_dir, on_cuda, bf16, world_size, precomputed):

@@ -21,6 +21,17 @@ def trl_dpo_loss_types() -> list[str]:
     return re.findall(r"`'([a-z_0-9]+)'`", field.metadata.get("help", ""))
 
 
+USUAL_BETA = {"dpo": 0.1, "simpo": 2.5}
+"""beta when `train.beta` is null: DPO's paper value and TRL's default; the low end of SimPO's
+instruct-model recipes (2.5 to 10)."""
+BETA_RANGE = {"dpo": (0.01, 1.0), "simpo": (1.0, 20.0)}
+"""Where each loss's beta usually lies; outside it is warned about at start."""
+
+
+def effective_beta(cfg: TrainConfig) -> float:
+    return cfg.beta if cfg.beta is not None else USUAL_BETA[str(cfg.loss)]
+
+
 def gradient_accumulation(cfg: TrainConfig, world_size: int) -> int:
     """Accumulation steps: from the global batch when set (it must divide evenly), else as given."""
     if cfg.global_batch_size is None:
@@ -92,7 +103,7 @@ def dpo_config_kwargs(
     return {
         **common_kwargs(cfg, output_dir, on_cuda, bf16, world_size),
         "loss_type": [cfg.dpo_loss_type],
-        "beta": cfg.beta,
+        "beta": effective_beta(cfg),
         "precompute_ref_log_probs": precomputed_reference,
     }
 
@@ -106,6 +117,7 @@ def simpo_config_kwargs(
         **common_kwargs(cfg, output_dir, on_cuda, bf16, world_size),
         "loss_type": "simpo",
         "cpo_alpha": 0.0,
-        "beta": cfg.beta,
-        "simpo_gamma": cfg.simpo_gamma_beta_ratio * cfg.beta,
+        "remove_unused_columns": False,  # the rows carry CPO's own token columns
+        "beta": effective_beta(cfg),
+        "simpo_gamma": cfg.simpo_gamma_beta_ratio * effective_beta(cfg),
     }

@@ -52,7 +52,7 @@ def test_one_shard_equals_three_shards_hf(tiny_policy, tmp_path):
 def test_rerun_redoes_only_missing_shards(tiny_policy, tmp_path, monkeypatch):
     cfg = Config(
         prompts=PromptsConfig(per_iteration=6),
-        generate=GenerateConfig(backend="hf", max_tokens=8),
+        generate=GenerateConfig(backend="hf", max_tokens=8, num_samples=4),
         loop=LoopConfig(shards=3),
     )
     layout = RunLayout(tmp_path)

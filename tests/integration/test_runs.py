@@ -50,9 +50,14 @@ def test_two_iterations_through_vllm_and_trl(vllm_run):
     check_finished_run(run_dir, proc, 2, "vllm")
 
 
-def test_two_iterations_through_hf_backend(tmp_path):
+@pytest.mark.parametrize("template", ["plain", "chatml"])
+def test_two_iterations_through_hf_backend(tmp_path, template):
     proc = run_cli(
-        "debug=tiny", "generate.backend=hf", "logprobs.source=teacher_forcing", f"loop.output_dir={tmp_path}"
+        "debug=tiny",
+        "generate.backend=hf",
+        "logprobs.source=teacher_forcing",
+        f"model.tiny.template={template}",
+        f"loop.output_dir={tmp_path}",
     )
     check_finished_run(
         tmp_path / "default",
@@ -63,6 +68,23 @@ def test_two_iterations_through_hf_backend(tmp_path):
     )
     logprobs = (tmp_path / "default" / "iter_001" / "logprobs" / "logprobs.jsonl").read_text().splitlines()
     assert len(logprobs) == 12 * 4
+
+
+@pytest.mark.vllm
+def test_two_iterations_with_a_chatml_policy(tmp_path):
+    """A Qwen-style ChatML template ("<|im_end|>" + newline after each turn, a default system turn):
+    training still uses the sampled ids, so every reference log-prob comes from sampling."""
+    proc = run_cli(
+        "debug=tiny", "generate.backend=vllm", "model.tiny.template=chatml", f"loop.output_dir={tmp_path}"
+    )
+    run_dir = tmp_path / "default"
+    check_finished_run(run_dir, proc, 2, "vllm")
+    for t in range(2):
+        train = stage_stats(run_dir, t, "train")
+        assert (
+            train["ref_logps_from_sampling"] == 2 * train["pairs"] and train["ref_logps_teacher_forced"] == 0
+        )
+        assert abs(train["first_rewards_chosen"]) < 1e-4 and train["policy_changed"] is True
 
 
 @pytest.mark.vllm
@@ -146,7 +168,8 @@ def assert_same_records(run_dir, reference, iterations):
             ["prompts.source=file", "prompts.path=/no/such/prompts.jsonl"],
             "prompts.path: file '/no/such/prompts.jsonl' does not exist",
         ),
-        (["model.path=/no/such/model"], "model.path: model folder '/no/such/model' does not exist"),
+        (["preset=none", "model.path=/no/such/model"], "model.path: model folder '/no/such/model' does not exist"),
+        (["model.path=/no/such/model"], "model.path=/no/such/model with preset=tiny"),
         (["selection.ratio=1.5"], "selection.ratio=1.5 must be in (0, 1]"),
         (["judge.rule=nope"], "judge.rule: unknown rule 'nope'"),
         (["prompts.per_iteration=200"], "pool has 320"),

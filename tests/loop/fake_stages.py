@@ -8,7 +8,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from selfplay.config import Config, LoopConfig, ModelConfig, PromptsConfig, TaskConfig
+from selfplay.config import Config, LoopConfig, ModelConfig, PromptsConfig, TaskConfig, TrainConfig
 from selfplay.data.jsonl import read_records, write_records
 from selfplay.data.records import Prompt
 from selfplay.loop.layout import MODEL, PROMPTS
@@ -94,6 +94,7 @@ def fake_config(tmp_path: Path, **loop) -> Config:
     return Config(
         model=ModelConfig(path=fake_model(tmp_path / "pi0")),
         prompts=PromptsConfig(per_iteration=8),
+        train=TrainConfig(warmup_ratio=0.0),  # 3 pairs: one step, which a warmup would take
         loop=LoopConfig(output_dir=str(tmp_path / "runs"), **{"iterations": 2, **loop}),
     )
 

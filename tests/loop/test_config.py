@@ -116,5 +116,17 @@ def test_self_play_protocol_arms():
     assert ap.evolve.rewrites_per_prompt == 5
     assert explicit.evolve.enabled and explicit.evolve.selection.metric == "explicit"
     assert not fresh.evolve.enabled and fresh.prompts.per_iteration == 20000
+    swapped = compose_config(["experiment=evolve_ap", "preset=gemma2_9b_simpo"])  # protocol x preset
+    assert (swapped.model.path, swapped.train.loss, swapped.train.beta) == (
+        "google/gemma-2-9b-it",
+        "simpo",
+        10.0,
+    )
+    assert (
+        swapped.evolve.enabled
+        and swapped.evolve.selection.count == 10000
+        and swapped.prompts.system_prompt is None
+    )
+    assert ap.prompts.system_prompt == "You are a helpful assistant."  # the reference code's, for Llama
     tiny = compose_config(["experiment=evolve_tiny"])
     assert tiny.evolve.enabled and tiny.evolve.templates_dir == "selfplay:evolve_tiny"

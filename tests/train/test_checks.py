@@ -38,3 +38,81 @@ def test_lora_targets_must_exist(tiny_policy):
         SelfplayError, match=r"query_key_value not in the model \(its linear layers: .*q_proj"
     ):
         check_lora_targets(bad, tiny_policy, False)
+
+
+def compose(overrides=()):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    from selfplay.run import to_config
+
+    with initialize_config_module(config_module="selfplay.conf", version_base=None):
+        return to_config(hydra_compose(config_name="config", overrides=list(overrides)))
+
+
+def test_schema_defaults_are_for_real_models_and_the_tiny_preset_keeps_the_demo():
+    from selfplay.train.trl_args import effective_beta
+
+    real = TrainConfig()
+    assert (real.learning_rate, real.epochs, real.max_length) == (5e-7, 1.0, 2048)
+    assert effective_beta(real) == 0.1 and effective_beta(TrainConfig(loss="simpo")) == 2.5
+    demo = compose()  # python -m selfplay.run: preset=tiny
+    assert demo.preset_name == "tiny" and demo.model.path == "tiny"
+    assert (demo.train.learning_rate, demo.train.beta, demo.train.epochs, demo.train.batch_size) == (
+        1e-3,
+        0.2,
+        3,
+        8,
+    )
+    assert (demo.generate.max_tokens, demo.generate.num_samples, demo.selection.ratio) == (48, 4, 0.5)
+    none = compose(["preset=none", "model.path=/models/x"])
+    assert none.train.learning_rate == 5e-7 and none.train.beta is None and none.generate.max_tokens == 1024
+
+
+def test_a_real_model_with_the_tiny_preset_is_refused():
+    with pytest.raises(SelfplayError, match=r"model.path=/models/x with preset=tiny: .*add preset=none"):
+        check_config(compose(["model.path=/models/x"]))
+    check_config(compose(["preset=none", "model.path=/models/x"]))
+
+
+@pytest.mark.parametrize(
+    "train,parameters,needle",
+    [
+        (
+            TrainConfig(loss="simpo", beta=0.5),
+            None,
+            "train.beta=0.5 is outside the usual range 1-20 for train.loss=simpo",
+        ),
+        (
+            TrainConfig(loss="dpo", beta=2.0),
+            None,
+            "train.beta=2 is outside the usual range 0.01-1 for train.loss=dpo",
+        ),
+        (
+            TrainConfig(learning_rate=1e-3),
+            135_000_000,
+            "train.learning_rate=0.001 on a model of 135M parameters",
+        ),
+    ],
+)
+def test_settings_far_outside_the_usual_range_are_warned(train, parameters, needle):
+    from selfplay.checks import training_warnings
+
+    warnings = training_warnings(Config(train=train), parameters)
+    assert any(needle in w for w in warnings), warnings
+
+
+def test_usual_settings_raise_no_warning():
+    from selfplay.checks import training_warnings
+
+    cfg = compose(["preset=none", "model.path=/models/x", "prompts.per_iteration=96"])
+    assert [w for w in training_warnings(cfg, 135_000_000) if "beta" in w or "learning_rate" in w] == []
+    assert training_warnings(compose(), 2_000_000) == []  # the demo: 48 pairs, 18 steps, toy-sized model
+
+
+def test_a_schedule_that_cannot_train_is_refused_at_start():
+    from selfplay.checks import training_warnings
+
+    cfg = compose(["prompts.per_iteration=8", "train.epochs=1"])  # 4 kept pairs, batch 8: 1 step, 1 warmup
+    with pytest.raises(SelfplayError, match="warmup takes every step"):
+        training_warnings(cfg, None)
