@@ -114,12 +114,26 @@ def main() -> None:
     results = {}
     for which in ("old", "ours"):
         proc = subprocess.run(
-            [sys.executable, __file__, "--child", which, "--folder", str(work / "model"),
-             "--seqs", str(args.seqs), "--tokens", str(args.tokens)],
-            capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                which,
+                "--folder",
+                str(work / "model"),
+                "--seqs",
+                str(args.seqs),
+                "--tokens",
+                str(args.tokens),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
         )
         if proc.returncode != 0:
-            results[which] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else f"exit {proc.returncode}"}
+            results[which] = {
+                "error": proc.stderr.strip().splitlines()[-1] if proc.stderr else f"exit {proc.returncode}"
+            }
             continue
         results[which] = json.loads(proc.stdout.strip().splitlines()[-1])
     old, ours = results["old"], results["ours"]
@@ -138,7 +152,10 @@ def main() -> None:
         "| path | peak extra memory | seconds |",
         "|---|---|---|",
     ]
-    for name, r in (("old: logits.float().log_softmax(-1) of the whole batch", old), ("ours: chunked gather - logsumexp", ours)):
+    for name, r in (
+        ("old: logits.float().log_softmax(-1) of the whole batch", old),
+        ("ours: chunked gather - logsumexp", ours),
+    ):
         if "error" in r:
             lines.append(f"| {name} | failed: {r['error']} | - |")
         else:

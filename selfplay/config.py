@@ -354,6 +354,11 @@ class TrainConfig:
     """Training processes (GPUs); > 1 launches the train stage through torchrun."""
     deepspeed: str | None = None
     """DeepSpeed config: zero2, zero3 (shipped in conf/deepspeed/) or a JSON path; null = none."""
+    save_steps: int = 100
+    """Save a trainer checkpoint (weights, optimizer, scheduler, RNG) every this many optimizer steps in
+    the stage's partial folder; a rerun of a killed train stage resumes from the newest one. 0 = never."""
+    save_total_limit: int = 1
+    """Trainer checkpoints kept (the oldest are deleted); all are deleted when the stage finishes."""
     lora: LoraConfig = field(default_factory=LoraConfig)
 
 
@@ -428,6 +433,16 @@ class LoopConfig:
     cluster=local, process otherwise."""
     dry_run: bool = False
     """Print every command each stage would launch for the cluster config, run nothing."""
+    progress: bool = True
+    """Progress lines (counts, rate, ETA) of long stages, and heartbeat lines of running processes;
+    false silences them (CI, batch jobs)."""
+    progress_interval: float = 10.0
+    """Seconds between progress lines of one loop, and between heartbeat lines of a running process."""
+    hang_timeout: float | None = 3600.0
+    """A stage, shard or training process whose heartbeat (written as it makes progress) is silent this
+    many seconds is killed and its stage fails, naming it, its log and the silence; null = never."""
+    stage_timeout: float | None = None
+    """Wall-clock limit of each stage, shard or training process in seconds; null = none."""
 
 
 @dataclass

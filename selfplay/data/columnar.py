@@ -51,8 +51,8 @@ def write_table(path: Path, records: Iterable[Any], cls: type) -> int:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     names = [f.name for f in dataclasses.fields(cls)]
-    rows = [dataclasses.asdict(r) for r in records]
-    table = pa.Table.from_pydict({n: [r[n] for r in rows] for n in names}, schema=schema(cls))
+    rows = list(records)
+    table = pa.Table.from_pydict({n: [getattr(r, n) for r in rows] for n in names}, schema=schema(cls))
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     pq.write_table(table, tmp, compression="zstd")
     os.replace(tmp, path)
@@ -78,13 +78,27 @@ def read_table(
     table = pq.read_table(path, columns=wanted)
     if where is not None:
         table = table.filter(pc.is_in(table[where[0]], value_set=pa.array(list(where[1]))))
-    keep = set(columns) if columns is not None else None
-    out = []
-    for row in table.to_pylist():
-        if keep is not None:
-            row = {k: v for k, v in row.items() if k in keep}
-        out.append(cls(**row))
-    return out
+    names = [n for n in table.column_names if columns is None or n in columns]
+    values = {n: _column_values(table.column(n)) for n in names}
+    return [cls(**dict(zip(names, row))) for row in zip(*(values[n] for n in names))]
+
+
+def _column_values(column) -> list[Any]:
+    """A column as Python values; a list of numbers through numpy (offsets + one flat array), which is
+    many times faster than Arrow's per-row conversion for per-token arrays."""
+    import pyarrow as pa
+
+    column = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    if pa.types.is_list(column.type) and (
+        pa.types.is_integer(column.type.value_type) or pa.types.is_floating(column.type.value_type)
+    ):
+        if column.null_count:
+            return column.to_pylist()
+        offsets = column.offsets.to_numpy()
+        flat = column.values.to_numpy(zero_copy_only=False)
+        base = offsets[0]
+        return [flat[a - base : b - base].tolist() for a, b in zip(offsets[:-1], offsets[1:])]
+    return column.to_pylist()
 
 
 def concat_tables(parts: list[Path], path: Path) -> int:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 Message = dict[str, str]
@@ -26,31 +27,52 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Completion:
-    """One sampled response of a policy to a prompt, with its sampled-token log-probs."""
+    """One sampled response of a policy to a prompt, with its sampled-token log-probs.
+
+    Stored as Parquet (the per-token arrays as int32 / float32). `num_tokens` and `logprob_sum` are
+    kept beside the arrays, so a reader that does not need the tokens (judge, selection) reads the
+    record without them (empty arrays) and still has both."""
 
     prompt_id: str
     sample_index: int
     text: str
-    token_ids: list[int]
-    logprobs: list[float]
-    """Per-token log-probs of the sampled tokens under the raw model distribution."""
     finish_reason: str
     """"stop" (end-of-sequence or stop string), "length" (cut at max_tokens) or "empty"."""
     iteration: int = 0
     model: str = ""
     seed: int = 0
+    num_tokens: int = -1
+    """Sampled tokens (-1 when constructed: taken from token_ids)."""
+    logprob_sum: float = math.nan
+    """Sum of the sampled tokens' log-probs (NaN when constructed: taken from logprobs)."""
+    token_ids: list[int] = field(default_factory=list, metadata={"dtype": "int32"})
+    logprobs: list[float] = field(default_factory=list, metadata={"dtype": "float32"})
+    """Per-token log-probs of the sampled tokens under the raw (or, with generate.logprobs_mode=processed,
+    the sampling) distribution."""
 
-    @property
-    def num_tokens(self) -> int:
-        return len(self.token_ids)
-
-    @property
-    def logprob_sum(self) -> float:
-        return float(sum(self.logprobs))
+    def __post_init__(self) -> None:
+        if self.num_tokens < 0:
+            object.__setattr__(self, "num_tokens", len(self.token_ids))
+        if math.isnan(self.logprob_sum) and self.logprobs is not None:
+            object.__setattr__(self, "logprob_sum", float(sum(self.logprobs)))
 
     @property
     def truncated(self) -> bool:
         return self.finish_reason == "length"
+
+
+COMPLETION_TEXT = [
+    "prompt_id",
+    "sample_index",
+    "text",
+    "finish_reason",
+    "iteration",
+    "model",
+    "seed",
+    "num_tokens",
+    "logprob_sum",
+]
+"""Completion columns without the per-token arrays (what judging and selection read)."""
 
 
 @dataclass(frozen=True)

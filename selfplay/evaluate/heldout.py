@@ -21,6 +21,7 @@ def evaluate_policies(
     num_samples: int,
     iteration: int,
     judge: Judge,
+    label: str = "evaluate",
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Stats (`heldout_reward_<name>`, `heldout_tokens_<name>` per policy) and one row per sample."""
     from selfplay.generate.sample import sample_completions
@@ -28,8 +29,10 @@ def evaluate_policies(
     stats: dict[str, Any] = {"heldout_prompts": len(heldout)}
     rows: list[dict[str, Any]] = []
     for name, path in policies.items():
-        completions, _ = sample_completions(path, heldout, gen, model, HELDOUT_SALT, num_samples, iteration)
-        judgments = judge(heldout, completions)
+        completions, _ = sample_completions(
+            path, heldout, gen, model, HELDOUT_SALT, num_samples, iteration, f"{label} ({name}: sampling)"
+        )
+        judgments = judge(heldout, completions, f"{label} ({name}: judging)")
         stats[f"heldout_reward_{name}"] = mean_reward(judgments)
         stats[f"heldout_tokens_{name}"] = sum(c.num_tokens for c in completions) / max(1, len(completions))
         rows += [

@@ -7,7 +7,7 @@ from selfplay.generate.requests import RawSample, SampleRequest
 
 
 def hf_generate(
-    model, tokenizer, requests: list[SampleRequest], cfg: GenerateConfig, num_samples: int
+    model, tokenizer, requests: list[SampleRequest], cfg: GenerateConfig, num_samples: int, progress=None
 ) -> list[list[RawSample]]:
     """K samples per request, one request at a time so each prompt's seed alone fixes its samples.
 
@@ -40,8 +40,14 @@ def hf_generate(
                 eos_token_id=sorted(eos_ids),
             )
         new = gen.sequences[:, ids.shape[1] :]
-        logp = torch.stack(gen.logits, dim=1).float().log_softmax(-1)  # [K, T, V], raw logits
-        picked = logp.gather(-1, new[:, : logp.shape[1], None]).squeeze(-1)
+        # The sampled token's log-prob under the raw logits, one step at a time (never [K, T, V] in fp32).
+        picked = torch.stack(
+            [
+                step.float().gather(-1, new[:, t, None]).squeeze(-1) - torch.logsumexp(step.float(), dim=-1)
+                for t, step in enumerate(gen.logits)
+            ],
+            dim=1,
+        )
         group = []
         for k in range(num_samples):
             toks = new[k].tolist()
@@ -54,6 +60,8 @@ def hf_generate(
             else:
                 group.append(RawSample(toks[: end + 1], picked[k, : end + 1].tolist(), "stop"))
         out.append(group)
+        if progress is not None:
+            progress.update(num_samples)
     return out
 
 

@@ -71,15 +71,15 @@ def to_completions(
             reason = "empty" if not text else ("stop" if stopped else s.finish_reason)
             out.append(
                 Completion(
-                    req.prompt_id,
-                    k,
-                    text,
-                    list(s.token_ids),
-                    list(s.logprobs),
-                    reason,
-                    iteration,
-                    model,
-                    req.seed,
+                    prompt_id=req.prompt_id,
+                    sample_index=k,
+                    text=text,
+                    finish_reason=reason,
+                    iteration=iteration,
+                    model=model,
+                    seed=req.seed,
+                    token_ids=list(s.token_ids),
+                    logprobs=list(s.logprobs),
                 )
             )
     return out

@@ -9,6 +9,7 @@ from selfplay.data.records import Completion, Prompt
 from selfplay.errors import SelfplayError
 from selfplay.generate.requests import make_requests, to_completions
 from selfplay.models.loading import load_causal_lm, load_tokenizer, resolve_context
+from selfplay.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def sample_completions(
     salt: str,
     num_samples: int,
     iteration: int,
+    label: str = "generate",
 ) -> tuple[list[Completion], str]:
     """K samples per prompt from `policy_path`; returns the completions and the backend used.
 
@@ -53,15 +55,16 @@ def sample_completions(
         )
     if not fits:
         return [], backend
-    if backend == "vllm":
-        from selfplay.generate.vllm_backend import VllmEngine
+    with Progress(label, len(fits) * num_samples, "responses") as progress:
+        if backend == "vllm":
+            from selfplay.generate.vllm_backend import VllmEngine
 
-        with VllmEngine(policy_path, gen, str(model.dtype), model.trust_remote_code) as engine:
-            samples = engine.generate(fits, gen, num_samples)
-    else:
-        from selfplay.generate.hf_backend import hf_generate
+            with VllmEngine(policy_path, gen, str(model.dtype), model.trust_remote_code) as engine:
+                samples = engine.generate(fits, gen, num_samples, progress)
+        else:
+            from selfplay.generate.hf_backend import hf_generate
 
-        lm = load_causal_lm(policy_path, str(model.dtype), model.trust_remote_code)
-        samples = hf_generate(lm, tokenizer, fits, gen, num_samples)
-        del lm
+            lm = load_causal_lm(policy_path, str(model.dtype), model.trust_remote_code)
+            samples = hf_generate(lm, tokenizer, fits, gen, num_samples, progress)
+            del lm
     return to_completions(tokenizer, fits, samples, iteration, policy_path, gen.stop), backend

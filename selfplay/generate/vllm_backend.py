@@ -101,7 +101,7 @@ class VllmEngine:
             torch.cuda.empty_cache()
 
     def generate(
-        self, requests: list[SampleRequest], cfg: GenerateConfig, num_samples: int
+        self, requests: list[SampleRequest], cfg: GenerateConfig, num_samples: int, progress=None
     ) -> list[list[RawSample]]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
@@ -122,7 +122,10 @@ class VllmEngine:
             for req in requests
         ]
         prompts = [TokensPrompt(prompt_token_ids=req.prompt_ids) for req in requests]  # type: ignore[typeddict-item]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        from selfplay.progress import vllm_tqdm
+
+        bar = vllm_tqdm(progress) if progress is not None else False
+        outputs = self.llm.generate(prompts, params, use_tqdm=bar)
         result = []
         for out in outputs:
             group = []

@@ -7,6 +7,7 @@ import math
 from selfplay.config import JudgeConfig
 from selfplay.data.records import Completion, Judgment, Prompt
 from selfplay.judge.rules import resolve_rule
+from selfplay.progress import Progress
 
 
 def judge_name(cfg: JudgeConfig) -> str:
@@ -21,8 +22,10 @@ class Judge:
         self.cfg = cfg
         self.reward_model = reward_model
 
-    def __call__(self, prompts: list[Prompt], completions: list[Completion]) -> list[Judgment]:
-        return judge_completions(self.cfg, prompts, completions, self.reward_model)
+    def __call__(
+        self, prompts: list[Prompt], completions: list[Completion], label: str = "judge"
+    ) -> list[Judgment]:
+        return judge_completions(self.cfg, prompts, completions, self.reward_model, label)
 
 
 def load_judge(cfg: JudgeConfig) -> Judge:
@@ -35,19 +38,28 @@ def load_judge(cfg: JudgeConfig) -> Judge:
 
 
 def judge_completions(
-    cfg: JudgeConfig, prompts: list[Prompt], completions: list[Completion], reward_model=None
+    cfg: JudgeConfig,
+    prompts: list[Prompt],
+    completions: list[Completion],
+    reward_model=None,
+    label: str = "judge",
 ) -> list[Judgment]:
     """Rewards in completion order. `reward_model` is a loaded RewardModel when kind=reward_model."""
     by_id = {p.prompt_id: p for p in prompts}
     name = judge_name(cfg)
+    progress = Progress(label, len(completions), "responses")
     if cfg.kind == "rule":
         rule = resolve_rule(cfg.rule)
         out = []
         for c in completions:
             prompt_text = by_id[c.prompt_id].messages[-1]["content"]
             out.append(Judgment(c.prompt_id, c.sample_index, float(rule(prompt_text, c.text)), name))
+            progress.update()
+        progress.close()
         return out
-    rewards, truncated = reward_model.score([(by_id[c.prompt_id].messages, c.text) for c in completions])
+    items = [(by_id[c.prompt_id].messages, c.text) for c in completions]
+    rewards, truncated = reward_model.score(items, progress)
+    progress.close()
     return [
         Judgment(c.prompt_id, c.sample_index, r, name, t) for c, r, t in zip(completions, rewards, truncated)
     ]

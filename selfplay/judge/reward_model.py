@@ -50,7 +50,7 @@ class RewardModel:
         text = self.tokenizer.apply_chat_template(conversation, tokenize=False)
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def score(self, items: list[tuple[list[Message], str]]) -> tuple[list[float], list[bool]]:
+    def score(self, items: list[tuple[list[Message], str]], progress=None) -> tuple[list[float], list[bool]]:
         """Rewards and truncation flags, in input order."""
         import torch
 
@@ -78,6 +78,8 @@ class RewardModel:
             for i, v in zip(idx, values):
                 rewards[i] = float(v)
             start += len(idx)
+            if progress is not None:
+                progress.update(len(idx))
         return rewards, truncated
 
     def _forward(self, rows: list[list[int]]) -> list[float]:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from selfplay.config import Config, TrainConfig
-from selfplay.data.jsonl import read_records
+from selfplay.data.files import read_records
 from selfplay.loop.layout import RunLayout
 
 R = TypeVar("R")
@@ -32,6 +32,12 @@ class StageContext:
     """pi_t: the policy this iteration generates with and trains from."""
     initial_policy: str
     """pi_0."""
+    stage: str = ""
+    """The stage's name (for progress lines and error messages)."""
+
+    @property
+    def label(self) -> str:
+        return f"iteration {self.iteration} {self.stage}".strip()
 
     @property
     def reference(self) -> str:
@@ -47,6 +53,7 @@ class StageContext:
         name: str,
         cls: type[R],
         keep: Callable[[R, int], bool] = lambda r, t: True,
+        where: tuple[str, Any] | None = None,
     ) -> list[R]:
         """Records in file `name` of `stages` from every earlier iteration, oldest iteration first,
         filtered by `keep(record, iteration)` (e.g. an iteration's own pairs only, as a pool=all
@@ -55,5 +62,5 @@ class StageContext:
         for t in range(self.iteration):
             for stage in stages:
                 path = self.layout.stage_dir(t, stage) / name
-                out += [r for r in read_records(path, cls) if keep(r, t)]
+                out += [r for r in read_records(path, cls, where=where) if keep(r, t)]
         return out

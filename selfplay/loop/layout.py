@@ -15,7 +15,7 @@ ERROR = "_error.txt"
 # Record files inside a stage folder.
 PROMPTS = "prompts.jsonl"
 HELDOUT_PROMPTS = "heldout_prompts.jsonl"
-COMPLETIONS = "completions.jsonl"
+COMPLETIONS = "completions.parquet"
 JUDGMENTS = "judgments.jsonl"
 LOGPROBS = "logprobs.jsonl"
 PAIRS = "pairs.jsonl"
@@ -76,9 +76,10 @@ class RunLayout:
         return self.logs_dir / f"{name}.log"
 
     @staticmethod
-    def part_file(folder: Path, shard: int, shards: int) -> Path:
-        """Shard `shard` of `shards` of a sharded stage's records, inside its partial folder."""
-        return folder / f"part-{shard:05d}-of-{shards:05d}.jsonl"
+    def part_file(folder: Path, shard: int, shards: int, suffix: str = ".jsonl") -> Path:
+        """Shard `shard` of `shards` of a sharded stage's records, inside its partial folder (in the
+        format of the stage's output, `suffix`)."""
+        return folder / f"part-{shard:05d}-of-{shards:05d}{suffix}"
 
     @staticmethod
     def error_file(folder: Path, shard: int | None = None) -> Path:
@@ -86,4 +87,4 @@ class RunLayout:
 
     @staticmethod
     def part_files(folder: Path) -> list[Path]:
-        return sorted(folder.glob("part-*-of-*.jsonl"))
+        return sorted(folder.glob("part-*-of-*.*"))

@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from selfplay import progress
 from selfplay.checks import check_config, check_lora_targets, parse_restart_from, training_warnings
 from selfplay.config import Config
 from selfplay.data.prompts import load_prompt_pool
@@ -38,6 +39,7 @@ def run_loop(
     starts this same run again (used to launch stage, shard and training processes). With
     `loop.dry_run` it prints the commands every stage would launch and returns None."""
     check_config(cfg)
+    progress.configure(cfg.loop.progress, cfg.loop.progress_interval)
     if cfg.loop.dry_run:
         print("\n".join(dry_run(cfg, relaunch or [sys.executable, "-m", "selfplay.run"], table)))
         return None
@@ -66,7 +68,7 @@ def run_loop(
     for t in range(cfg.loop.iterations):
         policy = initial if t == 0 else str(layout.policy_dir(t - 1))
         for name in stages:
-            ctx = StageContext(cfg, layout, t, layout.partial_dir(t, name), policy, initial)
+            ctx = StageContext(cfg, layout, t, layout.partial_dir(t, name), policy, initial, name)
             run_stage(ctx, stage(name, table), fingerprint(run_id, t, name), res, relaunch)
             rows = report.collect(layout, cfg.loop.iterations, stages)
             report.write_metrics(layout, rows)
@@ -80,6 +82,7 @@ def run_loop(
 def run_task(cfg: Config, table: tuple[Stage, ...] = STAGES) -> Path:
     """Worker mode: one stage (or one shard of a sharded stage, or one rank of training) of a run. A
     one-line error is also left in the stage's folder, so the orchestrator can report it."""
+    progress.beat(f"iteration {cfg.task.iteration} {cfg.task.stage}: started")
     try:
         return _run_task(cfg, table)
     except SelfplayError as err:
@@ -110,7 +113,7 @@ def _run_task(cfg: Config, table: tuple[Stage, ...]) -> Path:
         raise SelfplayError(
             f"task: {partial} does not exist (the orchestrator creates it before launching workers)"
         )
-    ctx = StageContext(cfg, layout, t, partial, policy, initial)
+    ctx = StageContext(cfg, layout, t, partial, policy, initial, task.stage)
     if spec.sharded is not None:
         if task.shard is None or not 0 <= task.shard < cfg.loop.shards:
             raise SelfplayError(f"task.shard={task.shard} must be in [0, loop.shards={cfg.loop.shards})")

@@ -15,6 +15,7 @@ from selfplay.errors import SelfplayError
 from selfplay.loop import launch
 from selfplay.loop.cluster import Resources, local_resources
 from selfplay.loop.context import StageContext
+from selfplay.loop.layout import STATS
 from selfplay.loop.markers import read_marker, write_marker
 from selfplay.loop.placement import (
     PROCESS,
@@ -54,9 +55,11 @@ def run_stage(
         return marker
     final, partial = layout.stage_dir(t, stage), layout.partial_dir(t, stage)
     shutil.rmtree(final, ignore_errors=True)  # unfinished or stale
-    if spec.sharded is None:  # a sharded stage keeps its finished parts across a crash
+    if not spec.resumable:  # sharded stages keep finished parts, training its checkpoints
         shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True, exist_ok=True)
+    for stale in (partial / STATS, ctx.layout.error_file(partial)):
+        stale.unlink(missing_ok=True)
     log.info("iteration %d %s: running", t, stage)
     start = time.time()
     stats = execute(ctx, spec, place(spec, ctx.config, res or local_resources(ctx.config)), res, relaunch)
@@ -92,19 +95,21 @@ def execute(
         def start_workers(shard_ids: list[int], shards: int) -> None:
             cmd = command_line()
 
-            def start(shard: int, slot: int):
+            def start(shard: int, slot: int) -> launch.Watched:
                 s = where.slots[slot]
                 log_path = ctx.layout.log_file(ctx.iteration, spec.name, shard, shards)
                 ctx.layout.error_file(ctx.out, shard).unlink(missing_ok=True)  # from an earlier failure
                 argv = shard_command(cmd, s, spec.name, ctx.iteration, shard, shards)
-                return launch.spawn(argv, s.env, log_path), log_path
+                name = f"iteration {ctx.iteration} {spec.name} shard {shard}/{shards}"
+                return launch.Watched(launch.spawn(argv, s.env, log_path), log_path, name, watch(ctx))
 
             run_worker_pool(ctx, spec.name, shard_ids, shards, where, start)
 
         return run_sharded_stage(ctx, spec.name, spec.sharded, where, start_workers)
     if where.where == PROCESS:
         log_path = ctx.layout.log_file(ctx.iteration, spec.name)
-        rc = launch.run_process(stage_command(command_line(), spec.name, ctx.iteration), {}, log_path)
+        argv = stage_command(command_line(), spec.name, ctx.iteration)
+        rc = launch.run_process(argv, {}, log_path, f"{ctx.label} process", watch(ctx))
         return launch.read_stats(
             ctx.out, f"iteration {ctx.iteration} {spec.name}: the stage process", rc, log_path
         )
@@ -132,10 +137,15 @@ def _torchrun(ctx: StageContext, spec: Stage, res: Resources, relaunch: list[str
         show(cmd),
         log_path,
     )
-    rc = launch.run_process(cmd, env, log_path)
+    rc = launch.run_process(cmd, env, log_path, f"{ctx.label} training processes", watch(ctx))
     return launch.read_stats(
         ctx.out, f"iteration {ctx.iteration} {spec.name}: training processes", rc, log_path
     )
+
+
+def watch(ctx: StageContext) -> launch.Watch:
+    lp = ctx.config.loop
+    return launch.Watch(lp.hang_timeout, lp.stage_timeout, lp.progress_interval, lp.progress)
 
 
 def _short(stats: dict[str, Any]) -> str:

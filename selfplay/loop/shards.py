@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from selfplay.data.jsonl import read_records, write_records
+from selfplay.data.files import concat_files, read_records, write_records
 from selfplay.data.records import Prompt
 from selfplay.errors import SelfplayError
 from selfplay.loop.context import StageContext
-from selfplay.loop.launch import reason
+from selfplay.loop.launch import Watched, reason
 from selfplay.loop.layout import PROMPTS, RunLayout
 from selfplay.loop.placement import Placement
 from selfplay.loop.stages import Sharded
@@ -40,9 +40,13 @@ def run_shard(ctx: StageContext, spec: Sharded, shard: int, shards: int) -> Path
     """Run one shard's core and write its part (the unit a shard worker process runs)."""
     prompts = stage_prompts(ctx, spec)
     records = spec.core(ctx, shard_slice(prompts, shard, shards))
-    path = RunLayout.part_file(ctx.out, shard, shards)
-    write_records(path, records)
+    path = part_file(ctx, spec, shard, shards)
+    write_records(path, records, spec.record)
     return path
+
+
+def part_file(ctx: StageContext, spec: Sharded, shard: int, shards: int) -> Path:
+    return RunLayout.part_file(ctx.out, shard, shards, Path(spec.output).suffix)
 
 
 def run_sharded_stage(
@@ -62,7 +66,7 @@ def run_sharded_stage(
         raise SelfplayError(
             f"loop.shards={shards} must be between 1 and the iteration's {len(prompts)} prompts"
         )
-    missing = [i for i in range(shards) if not RunLayout.part_file(ctx.out, i, shards).exists()]
+    missing = [i for i in range(shards) if not part_file(ctx, spec, i, shards).exists()]
     if len(missing) < shards:
         log.info(
             "iteration %d %s: %d of %d shards already done",
@@ -76,13 +80,15 @@ def run_sharded_stage(
     else:
         for i in missing:
             run_shard(ctx, spec, i, shards)
-    records: list = []
-    for i in range(shards):
-        records += read_records(RunLayout.part_file(ctx.out, i, shards), spec.record)
-    write_records(ctx.out / spec.output, records)
+    parts = [part_file(ctx, spec, i, shards) for i in range(shards)]
+    concat_files(parts, ctx.out / spec.output)  # in order, without parsing
     for part in RunLayout.part_files(ctx.out):
         part.unlink()
-    return spec.stats(ctx, prompts, records)
+    return spec.stats(ctx, prompts, ctx.out / spec.output)
+
+
+def part_done(folder: Path, shard: int, shards: int) -> bool:
+    return any(RunLayout.part_file(folder, shard, shards, s).exists() for s in (".jsonl", ".parquet"))
 
 
 def run_worker_pool(
@@ -91,35 +97,40 @@ def run_worker_pool(
     shard_ids: list[int],
     shards: int,
     where: Placement,
-    start: Callable[[int, int], tuple],
+    start: Callable[[int, int], Watched],
 ) -> None:
-    """Run shard processes, one per slot at a time; `start(shard, slot)` starts one and returns
-    (process, log path). Fails naming each failed shard, its exit code and its log."""
+    """Run shard processes, one per slot at a time; `start(shard, slot)` starts one, watched. Fails
+    naming each failed shard, its exit code (or why it was killed) and its log."""
     queue: list[int] = list(shard_ids)
-    running: dict = {}
+    running: dict[int, tuple[int, int, Watched]] = {}
     failed: list[str] = []
     free = list(range(where.workers))
     while queue or running:
         while queue and free:
             shard, slot = queue.pop(0), free.pop(0)
-            proc, log_path = start(shard, slot)
-            running[proc] = (shard, slot, log_path)
+            w = start(shard, slot)
+            running[w.proc.pid] = (shard, slot, w)
             log.info(
                 "iteration %d %s: shard %d/%d started (pid %d, log %s)",
                 ctx.iteration,
                 name,
                 shard,
                 shards,
-                proc.pid,
-                log_path,
+                w.proc.pid,
+                w.log_path,
             )
         time.sleep(0.2)
-        for proc in [p for p in running if p.poll() is not None]:
-            shard, slot, log_path = running.pop(proc)
+        for pid, (shard, slot, w) in list(running.items()):
+            killed = w.check() if w.proc.poll() is None else None
+            if w.proc.poll() is None:
+                continue
+            running.pop(pid)
             free.append(slot)
-            if proc.returncode != 0 or not RunLayout.part_file(ctx.out, shard, shards).exists():
+            if killed is not None:
+                failed.append(f"shard {shard}/{shards} killed: {killed} (log {w.log_path})")
+            elif w.proc.returncode != 0 or not part_done(ctx.out, shard, shards):
                 why = reason(RunLayout.error_file(ctx.out, shard))
-                failed.append(f"shard {shard}/{shards} (exit {proc.returncode}{why}; log {log_path})")
+                failed.append(f"shard {shard}/{shards} (exit {w.proc.returncode}{why}; log {w.log_path})")
     if failed:
         raise SelfplayError(
             f"iteration {ctx.iteration} {name}: {len(failed)} shard(s) failed: {'; '.join(failed)}. "

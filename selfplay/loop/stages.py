@@ -9,14 +9,17 @@ from it follow the order, which stages are sharded and which ones a config enabl
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 from selfplay.config import Config
-from selfplay.data.jsonl import read_records, write_jsonl, write_records
+from selfplay.data.files import read_records, write_records
+from selfplay.data.jsonl import write_jsonl
 from selfplay.data.prompts import iteration_window, load_prompt_pool
-from selfplay.data.records import Completion, Judgment, Pair, Prompt, SequenceLogprob
+from selfplay.data.records import COMPLETION_TEXT, Completion, Judgment, Pair, Prompt, SequenceLogprob
 from selfplay.errors import SelfplayError
 from selfplay.loop.context import StageContext
 from selfplay.loop.layout import (
@@ -45,7 +48,8 @@ def run_prompts(ctx: StageContext) -> dict:
     return {"prompts": len(prompts), "pool": len(pool.pool), "duplicates_dropped": pool.duplicates_dropped}
 
 
-# Sharded stages: a core over a slice of the iteration's prompts, and stats over the merged records.
+# Sharded stages: a core over a slice of the iteration's prompts, and stats over the merged records
+# (read from the stage's output file: a stats function reads only the columns it needs).
 
 
 def generate_shard(ctx: StageContext, prompts: list[Prompt], salt: str = "iter") -> list[Completion]:
@@ -54,15 +58,16 @@ def generate_shard(ctx: StageContext, prompts: list[Prompt], salt: str = "iter")
     gen = ctx.config.generate
     salt = f"{salt}_{ctx.iteration:03d}"
     completions, _ = sample_completions(
-        ctx.policy, prompts, gen, ctx.config.model, salt, gen.num_samples, ctx.iteration
+        ctx.policy, prompts, gen, ctx.config.model, salt, gen.num_samples, ctx.iteration, ctx.label
     )
     return completions
 
 
-def generate_stats(ctx: StageContext, prompts: list[Prompt], completions: list[Completion]) -> dict:
+def generate_stats(ctx: StageContext, prompts: list[Prompt], output: Path) -> dict:
     from selfplay.generate.requests import completion_stats
     from selfplay.generate.sample import resolve_backend
 
+    completions = read_records(output, Completion, columns=COMPLETION_TEXT)
     answered = {c.prompt_id for c in completions}
     return {
         "backend": resolve_backend(ctx.config.generate),
@@ -71,9 +76,14 @@ def generate_stats(ctx: StageContext, prompts: list[Prompt], completions: list[C
     }
 
 
-def _completions_of(ctx: StageContext, prompts: list[Prompt], stage: str = "generate") -> list[Completion]:
-    ids = {p.prompt_id for p in prompts}
-    return [c for c in read_records(ctx.input(stage, COMPLETIONS), Completion) if c.prompt_id in ids]
+def _completions_of(
+    ctx: StageContext, prompts: list[Prompt], stage: str = "generate", tokens: bool = False
+) -> list[Completion]:
+    """The completions of these prompts only (a shard reads its own rows), with or without the
+    per-token arrays."""
+    where = ("prompt_id", [p.prompt_id for p in prompts])
+    columns = None if tokens else COMPLETION_TEXT
+    return read_records(ctx.input(stage, COMPLETIONS), Completion, columns, where)
 
 
 def judge_shard(
@@ -81,26 +91,27 @@ def judge_shard(
 ) -> list[Judgment]:
     from selfplay.judge.judging import load_judge
 
-    return load_judge(ctx.config.judge)(prompts, _completions_of(ctx, prompts, completions_from))
+    return load_judge(ctx.config.judge)(prompts, _completions_of(ctx, prompts, completions_from), ctx.label)
 
 
-def judge_stats(ctx: StageContext, prompts: list[Prompt], judgments: list[Judgment]) -> dict:
+def judge_stats(ctx: StageContext, prompts: list[Prompt], output: Path) -> dict:
     from selfplay.judge.judging import judgment_stats
 
-    return judgment_stats(judgments)
+    return judgment_stats(read_records(output, Judgment))
 
 
 def logprobs_shard(ctx: StageContext, prompts: list[Prompt]) -> list[SequenceLogprob]:
     from selfplay.logprobs.responses import teacher_forced_logprobs
 
-    completions = _completions_of(ctx, prompts)
+    completions = _completions_of(ctx, prompts, tokens=True)
     reference = ctx.initial_policy if ctx.config.selection.implicit_reward == "dpo" else None
     return teacher_forced_logprobs(
-        ctx.policy, prompts, completions, ctx.config.logprobs, ctx.config.model, reference
+        ctx.policy, prompts, completions, ctx.config.logprobs, ctx.config.model, reference, ctx.label
     )
 
 
-def logprobs_stats(ctx: StageContext, prompts: list[Prompt], records: list[SequenceLogprob]) -> dict:
+def logprobs_stats(ctx: StageContext, prompts: list[Prompt], output: Path) -> dict:
+    records = read_records(output, SequenceLogprob)
     stats = {"sequences": len(records), "tokens": sum(r.num_tokens for r in records)}
     if ctx.config.selection.implicit_reward == "dpo":
         # pi_t == pi_0 in iteration 0: the dpo implicit reward is then 0 for every response.
@@ -113,7 +124,7 @@ def run_selection(ctx: StageContext) -> dict:
 
     cfg = ctx.config
     prompts = read_records(ctx.input("prompts", PROMPTS), Prompt)
-    completions = read_records(ctx.input("generate", COMPLETIONS), Completion)
+    completions = read_records(ctx.input("generate", COMPLETIONS), Completion, COMPLETION_TEXT)
     judgments = read_records(ctx.input("judge", JUDGMENTS), Judgment)
     logprobs: dict | None = None
     if needs_logprobs_stage(cfg):
@@ -123,8 +134,8 @@ def run_selection(ctx: StageContext) -> dict:
     earlier: list[Pair] = []
     if cfg.selection.pool == "all":  # each file holds its iteration's own pairs and earlier ones
         earlier = ctx.earlier(("selection",), PAIRS, Pair, lambda p, t: p.iteration == t)
-    pairs, stats = pair_and_select(prompts, cands, cfg.selection, ctx.iteration, earlier)
-    write_records(ctx.out / PAIRS, pairs)
+    pool, stats = pair_and_select(prompts, cands, cfg.selection, ctx.iteration, earlier)
+    write_jsonl(ctx.out / PAIRS, pool.rows())
     return stats
 
 
@@ -154,6 +165,7 @@ def run_evolve(ctx: StageContext) -> dict:
         f"evolve_{ctx.iteration:03d}",
         1,
         ctx.iteration,
+        f"{ctx.label} (rewrites)",
     )
     too_long = prompt_length_guard(ctx.policy, cfg.model, cfg.generate, cfg.judge)
     new, rows, counts = evolved_prompts(
@@ -170,11 +182,11 @@ def run_evolved_selection(ctx: StageContext) -> dict:
 
     cfg = ctx.config
     prompts = read_records(ctx.input("evolve", PROMPTS), Prompt)
-    completions = read_records(ctx.input("evolved_generate", COMPLETIONS), Completion)
+    completions = read_records(ctx.input("evolved_generate", COMPLETIONS), Completion, COMPLETION_TEXT)
     judgments = read_records(ctx.input("evolved_judge", JUDGMENTS), Judgment)
     cands = candidates(completions, judgments, str(cfg.evolve.selection.implicit_reward))
-    pairs, stats = pair_and_select(prompts, cands, cfg.evolve.selection, ctx.iteration)
-    write_records(ctx.out / PAIRS, pairs)
+    pool, stats = pair_and_select(prompts, cands, cfg.evolve.selection, ctx.iteration)
+    write_jsonl(ctx.out / PAIRS, pool.rows())
     return stats
 
 
@@ -205,9 +217,12 @@ def prepare_training(ctx: StageContext) -> dict:
             f"iteration {ctx.iteration} train: no kept pairs (see the selection stage's counts)"
         )
     sources = ("generate", "evolved_generate") if cfg.evolve.enabled else ("generate",)
-    completions = [c for s in sources for c in read_records(ctx.input(s, COMPLETIONS), Completion)]
+    where = ("prompt_id", {p.prompt_id for p in pairs})  # only the kept pairs' rows, with their tokens
+    completions = [
+        c for s in sources for c in read_records(ctx.input(s, COMPLETIONS), Completion, where=where)
+    ]
     if cfg.train.accumulate:
-        completions += ctx.earlier(sources, COMPLETIONS, Completion)
+        completions += ctx.earlier(sources, COMPLETIONS, Completion, where=where)
     sampled = {sampled_key(c): c for c in completions}
     exact = torch_dtype(str(cfg.model.dtype), default_device()) == torch.float32
     reuse = ctx.reference if exact and cfg.train.loss == "dpo" else None
@@ -223,6 +238,7 @@ def prepare_training(ctx: StageContext) -> dict:
     )
     if warning:
         log.warning(warning)
+    shutil.rmtree(ctx.out / TRAIN_DATA, ignore_errors=True)  # a rerun after a kill keeps the checkpoints only
     Dataset.from_list(rows).save_to_disk(str(ctx.out / TRAIN_DATA))
     return {
         "pairs": len(pairs),
@@ -246,6 +262,7 @@ def train_ranks(ctx: StageContext) -> dict:
         cfg.model,
         ctx.out / TRAINER,
         ctx.out / MODEL,
+        ctx.label,
     )
 
 
@@ -266,6 +283,7 @@ def run_evaluate(ctx: StageContext) -> dict:
         cfg.evaluate.num_samples,
         ctx.iteration,
         load_judge(cfg.judge),  # loaded once for both policies
+        ctx.label,
     )
     write_jsonl(ctx.out / HELDOUT, rows)
     return stats
@@ -284,7 +302,7 @@ class Sharded:
     output: str
     record: type
     core: Callable[[StageContext, list[Prompt]], list]
-    stats: Callable[[StageContext, list[Prompt], list], dict]
+    stats: Callable[[StageContext, list[Prompt], Path], dict]
     prompts_from: str = "prompts"
     """Stage whose prompts.jsonl is sharded: the iteration's prompts, or the evolved ones."""
 
@@ -299,6 +317,11 @@ class Stage:
     sharded: Sharded | None = None
     ranks: StageFn | None = None
     enabled: Callable[[Config], bool] = lambda cfg: True
+
+    @property
+    def resumable(self) -> bool:
+        """Whether a killed run keeps the stage's partial folder (finished shards; trainer checkpoints)."""
+        return self.sharded is not None or self.ranks is not None
 
 
 def needs_logprobs_stage(cfg: Config) -> bool:

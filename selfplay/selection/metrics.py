@@ -63,7 +63,35 @@ def resolve_k(pool: int, ratio: float | None, count: int | None) -> int:
     return min(pool, int(math.floor(ratio * pool + 0.5)))  # half up, not Python's half-to-even
 
 
+def rank_order(scores, ids: list[str] | Callable[[], list[str]]) -> np.ndarray:
+    """Indices ordered by score, highest first, ties broken by the stable pair id (never by hash or
+    arrival order). Column-wise: one argsort of the scores; ids (a list, or a function that
+    makes it, called only when there are ties) are compared only inside runs of equal scores (a full id
+    sort only when most of the pool ties)."""
+    scores = np.asarray(scores, dtype=float)
+    order = np.argsort(-scores)  # any order inside a run of equal scores: runs are sorted by id below
+    if len(order) < 2:
+        return order
+    ordered = scores[order]
+    same = ordered[1:] == ordered[:-1]
+    if not same.any():
+        return order
+    if callable(ids):
+        ids = ids()
+    edges = np.flatnonzero(np.diff(np.r_[False, same, False].astype(np.int8)))
+    starts, ends = edges[0::2], edges[1::2] + 1  # runs [start, end) of equal scores in `order`
+    tied = int((ends - starts).sum())
+    if tied > len(order) // 4:  # most of the pool ties: rank the ids once, sort by (score, id rank)
+        key = np.array([i.encode() for i in ids])  # UTF-8 bytes sort in code point order, like str
+        id_rank = np.empty(len(ids), dtype=np.int64)
+        id_rank[np.argsort(key, kind="stable")] = np.arange(len(ids))
+        return np.lexsort((id_rank, -scores))
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        run = order[a:b]
+        order[a:b] = sorted(run.tolist(), key=ids.__getitem__)
+    return order
+
+
 def top_k(scores, ids: list[str], k: int) -> list[int]:
     """Indices of the k highest scores, ties broken by the stable pair id (never by hash order)."""
-    order = sorted(range(len(ids)), key=lambda i: (-float(scores[i]), ids[i]))
-    return order[:k]
+    return rank_order(scores, ids)[:k].tolist()

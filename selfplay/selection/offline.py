@@ -17,7 +17,7 @@ from selfplay.data.jsonl import write_jsonl
 from selfplay.data.prompts import to_messages
 from selfplay.data.records import Message, Pair
 from selfplay.errors import SelfplayError
-from selfplay.selection.pipeline import implicit_reward, select_pairs, selection_stats
+from selfplay.selection.pipeline import ScoredPool, implicit_reward, select_pool, selection_stats
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def compute_rewards(rows: list[Row], cfg: OfflineSelectConfig) -> list[tuple[flo
 
     prompts = [Prompt(r.row_id, r.messages) for r in rows]
     completions = [
-        Completion(r.row_id, k, text, [], [], "stop")
+        Completion(prompt_id=r.row_id, sample_index=k, text=text, finish_reason="stop")
         for r in rows
         for k, text in enumerate((r.chosen, r.rejected))
     ]
@@ -155,7 +155,7 @@ def select_offline(cfg: OfflineSelectConfig) -> dict[str, Any]:
     pairs, counts = to_pairs(rows, rewards, implicit, str(sel.on_nonfinite))
     if not pairs:
         raise SelfplayError(f"{cfg.input}: no usable rows left ({counts})")
-    scored = select_pairs(pairs, sel)
+    scored = select_pool(pairs, sel)
     summary = {
         "input": cfg.input,
         "rows": len(rows),
@@ -189,10 +189,10 @@ def to_pairs(rows: list[Row], rewards, implicit, on_nonfinite: str) -> tuple[lis
     return pairs, counts
 
 
-def write_outputs(out: Path, rows: list[Row], scored: list[Pair], summary: dict[str, Any]) -> None:
+def write_outputs(out: Path, rows: list[Row], scored: ScoredPool, summary: dict[str, Any]) -> None:
     by_id = {r.row_id: r for r in rows}
 
-    def row(p: Pair) -> dict[str, Any]:
+    def row(p: Pair, score: float, rank: int, kept: bool) -> dict[str, Any]:
         return {
             **by_id[p.pair_id].data,
             "chosen_reward": p.chosen_reward,
@@ -201,19 +201,13 @@ def write_outputs(out: Path, rows: list[Row], scored: list[Pair], summary: dict[
             "rejected_implicit": p.rejected_implicit,
             "explicit_margin": p.explicit_margin,
             "implicit_margin": p.implicit_margin,
-            "score": p.score,
-            "rank": p.rank,
-            "kept": p.kept,
+            "score": score,
+            "rank": rank,
+            "kept": kept,
         }
 
     out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(
-        out / "selected.jsonl",
-        (
-            row(p)
-            for p in sorted(scored, key=lambda p: p.rank if p.rank is not None else len(scored))
-            if p.kept
-        ),
-    )
-    write_jsonl(out / "scored.jsonl", (row(p) for p in scored))
+    write_jsonl(out / "selected.jsonl", (row(p, p.score, p.rank, True) for p in scored.kept_pairs()))  # type: ignore[arg-type]
+    columns = zip(scored.pairs, scored.scores.tolist(), scored.rank.tolist(), scored.kept.tolist())
+    write_jsonl(out / "scored.jsonl", (row(p, s, r, k) for p, s, r, k in columns))
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -10,7 +10,7 @@ import numpy as np
 from selfplay.config import SelectionConfig
 from selfplay.data.records import Completion, Judgment, Pair, Prompt, SequenceLogprob
 from selfplay.errors import SelfplayError
-from selfplay.selection.metrics import MetricParams, resolve_k, score, top_k
+from selfplay.selection.metrics import MetricParams, rank_order, resolve_k, score
 from selfplay.selection.pairing import Candidate, make_pairs
 
 
@@ -46,40 +46,81 @@ def candidates(
     return out
 
 
-def select_pairs(pairs: list[Pair], cfg: SelectionConfig, seed_salt: int = 0) -> list[Pair]:
+class ScoredPool:
+    """A pool of pairs with their scores, ranks and kept flags held column-wise (numpy arrays beside the
+    unscored Pair records): scoring and ranking a million pairs builds no per-pair objects. Iterating
+    yields the scored Pair records; `rows()` yields them as JSON-ready dicts for writing."""
+
+    def __init__(self, pairs: list[Pair], scores: np.ndarray, rank: np.ndarray, kept: np.ndarray):
+        self.pairs, self.scores, self.rank, self.kept = pairs, scores, rank, kept
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __iter__(self):
+        for p, s, r, k in zip(self.pairs, self.scores.tolist(), self.rank.tolist(), self.kept.tolist()):
+            yield replace(p, score=s, rank=r, kept=k)
+
+    def rows(self):
+        for p, s, r, k in zip(self.pairs, self.scores.tolist(), self.rank.tolist(), self.kept.tolist()):
+            row = dict(p.__dict__)  # field order, like asdict, without its deep copy
+            row["score"], row["rank"], row["kept"] = s, r, k
+            yield row
+
+    def kept_pairs(self) -> list[Pair]:
+        """The kept pairs, scored, best first."""
+        idx = np.flatnonzero(self.kept)
+        idx = idx[np.argsort(self.rank[idx], kind="stable")]
+        return [
+            replace(self.pairs[i], score=float(self.scores[i]), rank=int(self.rank[i]), kept=True)
+            for i in idx
+        ]
+
+
+def margins(pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray]:
+    """The explicit and implicit margins of the pairs as two arrays."""
+    n = len(pairs)
+    return (
+        np.fromiter((p.explicit_margin for p in pairs), dtype=float, count=n),
+        np.fromiter((p.implicit_margin for p in pairs), dtype=float, count=n),
+    )
+
+
+def select_pool(pairs: list[Pair], cfg: SelectionConfig, seed_salt: int = 0) -> ScoredPool:
     """Score the whole pool and mark the top-k kept; every pair gets its score and rank."""
-    if not pairs:
-        return []
-    d_ex = np.array([p.explicit_margin for p in pairs])
-    d_im = np.array([p.implicit_margin for p in pairs])
+    n = len(pairs)
+    d_ex, d_im = margins(pairs)
     params = MetricParams(weight=cfg.weight, implicit_abs=cfg.implicit_abs, seed=cfg.seed + seed_salt)
-    scores = score(str(cfg.metric), d_ex, d_im, params)
-    ids = [p.pair_id for p in pairs]
-    ranked = top_k(scores, ids, len(pairs))
-    k = resolve_k(len(pairs), cfg.ratio, cfg.count)
-    rank_of = {i: r for r, i in enumerate(ranked)}
-    return [
-        replace(p, score=float(scores[i]), rank=rank_of[i], kept=rank_of[i] < k) for i, p in enumerate(pairs)
-    ]
+    scores = score(str(cfg.metric), d_ex, d_im, params) if n else np.zeros(0)
+    order = rank_order(scores, lambda: [p.pair_id for p in pairs])
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    kept = rank < resolve_k(n, cfg.ratio, cfg.count)
+    return ScoredPool(pairs, np.asarray(scores, dtype=float), rank, kept)
 
 
-def selection_stats(pairs: list[Pair]) -> dict[str, float]:
+def select_pairs(pairs: list[Pair], cfg: SelectionConfig, seed_salt: int = 0) -> list[Pair]:
+    """`select_pool` as scored Pair records (for small pools and tests)."""
+    return list(select_pool(pairs, cfg, seed_salt))
+
+
+def selection_stats(pool: ScoredPool) -> dict[str, float]:
     """Pool and kept sizes, and the margin distributions before (pool) and after (kept) selection."""
-    kept = [p for p in pairs if p.kept]
-    stats: dict[str, float] = {"pool": len(pairs), "kept": len(kept)}
-    for name, group in (("pool", pairs), ("kept", kept)):
-        if not group:
+    n = len(pool)
+    d_ex, d_im = margins(pool.pairs)
+    stats: dict[str, float] = {"pool": n, "kept": int(pool.kept.sum())}
+    for name, mask in (("pool", np.ones(n, dtype=bool)), ("kept", pool.kept)):
+        if not mask.any():
             continue
-        d_ex = np.array([p.explicit_margin for p in group])
-        d_im = np.array([p.implicit_margin for p in group])
-        stats[f"{name}_mean_explicit_margin"] = float(d_ex.mean())
-        stats[f"{name}_mean_implicit_margin"] = float(d_im.mean())
-        stats[f"{name}_mean_abs_implicit_margin"] = float(np.abs(d_im).mean())
-        for q, ex, im in zip(
-            ("p10", "p50", "p90"), np.quantile(d_ex, [0.1, 0.5, 0.9]), np.quantile(d_im, [0.1, 0.5, 0.9])
+        ex, im = d_ex[mask], d_im[mask]
+        stats[f"{name}_mean_explicit_margin"] = float(ex.mean())
+        stats[f"{name}_mean_implicit_margin"] = float(im.mean())
+        stats[f"{name}_mean_abs_implicit_margin"] = float(np.abs(im).mean())
+        for q, a, b in zip(
+            ("p10", "p50", "p90"), np.quantile(ex, [0.1, 0.5, 0.9]), np.quantile(im, [0.1, 0.5, 0.9])
         ):
-            stats[f"{name}_explicit_margin_{q}"] = float(ex)
-            stats[f"{name}_implicit_margin_{q}"] = float(im)
+            stats[f"{name}_explicit_margin_{q}"] = float(a)
+            stats[f"{name}_implicit_margin_{q}"] = float(b)
     return stats
 
 
@@ -89,7 +130,7 @@ def pair_and_select(
     cfg: SelectionConfig,
     iteration: int,
     earlier: list[Pair] = (),  # type: ignore[assignment]
-) -> tuple[list[Pair], dict[str, float]]:
+) -> tuple[ScoredPool, dict[str, float]]:
     """Pair this iteration's candidates and select over the pool: these pairs, plus `earlier` ones
     (re-scored together with them) when `selection.pool=all`."""
     if cfg.on_nonfinite == "error":
@@ -102,6 +143,5 @@ def pair_and_select(
     pairs, pair_counts = make_pairs(
         prompts, cands, iteration, cfg.exclude_truncated, str(cfg.pairing), cfg.min_margin, cfg.seed
     )
-    pool = [replace(p, score=None, rank=None, kept=False) for p in earlier] + pairs
-    selected = select_pairs(pool, cfg, seed_salt=iteration)
+    selected = select_pool([*earlier, *pairs], cfg, seed_salt=iteration)  # earlier pairs are re-scored
     return selected, {**pair_counts, "pool_from_earlier": len(earlier), **selection_stats(selected)}

@@ -7,12 +7,13 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from selfplay.config import ModelConfig, TrainConfig
 from selfplay.errors import SelfplayError
-from selfplay.models.loading import load_causal_lm, load_tokenizer, same_weights, torch_dtype
+from selfplay.models.loading import load_tokenizer, same_weights, torch_dtype
 from selfplay.train.schedule import check_schedule, planned_schedule
 from selfplay.train.trl_args import dpo_config_kwargs, simpo_config_kwargs
 
@@ -97,9 +98,11 @@ def train_policy(
     model_cfg: ModelConfig,
     trainer_dir: Path,
     model_dir: Path,
+    label: str = "train",
 ) -> dict[str, Any]:
     """Train from `policy_path` on the rows saved in `data_dir`; save the next policy to `model_dir`
-    (`trainer_dir` is TRL's scratch folder). The DPO reference is `reference_path` (None = pi_t
+    (`trainer_dir` is TRL's scratch folder: checkpoints every `train.save_steps`, resumed from when
+    a killed run is rerun, deleted at the end). The DPO reference is `reference_path` (None = pi_t
     itself). Returns the training stats; refuses a schedule that cannot train and a result that is
     bit-identical to the start."""
     import datasets
@@ -123,26 +126,28 @@ def train_policy(
     if warning and rank == 0:
         log.warning(warning)
     tokenizer = load_tokenizer(policy_path, model_cfg.trust_remote_code)
-    model = load_causal_lm(policy_path, "float32", model_cfg.trust_remote_code, device="cpu")
+    precompute = cfg.loss == "dpo" and cfg.reference_logprobs != "trainer"
+    # The training config first: with ZeRO-3 its DeepSpeed config must exist before the model loads,
+    # so that `from_pretrained` partitions the parameters across ranks instead of every rank holding all.
+    args = _trl_config(cfg, str(trainer_dir), on_cuda, bf16, world_size, precompute)
+    dtype = torch.bfloat16 if (cfg.deepspeed and bf16) else torch.float32  # DeepSpeed keeps fp32 masters
+    model = load_for_training(policy_path, dtype, model_cfg.trust_remote_code)
     model.train()
+    callbacks = [progress_callback(label, schedule.steps)]
     if cfg.loss == "simpo":
-        from trl.experimental.cpo import CPOConfig
-
-        args = CPOConfig(**simpo_config_kwargs(cfg, str(trainer_dir), on_cuda, bf16, world_size))
         trainer = tokenised_cpo_trainer()(
             model=model,
             args=args,
             train_dataset=dataset,
             processing_class=tokenizer,
             peft_config=peft_config(cfg),
+            callbacks=callbacks,
         )
     else:
-        precompute = cfg.reference_logprobs != "trainer"
         ref_model = None
         needs_reference = not precompute or bool(missing_reference(dataset))
         if needs_reference and reference_path is not None and reference_path != policy_path:
-            ref_model = load_causal_lm(reference_path, "float32", model_cfg.trust_remote_code, device="cpu")
-        args = _dpo_config(cfg, str(trainer_dir), on_cuda, bf16, world_size, precompute)
+            ref_model = load_for_training(reference_path, dtype, model_cfg.trust_remote_code)
         trainer = tokenised_dpo_trainer()(
             model=model,
             ref_model=ref_model,
@@ -150,13 +155,19 @@ def train_policy(
             train_dataset=dataset,
             processing_class=tokenizer,
             peft_config=peft_config(cfg),
+            callbacks=callbacks,
         )
         if precompute:  # every reference log-prob is in the dataset now: free the reference model
             trainer.ref_model = None
             del ref_model
     trainer.remove_callback(PrinterCallback)  # per-step dicts on stdout; the history is kept below
-    result = trainer.train()
+    resume = latest_checkpoint(trainer_dir)
+    if resume is not None and rank == 0:
+        log.info("%s: resuming from %s", label, resume)
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     stats = _train_stats(result, trainer.state.log_history)
+    if resume is not None:
+        stats["resumed_from_step"] = int(resume.name.rsplit("-", 1)[1])
     if cfg.lora.enabled:
         merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
         if rank == 0:
@@ -165,11 +176,68 @@ def train_policy(
         trainer.save_model(str(model_dir))
     if rank == 0:
         tokenizer.save_pretrained(str(model_dir))
+        (model_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle the next stage never needs
+        shutil.rmtree(trainer_dir, ignore_errors=True)  # checkpoints: the stage is done
         unchanged = same_weights(policy_path, model_dir)
         if unchanged:
             raise SelfplayError(unchanged_message(schedule, cfg, stats))
         stats["policy_changed"] = None if unchanged is None else True
     return stats
+
+
+def load_for_training(path: str, dtype, trust_remote_code: bool):
+    """The model as the trainer wants it: on the CPU (the Trainer places it), in `dtype`, built under
+    DeepSpeed's ZeRO-3 partitioning when a ZeRO-3 training config exists."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+
+
+def latest_checkpoint(trainer_dir: Path) -> Path | None:
+    """The newest complete trainer checkpoint (its trainer_state.json is written last); incomplete ones
+    (a kill during a save) are removed."""
+    found = sorted(
+        (p for p in Path(trainer_dir).glob("checkpoint-*") if p.name.rsplit("-", 1)[1].isdigit()),
+        key=lambda p: int(p.name.rsplit("-", 1)[1]),
+        reverse=True,
+    )
+    for p in found:
+        if (p / "trainer_state.json").is_file():
+            return p
+        shutil.rmtree(p, ignore_errors=True)
+    return None
+
+
+def progress_callback(label: str, steps: int):
+    """Optimizer steps with the latest loss as progress lines and heartbeats."""
+    from transformers import TrainerCallback
+
+    from selfplay.progress import Progress
+
+    class StepProgress(TrainerCallback):
+        def __init__(self):
+            self.progress: Progress | None = None
+            self.loss: float | None = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                self.progress = Progress(label, steps, "optimizer steps")
+                self.progress.done = state.global_step
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                self.loss = float(logs["loss"])
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.progress is not None:
+                extra = {"loss": self.loss} if self.loss is not None else {}
+                self.progress.update(state.global_step - self.progress.done, **extra)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.progress is not None:
+                self.progress.close()
+
+    return StepProgress()
 
 
 def unchanged_message(schedule, cfg: TrainConfig, stats: dict[str, Any]) -> str:
@@ -188,13 +256,18 @@ def unchanged_message(schedule, cfg: TrainConfig, stats: dict[str, Any]) -> str:
     )
 
 
-def _dpo_config(cfg, trainer_dir, on_cuda, bf16, world_size, precomputed):
-    from trl import DPOConfig
-
+def _trl_config(cfg, trainer_dir, on_cuda, bf16, world_size, precomputed):
+    """TRL's DPOConfig, or CPOConfig for SimPO."""
     try:
+        if cfg.loss == "simpo":
+            from trl.experimental.cpo import CPOConfig
+
+            return CPOConfig(**simpo_config_kwargs(cfg, trainer_dir, on_cuda, bf16, world_size))
+        from trl import DPOConfig
+
         return DPOConfig(**dpo_config_kwargs(cfg, trainer_dir, on_cuda, bf16, world_size, precomputed))
     except ValueError as err:
-        raise SelfplayError(f"train: TRL refused the DPO configuration: {err}") from None
+        raise SelfplayError(f"train: TRL refused the {str(cfg.loss).upper()} configuration: {err}") from None
 
 
 def _train_stats(result, history: list[dict[str, Any]]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import pytest
 from selfplay.config import GenerateConfig, ModelConfig, PromptsConfig
 from selfplay.data.chat import render_prompt_ids
 from selfplay.data.prompts import load_prompt_pool
+from selfplay.data.records import Completion
 from selfplay.errors import SelfplayError
 from selfplay.generate.requests import RawSample, SampleRequest, completion_stats, to_completions
 from selfplay.generate.sample import sample_completions
@@ -47,7 +48,7 @@ def test_one_bos_when_the_tokenizer_would_add_another(tiny_policy):
     assert rendered.count(tok.bos_token_id) == 1 and rendered[0] == tok.bos_token_id
 
 
-def test_over_long_prompts_are_skipped_and_counted(tiny_policy):
+def test_over_long_prompts_are_skipped_and_counted(tiny_policy, tmp_path):
     from selfplay.loop.stages import generate_stats
 
     prompts = load_prompt_pool(PromptsConfig()).pool[:3]
@@ -67,7 +68,11 @@ def test_over_long_prompts_are_skipped_and_counted(tiny_policy):
     class Ctx:
         config = type("C", (), {"generate": gen})()
 
-    assert generate_stats(Ctx(), prompts, comps)["prompts_too_long"] == sum(n >= limit for n in lengths)
+    from selfplay.data.files import write_records
+
+    write_records(tmp_path / "c.parquet", comps, Completion)
+    stats = generate_stats(Ctx(), prompts, tmp_path / "c.parquet")
+    assert stats["prompts_too_long"] == sum(n >= limit for n in lengths)
 
 
 def test_model_folder_without_weights(tmp_path):

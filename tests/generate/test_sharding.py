@@ -5,7 +5,8 @@ from dataclasses import replace
 import pytest
 
 from selfplay.config import Config, GenerateConfig, LoopConfig, PromptsConfig
-from selfplay.data.jsonl import read_jsonl
+from selfplay.data.files import read_records
+from selfplay.data.records import Completion
 from selfplay.errors import SelfplayError
 from selfplay.loop.context import StageContext
 from selfplay.loop.layout import RunLayout
@@ -13,7 +14,9 @@ from selfplay.loop.runner import run_stage
 from selfplay.loop.shards import shard_slice
 from selfplay.loop.stages import stage
 
-part_path = RunLayout.part_file
+
+def part_path(folder, shard, shards):
+    return RunLayout.part_file(folder, shard, shards, ".parquet")
 
 
 def test_shard_slices_are_contiguous_and_cover_everything():
@@ -33,7 +36,7 @@ def run_generate(tmp_path, policy, shards, backend):
     for name in ("prompts", "generate"):
         ctx = StageContext(cfg, layout, 0, layout.partial_dir(0, name), policy, policy)
         run_stage(ctx, stage(name), "fp")
-    return layout, read_jsonl(layout.stage_dir(0, "generate") / "completions.jsonl")
+    return layout, read_records(layout.stage_dir(0, "generate") / "completions.parquet", Completion)
 
 
 @pytest.mark.vllm
@@ -77,7 +80,7 @@ def test_rerun_redoes_only_missing_shards(tiny_policy, tmp_path, monkeypatch):
     calls.clear()
     run_stage(ctx, flaky_generate, "fp")
     assert len(calls) == 2  # shards 1 and 2 only
-    assert len(read_jsonl(layout.stage_dir(0, "generate") / "completions.jsonl")) == 6 * 4
+    assert len(read_records(layout.stage_dir(0, "generate") / "completions.parquet", Completion)) == 6 * 4
 
 
 def test_more_shards_than_prompts(tiny_policy, tmp_path):

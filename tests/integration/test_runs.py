@@ -152,13 +152,22 @@ def test_two_parallel_shard_processes_equal_the_unsharded_run(vllm_run, tmp_path
 def assert_same_records(run_dir, reference, iterations):
     for t in range(iterations):
         for rel in (
-            "generate/completions.jsonl",
+            "generate/completions.parquet",
             "judge/judgments.jsonl",
             "selection/pairs.jsonl",
             "evaluate/heldout.jsonl",
         ):
             ours, theirs = run_dir / f"iter_{t:03d}" / rel, reference / f"iter_{t:03d}" / rel
-            assert ours.read_text() == theirs.read_text().replace(str(reference), str(run_dir)), rel
+            assert record_text(ours) == record_text(theirs).replace(str(reference), str(run_dir)), rel
+
+
+def record_text(path):
+    """A record file as text: JSON Lines as they are, a Parquet table as one JSON line per row."""
+    if path.suffix != ".parquet":
+        return path.read_text()
+    import pyarrow.parquet as pq
+
+    return "".join(json.dumps(row) + "\n" for row in pq.read_table(path).to_pylist())
 
 
 @pytest.mark.parametrize(
@@ -168,7 +177,10 @@ def assert_same_records(run_dir, reference, iterations):
             ["prompts.source=file", "prompts.path=/no/such/prompts.jsonl"],
             "prompts.path: file '/no/such/prompts.jsonl' does not exist",
         ),
-        (["preset=none", "model.path=/no/such/model"], "model.path: model folder '/no/such/model' does not exist"),
+        (
+            ["preset=none", "model.path=/no/such/model"],
+            "model.path: model folder '/no/such/model' does not exist",
+        ),
         (["model.path=/no/such/model"], "model.path=/no/such/model with preset=tiny"),
         (["selection.ratio=1.5"], "selection.ratio=1.5 must be in (0, 1]"),
         (["judge.rule=nope"], "judge.rule: unknown rule 'nope'"),
@@ -319,8 +331,8 @@ def test_a_killed_shard_process_is_redone_alone(vllm_run, tmp_path):
         -2000:
     ]
     partial = tmp_path / "default" / "iter_000" / ".generate.partial"
-    assert [p.name for p in partial.glob("part-*")] in ([], ["part-00000-of-00002.jsonl"])
-    shard0_done = (partial / "part-00000-of-00002.jsonl").exists()
+    assert [p.name for p in partial.glob("part-*")] in ([], ["part-00000-of-00002.parquet"])
+    shard0_done = (partial / "part-00000-of-00002.parquet").exists()
     rerun = run_cli(*args)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     started = [

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from selfplay.config import Config, LoopConfig, ModelConfig, PromptsConfig, TaskConfig, TrainConfig
-from selfplay.data.jsonl import read_records, write_records
+from selfplay.data.files import read_records, write_records
 from selfplay.data.records import Prompt
 from selfplay.loop.layout import MODEL, PROMPTS
 from selfplay.loop.stages import Sharded, Stage
@@ -45,8 +45,8 @@ def fake_shard(name):
     return core
 
 
-def fake_stats(ctx, prompts, records) -> dict:
-    return {"records": len(records)}
+def fake_stats(ctx, prompts, output) -> dict:
+    return {"records": len(read_records(output, Prompt))}
 
 
 def fake_single(name):

@@ -35,7 +35,11 @@ def test_dpo_mapping_on_cpu(tmp_path):
     assert kw["warmup_steps"] == 0.2 and kw["max_length"] == 256 and kw["seed"] == 7 and kw["data_seed"] == 7
     assert kw["use_cpu"] is True and kw["bf16"] is False and kw["gradient_checkpointing"] is False
     assert kw["precompute_ref_log_probs"] is True and kw["deepspeed"] is None
-    assert kw["report_to"] == "none" and kw["save_strategy"] == "no"
+    assert kw["report_to"] == "none" and (kw["save_strategy"], kw["save_steps"], kw["save_total_limit"]) == (
+        "steps",
+        100,
+        1,
+    )
     args = DPOConfig(**kw)  # TRL accepts every key
     assert args.beta == 0.3 and args.loss_type == ["ipo"] and not args.bf16
 

@@ -1,0 +1,141 @@
+"""Progress of long loops (responses generated, judged, sequences scored, training steps): counts,
+rate and ETA as plain log lines at a fixed interval, never carriage-return bar frames; and a heartbeat
+file that an orchestrator watching a worker process reads to tell progress from a hang.
+
+Settings travel in the environment, so worker processes inherit them: SELFPLAY_PROGRESS=0 silences
+the lines (loop.progress=false), SELFPLAY_PROGRESS_EVERY sets their interval in seconds, and
+SELFPLAY_HEARTBEAT names the file a launched process writes its progress to.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+HEARTBEAT_ENV = "SELFPLAY_HEARTBEAT"
+PROGRESS_ENV = "SELFPLAY_PROGRESS"
+EVERY_ENV = "SELFPLAY_PROGRESS_EVERY"
+
+log = logging.getLogger("selfplay.progress")
+
+
+def configure(enabled: bool, every: float) -> None:
+    """Set the progress settings for this process and every process it starts."""
+    os.environ[PROGRESS_ENV] = "1" if enabled else "0"
+    os.environ[EVERY_ENV] = str(every)
+
+
+def _enabled() -> bool:
+    return os.environ.get(PROGRESS_ENV, "1") != "0"
+
+
+def _every() -> float:
+    try:
+        return float(os.environ.get(EVERY_ENV, "10"))
+    except ValueError:
+        return 10.0
+
+
+def beat(what: str, done: int = 0, total: int | None = None, **extra: Any) -> None:
+    """Write this process's heartbeat (when it was started with one): progress is being made."""
+    path = os.environ.get(HEARTBEAT_ENV)
+    if not path:
+        return
+    record = {"what": what, "done": done, "total": total, "time": time.time(), **extra}
+    tmp = Path(f"{path}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, path)
+    except OSError:  # a full disk must not stop the work itself; the watcher sees silence
+        pass
+
+
+def read_beat(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def describe(
+    what: str, done: int, total: int | None, unit: str, elapsed: float, extra: dict | None = None
+) -> str:
+    rate = done / elapsed if elapsed > 0 else 0.0
+    text = f"{what}: {done}" + (f"/{total}" if total else "") + (f" {unit}" if unit else "")
+    if total:
+        text += f" ({100 * done / total:.0f}%)"
+    text += f", {rate:.1f}/s"
+    if total and rate > 0 and done < total:
+        text += f", ETA {_clock((total - done) / rate)}"
+    for k, v in (extra or {}).items():
+        text += f", {k} {v:.4g}" if isinstance(v, float) else f", {k} {v}"
+    return text
+
+
+class Progress:
+    """`with Progress("iteration 0 generate", total, "responses") as p: ... p.update(n)`"""
+
+    def __init__(self, what: str, total: int | None, unit: str = ""):
+        self.what, self.total, self.unit = what, total, unit
+        self.done = 0
+        self.extra: dict[str, Any] = {}
+        self.start = self.last_line = self.last_beat = time.time()
+        beat(what, 0, total)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def update(self, n: int = 1, **extra: Any) -> None:
+        self.done += n
+        self.extra.update(extra)
+        now = time.time()
+        if now - self.last_beat >= 1.0:
+            self.last_beat = now
+            beat(self.what, self.done, self.total, **self.extra)
+        if _enabled() and now - self.last_line >= _every():
+            self.last_line = now
+            log.info(describe(self.what, self.done, self.total, self.unit, now - self.start, self.extra))
+
+    def close(self) -> None:
+        elapsed = time.time() - self.start
+        beat(self.what, self.done, self.total, **self.extra)
+        if _enabled() and self.done:
+            log.info(
+                describe(self.what, self.done, self.total, self.unit, elapsed, self.extra)
+                + f" in {elapsed:.1f}s"
+            )
+
+
+def vllm_tqdm(progress: Progress):
+    """A tqdm class for vLLM's `use_tqdm=` that draws nothing and forwards finished requests (times
+    the samples each) to `progress`."""
+    from tqdm import tqdm
+
+    class Forwarding(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs["file"] = open(os.devnull, "w")  # noqa: SIM115 - closed with the bar
+            super().__init__(*args, **kwargs)
+
+        def update(self, n=1):
+            super().update(n)
+            if self.desc.startswith("Processed"):
+                progress.update(n)
+
+        def close(self):
+            super().close()
+            if not self.fp.closed:
+                self.fp.close()
+
+    return Forwarding
