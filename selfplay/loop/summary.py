@@ -1,12 +1,15 @@
-"""Per-iteration summary derived from stage markers: metrics.jsonl, results.md, the console table."""
+"""Per-iteration summary derived from stage markers: metrics.jsonl, results.md (the console table) and
+the run's figures in plots/."""
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
-from selfplay.loop.layout import RunLayout
+from selfplay.data.jsonl import finite
+from selfplay.loop.layout import PAIRS, RunLayout
 from selfplay.loop.markers import read_marker
 
 
@@ -23,7 +26,7 @@ def collect(layout: RunLayout, iterations: int, stages: list[str]) -> list[dict[
 
 def write_metrics(layout: RunLayout, rows: list[dict[str, Any]]) -> None:
     tmp = layout.metrics_file.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.write_text("".join(json.dumps(finite(r), allow_nan=False) + "\n" for r in rows))
     tmp.replace(layout.metrics_file)
 
 
@@ -40,12 +43,14 @@ def table(rows: list[dict[str, Any]]) -> str:
         by_it.setdefault(r["iteration"], {})[r["stage"]] = r
     head = (
         "| iteration | pairs kept / pool | mean explicit margin (kept) | mean implicit margin (kept) "
-        "| held-out reward | stage seconds | total s |"
+        "| held-out reward | win rate vs pi_0 | win rate vs previous | stage seconds | total s |"
     )
-    lines = [head, "|" + "---|" * 7]
+    lines = [head, "|" + "---|" * 9]
     first_eval = by_it.get(0, {}).get("evaluate", {})
     if "heldout_reward_before" in first_eval:
-        lines.append(f"| start (pi_0) | - | - | - | {_fmt(first_eval['heldout_reward_before'])} | - | - |")
+        lines.append(
+            f"| start (pi_0) | - | - | - | {_fmt(first_eval['heldout_reward_before'])} | - | - | - | - |"
+        )
     for t in sorted(by_it):
         s = by_it[t]
         sel, ev = s.get("selection", {}), s.get("evaluate", {})
@@ -54,15 +59,58 @@ def table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {t} | {sel.get('kept', '-')} / {sel.get('pool', '-')} | {_fmt(sel.get('kept_mean_explicit_margin'))} "
             f"| {_fmt(sel.get('kept_mean_implicit_margin'))} | {_fmt(ev.get('heldout_reward_after'))} "
+            f"| {_fmt(ev.get('win_rate_vs_initial'))} | {_fmt(ev.get('win_rate_vs_previous'))} "
             f"| {times} | {_fmt(total, 1)} |"
         )
     return "\n".join(lines)
 
 
-def write_results(layout: RunLayout, rows: list[dict[str, Any]], title: str) -> str:
+def write_results(layout: RunLayout, rows: list[dict[str, Any]], title: str, iterations: int) -> str:
+    """results.md (the table, and the figures written into plots/); the table is returned for printing."""
+    figures = write_figures(layout, rows, iterations)
     text = f"# {title}\n\n{table(rows)}\n"
-    layout.results_file.write_text(text)
+    links = "".join(f"\n![{f.stem}]({f.relative_to(layout.root)})\n" for f in figures)
+    layout.results_file.write_text(text + links)
     return text
+
+
+def write_figures(layout: RunLayout, rows: list[dict[str, Any]], iterations: int) -> list[Path]:
+    """Held-out reward and win rates, margins of the pool vs the kept pairs, stage seconds: PNGs."""
+    from selfplay.report import plots
+
+    layout.plots_dir.mkdir(parents=True, exist_ok=True)
+    made = []
+    title = layout.root.name
+    if plots.heldout_figure(rows, layout.plots_dir / "heldout.png", f"{title}: held-out evaluation"):
+        made.append(layout.plots_dir / "heldout.png")
+    if plots.margins_figure(
+        pool_margins(layout, iterations), layout.plots_dir / "margins.png", f"{title}: margins"
+    ):
+        made.append(layout.plots_dir / "margins.png")
+    if plots.seconds_figure(rows, layout.plots_dir / "stage_seconds.png", f"{title}: stage seconds"):
+        made.append(layout.plots_dir / "stage_seconds.png")
+    return made
+
+
+def pool_margins(layout: RunLayout, iterations: int) -> dict[int, tuple[Any, Any, Any]]:
+    """Per finished selection: each of its own pairs' explicit and implicit margin and kept flag."""
+    import numpy as np
+
+    from selfplay.data.jsonl import read_records
+    from selfplay.data.records import Pair
+
+    out = {}
+    for t in range(iterations):
+        path = layout.stage_dir(t, "selection") / PAIRS
+        if not layout.marker(t, "selection").is_file() or not path.is_file():
+            continue
+        pairs = [p for p in read_records(path, Pair) if p.iteration == t]
+        out[t] = (
+            np.array([p.explicit_margin for p in pairs], dtype=float),
+            np.array([p.implicit_margin for p in pairs], dtype=float),
+            np.array([p.kept for p in pairs], dtype=bool),
+        )
+    return out
 
 
 def write_manifest(layout: RunLayout, manifest: dict[str, Any]) -> None:

@@ -1,0 +1,217 @@
+"""Experiment tracking: one tracked run per selfplay run (TensorBoard, W&B or Trackio, whichever is
+installed and chosen), logged from the stage markers as stages finish.
+
+Two step axes, both monotonic across iterations and resumes: `iteration` for each stage's stats
+(`<stage>/<stat>`: held-out reward, win rates, margins, kept and dropped counts, train loss and reward
+accuracy, seconds, ...), and `train/global_step` for TRL's per-step history (`train_step/<key>`: loss,
+rewards, learning rate; the optimizer steps of earlier iterations are added, so it never restarts). What
+was logged is remembered in `<run>/tracking/state.json`: a resumed run continues the same tracked run and
+never logs a stage or a step twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import uuid
+from pathlib import Path
+from typing import Any
+
+from selfplay.config import TrackingConfig
+from selfplay.errors import SelfplayError
+from selfplay.loop.layout import TRAIN_HISTORY, RunLayout
+
+log = logging.getLogger(__name__)
+
+PACKAGES = {"tensorboard": "tensorboardX", "wandb": "wandb", "trackio": "trackio"}
+
+
+def check_backend(cfg: TrackingConfig) -> None:
+    """A chosen backend must be installed (one line naming the package otherwise)."""
+    backend = str(cfg.backend)
+    if backend == "none":
+        return
+    import importlib
+
+    try:
+        importlib.import_module(PACKAGES[backend])
+    except ImportError:
+        raise SelfplayError(
+            f"tracking.backend={backend}: the '{PACKAGES[backend]}' package is not installed "
+            f"(pip install {PACKAGES[backend]}), or use tracking.backend=none"
+        ) from None
+
+
+class Tracker:
+    """Logs stage stats and training history once each; subclasses write to one backend."""
+
+    def __init__(self, layout: RunLayout, cfg: TrackingConfig, run_config: dict[str, Any]):
+        self.layout, self.cfg = layout, cfg
+        self.state_file = layout.tracking_dir / "state.json"
+        self.state: dict[str, Any] = {"logged": [], "train_steps": {}, "run_id": uuid.uuid4().hex[:12]}
+        if self.state_file.is_file():
+            self.state = json.loads(self.state_file.read_text())
+        layout.tracking_dir.mkdir(parents=True, exist_ok=True)
+        self.open(run_config)
+
+    # Backend interface.
+    def open(self, run_config: dict[str, Any]) -> None:  # pragma: no cover - per backend
+        raise NotImplementedError
+
+    def write(self, metrics: dict[str, float], step_name: str, step: int) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    # What is logged.
+    def stage_done(self, iteration: int, stage: str, marker: dict[str, Any]) -> None:
+        key = f"{iteration}/{stage}"
+        if key in self.state["logged"]:
+            return
+        metrics = {f"{stage}/{k}": float(v) for k, v in marker.get("stats", {}).items() if _number(v)}
+        metrics[f"{stage}/seconds"] = float(marker.get("seconds", 0.0))
+        self.write(metrics, "iteration", iteration)
+        if stage == "train":
+            self.train_history(iteration, marker)
+        self.state["logged"].append(key)
+        self.save()
+
+    def train_history(self, iteration: int, marker: dict[str, Any]) -> None:
+        """TRL's per-step log history, on a run-global optimizer step."""
+        path = self.layout.stage_dir(iteration, "train") / TRAIN_HISTORY
+        if not path.is_file():
+            return
+        offset = sum(int(v) for t, v in self.state["train_steps"].items() if int(t) < iteration)
+        for line in path.read_text().splitlines():
+            entry = json.loads(line)
+            step = int(entry.get("step", 0))
+            metrics = {
+                f"train_step/{k}": float(v)
+                for k, v in entry.items()
+                if k not in ("step", "epoch") and _number(v)
+            }
+            if metrics:
+                self.write(metrics, "train/global_step", offset + step)
+        self.state["train_steps"][str(iteration)] = int(marker.get("stats", {}).get("optimizer_steps", 0))
+
+    def save(self) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state))
+        tmp.replace(self.state_file)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+class TensorBoardTracker(Tracker):
+    """Event files under tracking/tensorboard/ (`tensorboard --logdir <run>/tracking`), written
+    synchronously: tensorboardX's SummaryWriter queues events for a background thread and its flush
+    does not wait for that queue, so a kill right after a stage could lose scalars already recorded as
+    logged in the state file. Each write here is on disk before the state says so."""
+
+    def open(self, run_config: dict[str, Any]) -> None:
+        from tensorboardX.event_file_writer import EventsWriter
+
+        folder = self.layout.tracking_dir / "tensorboard"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.writer = EventsWriter(str(folder / "events"))
+
+    def write(self, metrics: dict[str, float], step_name: str, step: int) -> None:
+        import time
+
+        from tensorboardX.proto import event_pb2
+        from tensorboardX.summary import scalar
+
+        for tag, value in metrics.items():
+            self.writer.write_event(
+                event_pb2.Event(wall_time=time.time(), step=step, summary=scalar(tag, value))
+            )
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class WandbTracker(Tracker):
+    """One W&B run per selfplay run (its id kept in <run>/tracking/state.json; resumed with it)."""
+
+    def open(self, run_config: dict[str, Any]) -> None:
+        import wandb
+
+        self.run = wandb.init(
+            project=self.cfg.project,
+            name=self.layout.root.name,
+            id=self.state["run_id"],
+            resume="allow",
+            dir=str(self.layout.tracking_dir),
+            config=run_config,
+        )
+        for axis, prefix in (("iteration", "*"), ("train/global_step", "train_step/*")):
+            self.run.define_metric(axis)
+            self.run.define_metric(prefix, step_metric=axis)
+
+    def write(self, metrics: dict[str, float], step_name: str, step: int) -> None:
+        self.run.log({**metrics, step_name: step})
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+class TrackioTracker(Tracker):
+    """One Trackio run per selfplay run (resumed by name)."""
+
+    def open(self, run_config: dict[str, Any]) -> None:
+        import trackio
+
+        self.trackio = trackio
+        trackio.init(
+            project=self.cfg.project,
+            name=f"{self.layout.root.name}-{self.state['run_id']}",
+            config=run_config,
+            resume="allow",
+        )
+
+    def write(self, metrics: dict[str, float], step_name: str, step: int) -> None:
+        self.trackio.log({**metrics, step_name: step})
+
+    def close(self) -> None:
+        self.trackio.finish()
+
+
+TRACKERS: dict[str, type[Tracker]] = {
+    "tensorboard": TensorBoardTracker,
+    "wandb": WandbTracker,
+    "trackio": TrackioTracker,
+}
+
+
+def open_tracker(layout: RunLayout, cfg: TrackingConfig, run_config: dict[str, Any]) -> Tracker | None:
+    if cfg.backend == "none":
+        return None
+    return TRACKERS[str(cfg.backend)](layout, cfg, run_config)
+
+
+def read_tensorboard_scalars(logdir: Path) -> list[tuple[str, int, float]]:
+    """(tag, step, value) of every scalar in the event files of `logdir`, in file order (for tests and
+    for reading a run without TensorBoard installed)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out = []
+    for path in sorted(Path(logdir).glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        pos = 0
+        while pos + 12 <= len(data):
+            (length,) = struct.unpack("<Q", data[pos : pos + 8])
+            if pos + 12 + length + 4 > len(data):
+                break  # a record cut short by a kill: TensorBoard skips it too
+            event = event_pb2.Event()
+            event.ParseFromString(data[pos + 12 : pos + 12 + length])
+            pos += 12 + length + 4
+            for v in event.summary.value:
+                out.append((v.tag, int(event.step), float(v.simple_value)))
+    return out

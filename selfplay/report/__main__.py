@@ -1,0 +1,120 @@
+"""`python -m selfplay.report RUN [RUN ...] [--out comparison]`: several runs (e.g. the jobs of a sweep;
+a folder is searched for runs below it) in one table (the config keys that differ, the final held-out
+reward and win rates, kept pairs) and one figure (held-out reward per iteration, one line per run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from selfplay.loop.layout import RunLayout
+from selfplay.report.plots import by_iteration, comparison_figure
+
+
+def find_runs(paths: list[str]) -> list[Path]:
+    """Run directories (they hold metrics.jsonl) given or found below the given folders, in order."""
+    runs: list[Path] = []
+    for p in map(Path, paths):
+        metrics = RunLayout(p).metrics_file
+        if metrics.is_file():
+            runs.append(p)
+        elif p.is_dir():
+            runs += sorted(m.parent for m in p.rglob(metrics.name))
+        else:
+            raise SystemExit(
+                f"selfplay.report: error: '{p}' is not a run directory (no metrics.jsonl) or folder"
+            )
+    if not runs:
+        raise SystemExit(f"selfplay.report: error: no run (metrics.jsonl) found in {', '.join(paths)}")
+    return list(dict.fromkeys(runs))
+
+
+def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def load(run: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    import yaml
+
+    layout = RunLayout(run)
+    rows = [json.loads(line) for line in layout.metrics_file.read_text().splitlines() if line.strip()]
+    cfg = flat(yaml.safe_load(layout.config_file.read_text()) or {}) if layout.config_file.is_file() else {}
+    return rows, cfg
+
+
+def fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def compare(runs: list[Path]) -> tuple[str, dict[str, list[dict[str, Any]]]]:
+    loaded = {str(r): load(r) for r in runs}
+    configs = [c for _, c in loaded.values()]
+    ignored = ("loop.output_dir", "loop.run_name", "task.")
+    keys = sorted(
+        k
+        for k in set().union(*configs)
+        if not k.startswith(ignored) and len({json.dumps(c.get(k), default=str) for c in configs}) > 1
+    )
+    head = [
+        "run",
+        *keys,
+        "iterations",
+        "pi_0 reward",
+        "final reward",
+        "win vs pi_0",
+        "win vs previous",
+        "kept / pool",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, (rows, cfg) in loaded.items():
+        ev, sel = by_iteration(rows, "evaluate"), by_iteration(rows, "selection")
+        last = ev[max(ev)] if ev else {}
+        last_sel = sel[max(sel)] if sel else {}
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    name,
+                    *(fmt(cfg.get(k)) for k in keys),
+                    str(len(ev)),
+                    fmt(ev.get(0, {}).get("heldout_reward_before")),
+                    fmt(last.get("heldout_reward_after")),
+                    fmt(last.get("win_rate_vs_initial")),
+                    fmt(last.get("win_rate_vs_previous")),
+                    f"{last_sel.get('kept', '-')} / {last_sel.get('pool', '-')}",
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines), {name: rows for name, (rows, _) in loaded.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m selfplay.report", description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", help="run directories, or folders to search for runs")
+    ap.add_argument("--out", default="comparison", help="writes <out>.md and <out>.png")
+    args = ap.parse_args(argv)
+    text, rows = compare(find_runs(args.runs))
+    out = Path(args.out)
+    figure = out.with_suffix(".png")
+    drawn = comparison_figure(rows, figure)
+    md = f"# selfplay runs compared\n\n{text}\n" + (f"\n![held-out reward]({figure.name})\n" if drawn else "")
+    out.with_suffix(".md").write_text(md)
+    print(text)
+    print(out.with_suffix(".md"), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The model card (README.md) of a trained policy: what it was trained from and on, how, and how it did
+on the held-out prompts (added once the evaluate stage has run)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from selfplay.config import Config
+from selfplay.train.trl_args import effective_beta
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def model_card(
+    cfg: Config,
+    iteration: int,
+    base_model: str,
+    train: dict[str, Any],
+    selection: dict[str, Any],
+    evaluation: dict[str, Any] | None = None,
+) -> str:
+    t = cfg.train
+    loss = str(t.loss)
+    sel = cfg.selection
+    keep = f"top {sel.count} pairs" if sel.count is not None else f"top {sel.ratio:.0%} of the pool"
+    lines = [
+        "---",
+        "library_name: transformers",
+        f"base_model: {base_model}",
+        "tags:",
+        "- selfplay",
+        "- trl",
+        f"- {loss}",
+        "- alignment-potential" if str(sel.metric) == "alignment_potential" else f"- selection-{sel.metric}",
+        "---",
+        "",
+        f"# {cfg.loop.run_name}: policy after self-play iteration {iteration}",
+        "",
+        f"Trained by selfplay (self-play preference alignment) in iteration {iteration} from `{base_model}` on pairs it "
+        "generated itself, judged, paired and selected.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| starting policy (pi_0) | `{cfg.model.path}` |",
+        f"| this iteration's starting policy | `{base_model}` |",
+        f"| judge | `{cfg.judge.kind}`: `{cfg.judge.model_path if cfg.judge.kind == 'reward_model' else cfg.judge.rule}` |",
+        f"| samples per prompt | {cfg.generate.num_samples} (temperature {cfg.generate.temperature}, top_p {cfg.generate.top_p}) |",
+        f"| selection | `{sel.metric}`"
+        + (f" (w = {sel.weight})" if str(sel.metric) == "alignment_potential" else "")
+        + f", {keep}, pool `{sel.pool}` |",
+        f"| pairs kept / pool | {selection.get('kept', '-')} / {selection.get('pool', '-')} |",
+        f"| training pairs | {train.get('pairs', '-')}"
+        + (" (accumulated over iterations)" if t.accumulate else "")
+        + " |",
+        f"| loss | {loss}, beta {effective_beta(t):g}"
+        + (
+            f", gamma/beta {t.simpo_gamma_beta_ratio:g}"
+            if loss == "simpo"
+            else f", reference `{t.reference}`"
+        )
+        + f", learning rate {t.learning_rate:g}, {t.epochs:g} epoch(s) |",
+        f"| optimizer steps | {train.get('optimizer_steps', '-')}, final train loss {_fmt(train.get('train_loss', '-'))} |",
+    ]
+    if evaluation:
+        lines += [
+            "",
+            "## Held-out evaluation",
+            "",
+            f"{evaluation.get('heldout_prompts', '-')} held-out prompts, judge `{evaluation.get('heldout_judge', '-')}`.",
+            "",
+            "| | |",
+            "|---|---|",
+            f"| mean reward | {_fmt(evaluation.get('heldout_reward_after', '-'))} |",
+            f"| win rate vs pi_0 | {_fmt(evaluation.get('win_rate_vs_initial', '-'))} |",
+            f"| win rate vs the previous policy | {_fmt(evaluation.get('win_rate_vs_previous', '-'))} |",
+            f"| mean response tokens | {_fmt(evaluation.get('heldout_tokens_after', '-'))} |",
+        ]
+    return "\n".join(lines) + "\n"

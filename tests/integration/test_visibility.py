@@ -1,0 +1,239 @@
+"""Seeing a run: progress lines while it works, TensorBoard scalars (one per iteration, also across a kill
+and resume), win rates equal to a hand computation, valid PNG figures, the kept pairs as a Parquet file
+that `datasets` loads and TRL's DPOTrainer trains on as it is, model cards, a two-job sweep compared by
+`python -m selfplay.report`, and the hub push planned offline."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from selfplay.loop.tracking import read_tensorboard_scalars
+from tests.integration.cli import REPO, cli_env, run_cli, start_cli
+
+
+def stats(run_dir, t, stage):
+    return json.loads((run_dir / f"iter_{t:03d}" / stage / "_SUCCESS").read_text())["stats"]
+
+
+@pytest.mark.vllm
+def test_progress_lines_and_figures(vllm_run):
+    run_dir, proc = vllm_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    err = proc.stderr
+    assert "iteration 0 generate: 48/48 responses (100%)" in err  # 12 prompts x 4
+    assert "iteration 1 train: " in err and "optimizer steps" in err and ", loss " in err
+    assert "\r" not in err  # no carriage-return bar frames
+    for name in ("heldout.png", "margins.png", "stage_seconds.png"):
+        png = run_dir / "plots" / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        from PIL import Image
+
+        with Image.open(png) as im:
+            im.verify()  # a valid, complete image
+    assert "![heldout](plots/heldout.png)" in (run_dir / "results.md").read_text()
+
+
+def test_progress_false_silences_the_lines(tmp_path):
+    proc = run_cli(
+        "debug=tiny",
+        "generate.backend=hf",
+        "loop.iterations=1",
+        "loop.progress=false",
+        f"loop.output_dir={tmp_path}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "responses (" not in proc.stderr and "optimizer steps" not in proc.stderr
+
+
+@pytest.mark.vllm
+def test_win_rates_match_a_hand_computation(vllm_run):
+    run_dir, _ = vllm_run
+    rows = {
+        t: [json.loads(line) for line in (run_dir / f"iter_{t:03d}" / "evaluate" / "heldout.jsonl").open()]
+        for t in (0, 1)
+    }
+    pi0 = {(r["prompt_id"], r["sample_index"]): r["reward"] for r in rows[0] if r["policy"] == "before"}
+    pi1 = {(r["prompt_id"], r["sample_index"]): r["reward"] for r in rows[0] if r["policy"] == "after"}
+    pi2 = {(r["prompt_id"], r["sample_index"]): r["reward"] for r in rows[1] if r["policy"] == "after"}
+    assert all(r["policy"] == "after" for r in rows[1])  # pi_0 and pi_1 are reused, not sampled again
+
+    def hand(a, b):
+        return sum(1 if a[k] > b[k] else 0.5 if a[k] == b[k] else 0 for k in a) / len(a)
+
+    assert stats(run_dir, 0, "evaluate")["win_rate_vs_initial"] == pytest.approx(hand(pi1, pi0))
+    assert stats(run_dir, 1, "evaluate")["win_rate_vs_initial"] == pytest.approx(hand(pi2, pi0))
+    assert stats(run_dir, 1, "evaluate")["win_rate_vs_previous"] == pytest.approx(hand(pi2, pi1))
+    ev = stats(run_dir, 1, "evaluate")
+    assert {"heldout_reward_after_p50", "heldout_tokens_after", "heldout_reward_length_corr_after"} <= set(ev)
+
+
+@pytest.mark.vllm
+def test_kept_pairs_parquet_trains_with_trl_as_it_is(vllm_run, tmp_path, tiny_policy):
+    import datasets
+    from trl import DPOConfig, DPOTrainer
+
+    from selfplay.models.loading import load_causal_lm, load_tokenizer
+
+    run_dir, _ = vllm_run
+    path = run_dir / "iter_000" / "selection" / "kept_pairs.parquet"
+    ds = datasets.load_dataset("parquet", data_files=str(path), split="train")
+    assert len(ds) == stats(run_dir, 0, "selection")["kept"] and ds[0]["chosen"][0]["role"] == "assistant"
+    args = DPOConfig(
+        output_dir=str(tmp_path),
+        max_steps=1,
+        per_device_train_batch_size=2,
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        logging_steps=1,
+    )
+    trainer = DPOTrainer(
+        model=load_causal_lm(tiny_policy, "float32", device="cpu"),
+        args=args,
+        train_dataset=ds,
+        processing_class=load_tokenizer(tiny_policy),
+    )
+    assert trainer.train().global_step == 1
+
+
+@pytest.mark.vllm
+def test_model_cards(vllm_run):
+    run_dir, _ = vllm_run
+    card = (run_dir / "iter_001" / "train" / "model" / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: transformers\nbase_model: ")
+    assert "alignment_potential" in card and "| loss | dpo, beta 0.2" in card
+    assert "## Held-out evaluation" in card and "win rate vs pi_0" in card
+    assert not (run_dir / "iter_001" / "train" / "model" / "training_args.bin").exists()
+
+
+@pytest.mark.vllm
+def test_tensorboard_scalars_once_per_iteration_across_a_kill(vllm_run, tmp_path):
+    args = (
+        "debug=tiny",
+        "generate.backend=vllm",
+        "tracking.backend=tensorboard",
+        f"loop.output_dir={tmp_path}",
+    )
+    run_dir = tmp_path / "default"
+    proc = start_cli(*args, log=tmp_path / "killed.log")
+    partial = run_dir / "iter_001" / ".generate.partial"
+    deadline = time.time() + 300
+    while not partial.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before iteration 1"
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    scalars = read_tensorboard_scalars(run_dir / "tracking" / "tensorboard")
+    steps: dict[str, list[int]] = {}
+    for tag, step, _ in scalars:
+        steps.setdefault(tag, []).append(step)
+    for tag in (
+        "evaluate/heldout_reward_after",
+        "evaluate/win_rate_vs_initial",
+        "selection/kept",
+        "train/train_loss",
+    ):
+        assert steps[tag] == [0, 1], (tag, steps.get(tag))
+    train_steps = steps["train_step/loss"]
+    assert train_steps == sorted(set(train_steps)) and len(train_steps) == sum(
+        stats(run_dir, t, "train")["optimizer_steps"] for t in (0, 1)
+    )
+    # the reference run logged the same tags at the same steps
+    reference = read_tensorboard_scalars(vllm_run[0] / "tracking" / "tensorboard")
+    assert sorted((t, s) for t, s, _ in reference) == sorted((t, s) for t, s, _ in scalars)
+
+
+def test_a_two_job_sweep_and_its_comparison(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "selfplay.run",
+            "-m",
+            "debug=tiny",
+            "generate.backend=hf",
+            "loop.iterations=1",
+            "evaluate.enabled=false",
+            "selection.metric=alignment_potential,random",
+            f"loop.output_dir={tmp_path}",
+        ],
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = sorted(p.parent.name for p in tmp_path.rglob("metrics.jsonl"))
+    assert runs == ["selection.metric=alignment_potential", "selection.metric=random"]
+    assert (tmp_path / "multirun.yaml").is_file()  # Hydra's sweep record stays with the runs, not in the cwd
+    again = subprocess.run(  # a rerun of the sweep resumes (here: skips) every job
+        [
+            sys.executable,
+            "-m",
+            "selfplay.run",
+            "-m",
+            "debug=tiny",
+            "generate.backend=hf",
+            "loop.iterations=1",
+            "evaluate.enabled=false",
+            "selection.metric=alignment_potential,random",
+            f"loop.output_dir={tmp_path}",
+        ],
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 0 and again.stderr.count("done before, skipped") == 2 * 5
+    report = subprocess.run(
+        [sys.executable, "-m", "selfplay.report", str(tmp_path), "--out", str(tmp_path / "cmp")],
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert report.returncode == 0, report.stderr
+    assert "| selection.metric |" in report.stdout.splitlines()[0].replace("| run | ", "| ")
+    assert "| alignment_potential |" in report.stdout and "| random |" in report.stdout
+    assert (tmp_path / "cmp.md").is_file()
+
+
+def test_hub_push_is_planned_offline(tmp_path, monkeypatch):
+    """hub.push=true uploads each iteration's policy and kept pairs; nothing is pushed by default."""
+    from selfplay.config import Config, HubConfig
+    from selfplay.loop.context import StageContext
+    from selfplay.loop.layout import RunLayout
+    from selfplay.loop.stages import run_push, stages_for
+    from selfplay.models import hub
+
+    assert "push" not in stages_for(Config())
+    cfg = Config(hub=HubConfig(push=True, repo_id="me/run"))
+    assert stages_for(cfg)[-1] == "push"
+    layout = RunLayout(tmp_path)
+    (layout.policy_dir(0)).mkdir(parents=True)
+    (layout.stage_dir(0, "selection")).mkdir(parents=True)
+    (layout.stage_dir(0, "selection") / "kept_pairs.parquet").write_bytes(b"x")
+    out = layout.partial_dir(0, "push")
+    out.mkdir(parents=True)
+    calls = []
+    monkeypatch.setattr(hub, "upload", lambda repo, items, private: calls.append((repo, items, private)))
+    result = run_push(StageContext(cfg, layout, 0, out, "pi", "pi0", "push"))
+    assert result == {"repo_id": "me/run", "pushed": 2}
+    ((repo, items, private),) = calls
+    assert repo == "me/run" and private is True
+    assert [r for _, r in items] == ["iter_000/model", "iter_000/selection_kept_pairs.parquet"]
+    with pytest.raises(Exception, match="hub.repo_id: required"):
+        from selfplay.checks import check_config
+
+        check_config(Config(hub=HubConfig(push=True)))
