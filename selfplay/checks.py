@@ -50,15 +50,23 @@ def check_config(cfg: Config) -> None:
     check_train(cfg)
     if cfg.evolve.enabled:
         check_evolve(cfg)
-    if cfg.judge.kind == "rule":
+    check_judge(cfg.judge, "judge")
+    if cfg.hub.push and not cfg.hub.repo_id:
+        raise SelfplayError("hub.repo_id: required with hub.push=true (e.g. hub.repo_id=you/selfplay-run)")
+    if cfg.evaluate.judge.kind != "selection":
+        check_judge(cfg.evaluate.judge, "evaluate.judge")
+
+
+def check_judge(judge, key: str) -> None:
+    if judge.kind == "rule":
         from selfplay.judge.rules import resolve_rule
 
         try:
-            resolve_rule(cfg.judge.rule)
+            resolve_rule(judge.rule)
         except ValueError as err:
-            raise SelfplayError(str(err)) from None
-    elif not cfg.judge.model_path:
-        raise SelfplayError("judge.model_path: required with judge.kind=reward_model")
+            raise SelfplayError(str(err).replace("judge.rule", f"{key}.rule")) from None
+    elif not judge.model_path:
+        raise SelfplayError(f"{key}.model_path: required with {key}.kind=reward_model")
 
 
 def parse_restart_from(value: str, stages: list[str], iterations: int) -> tuple[int, str]:
@@ -88,7 +96,7 @@ def expected_pairs(cfg: Config) -> int:
     return pairs
 
 
-def training_warnings(cfg: Config, parameters: int | None) -> list[str]:
+def training_warnings(cfg: Config, parameters: int | None, plan: bool = True) -> list[str]:
     """Settings far outside the usual range for their loss and model size (warned, not refused), and
     a schedule with few steps; a schedule whose warmup takes every step is refused."""
     from selfplay.train.schedule import check_schedule, planned_schedule
@@ -106,16 +114,22 @@ def training_warnings(cfg: Config, parameters: int | None) -> list[str]:
             f"train.learning_rate={t.learning_rate:g} on a model of {parameters / 1e6:.0f}M parameters: preference "
             "training of real models uses 1e-7 to 1e-5 (the paper presets 3e-7 to 1e-6); this will likely wreck it"
         )
-    schedule = planned_schedule(expected_pairs(cfg), t, t.num_processes)
-    few = check_schedule(schedule, t, "train (at most, in iteration 0)")
-    if few:
-        out.append(few)
+    if plan:  # with the most pairs iteration 0 can keep (a run on a file checks at its train stage)
+        schedule = planned_schedule(expected_pairs(cfg), t, t.num_processes)
+        few = check_schedule(schedule, t, "train (at most, in iteration 0)")
+        if few:
+            out.append(few)
     return out
 
 
 def check_train(cfg: Config) -> None:
     """Training settings that would fail later, refused before any model loads."""
-    from selfplay.train.trl_args import deepspeed_config, gradient_accumulation, trl_dpo_loss_types
+    from selfplay.train.trl_args import (
+        check_trl_args,
+        deepspeed_config,
+        gradient_accumulation,
+        trl_dpo_loss_types,
+    )
 
     t = cfg.train
     if t.loss == "dpo":
@@ -134,6 +148,7 @@ def check_train(cfg: Config) -> None:
         raise SelfplayError(f"train.num_processes={t.num_processes} must be >= 1")
     gradient_accumulation(t, t.num_processes)
     deepspeed_config(t.deepspeed)
+    check_trl_args(t)
     if t.lora.enabled and t.lora.r < 1:
         raise SelfplayError(f"train.lora.r={t.lora.r} must be >= 1")
 
@@ -145,7 +160,10 @@ def check_lora_targets(t: TrainConfig, model_path: str, trust_remote_code: bool)
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+    from selfplay.models.loading import loading
+
+    with loading(model_path):
+        config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -44,9 +45,33 @@ class JudgeKind(Choice):
     reward_model = "reward_model"
 
 
+class OfflineJudgeKind(Choice):
+    none = "none"
+    rule = "rule"
+    reward_model = "reward_model"
+
+
+class TrackingBackend(Choice):
+    none = "none"
+    tensorboard = "tensorboard"
+    wandb = "wandb"
+    trackio = "trackio"
+
+
+class EvalJudgeKind(Choice):
+    selection = "selection"
+    rule = "rule"
+    reward_model = "reward_model"
+
+
 class LogprobSource(Choice):
     generation = "generation"
     teacher_forcing = "teacher_forcing"
+
+
+class LogprobsMode(Choice):
+    raw = "raw"
+    processed = "processed"
 
 
 class Pairing(Choice):
@@ -158,6 +183,9 @@ class ModelConfig:
     any other model needs preset=none or a preset of conf/preset/)."""
     trust_remote_code: bool = False
     """Allow the model's own Python code to run (explicit per-model opt-in)."""
+    allow_pickle: bool = False
+    """Allow pickle weights (pytorch_model.bin), which can run code when loaded; by default only
+    safetensors load."""
     dtype: Dtype = Dtype.auto
     """Weights dtype: auto = bfloat16 on CUDA, float32 on CPU."""
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
@@ -224,6 +252,12 @@ class GenerateConfig:
     """Stop strings: a response ends before the first one (finish_reason "stop")."""
     ignore_eos: bool = False
     """Keep sampling past end-of-sequence up to max_tokens (benchmarks)."""
+    logprobs_mode: LogprobsMode = LogprobsMode.raw
+    """Which log-prob of each sampled token is recorded: raw = the model's distribution (before
+    temperature and top-p; what teacher forcing computes, and what DPO's reference needs), processed =
+    the distribution actually sampled from (after temperature and top-p; what vLLM's V0 engine returned,
+    and so very likely what the paper's self-play runs used). Processed values are never reused as DPO
+    reference log-probs."""
 
 
 @dataclass
@@ -238,6 +272,8 @@ class JudgeConfig:
     """Reward model folder or hub name (kind=reward_model)."""
     trust_remote_code: bool = False
     """Allow the reward model's own code (e.g. ArmoRM) to run."""
+    allow_pickle: bool = False
+    """Allow the reward model's pickle weights (pytorch_model.bin); by default only safetensors load."""
     batch_size: int = 16
     """Responses scored per forward pass."""
     max_length: int = 4096
@@ -359,6 +395,10 @@ class TrainConfig:
     the stage's partial folder; a rerun of a killed train stage resumes from the newest one. 0 = never."""
     save_total_limit: int = 1
     """Trainer checkpoints kept (the oldest are deleted); all are deleted when the stage finishes."""
+    trl_args: dict[str, Any] = field(default_factory=dict)
+    """Extra fields of TRL's DPOConfig / CPOConfig (SimPO), passed through as given and checked against the
+    installed TRL at start (a misspelled field is a one-line error), e.g. +train.trl_args.max_grad_norm=0.5
+    (the leading + because Hydra needs it for keys the schema does not list)."""
     lora: LoraConfig = field(default_factory=LoraConfig)
 
 
@@ -386,8 +426,9 @@ class EvolveConfig:
     """With parents=top: the fraction of the iteration's scored seed pairs whose prompts are evolved."""
     rewrites_per_prompt: int = 1
     """Strategies applied to each parent (a seeded draw without repeats; at most len(strategies))."""
-    max_tokens: int = 96
-    """Length limit of a rewrite in tokens."""
+    max_tokens: int | None = None
+    """Length limit of a rewrite in tokens; null = generate.max_tokens (the reference code allows 4096).
+    A rewrite cut at the limit is dropped and counted (`truncated`): it is not a whole prompt."""
     min_length_ratio: float = 0.2
     """Keep a rewrite only if len(new) / len(original) in characters is above this..."""
     max_length_ratio: float = 5.0
@@ -399,6 +440,16 @@ class EvolveConfig:
 
 
 @dataclass
+class EvaluateJudgeConfig(JudgeConfig):
+    """The judge of held-out evaluation: kind=selection (default) uses the selection judge (`judge`);
+    kind=rule or reward_model with these fields sets another one, e.g. evaluate.judge.kind=reward_model
+    evaluate.judge.model_path=/models/other-rm."""
+
+    kind: EvalJudgeKind = EvalJudgeKind.selection  # type: ignore[assignment]
+    """selection = the same judge as `judge`; rule / reward_model = the judge these fields describe."""
+
+
+@dataclass
 class EvaluateConfig:
     """Held-out evaluation of each new policy with the judge."""
 
@@ -406,6 +457,8 @@ class EvaluateConfig:
     """Run the evaluate stage."""
     num_samples: int = 4
     """Responses sampled per held-out prompt (same sampling settings as generate)."""
+    judge: EvaluateJudgeConfig = field(default_factory=lambda: EvaluateJudgeConfig())
+    """The evaluation judge (the paper selects with one reward model and evaluates with another judge)."""
 
 
 @dataclass
@@ -433,6 +486,9 @@ class LoopConfig:
     cluster=local, process otherwise."""
     dry_run: bool = False
     """Print every command each stage would launch for the cluster config, run nothing."""
+    stop_after: str | None = None
+    """Stop the run after this stage of its last iteration, e.g. `selection` to generate, judge and pair a
+    pool without training it (then select it offline with different metrics and train on the files)."""
     progress: bool = True
     """Progress lines (counts, rate, ETA) of long stages, and heartbeat lines of running processes;
     false silences them (CI, batch jobs)."""
@@ -443,6 +499,29 @@ class LoopConfig:
     many seconds is killed and its stage fails, naming it, its log and the silence; null = never."""
     stage_timeout: float | None = None
     """Wall-clock limit of each stage, shard or training process in seconds; null = none."""
+
+
+@dataclass
+class TrackingConfig:
+    """Experiment tracking: one tracked run per selfplay run, resumed with it."""
+
+    backend: TrackingBackend = TrackingBackend.none
+    """none, tensorboard (offline event files in <run>/tracking/tensorboard, tensorboardX), wandb or
+    trackio (each needs its package installed)."""
+    project: str = "selfplay"
+    """W&B / Trackio project name."""
+
+
+@dataclass
+class HubConfig:
+    """Pushing each iteration's policy and kept pairs to the Hugging Face Hub (never by default)."""
+
+    push: bool = False
+    """Push after each iteration's evaluation (a `push` stage): iter_<t>/model and iter_<t>/kept_pairs.parquet."""
+    repo_id: str | None = None
+    """Target repository ("user/name"); required with hub.push=true."""
+    private: bool = True
+    """Create the repository private."""
 
 
 @dataclass
@@ -474,6 +553,9 @@ class TaskConfig:
 class Config:
     """The whole run."""
 
+    seed: int | None = None
+    """Sets generate.seed, selection.seed, evolve.selection.seed and train.seed at once (handy in sweeps:
+    -m seed=1,2,3); null = each section's own."""
     preset_name: str | None = None
     """The conf/preset/ file in effect (each preset sets it): tiny = the built-in tiny policy's settings,
     none = the schema's real-model defaults, or a paper preset. Checked against model.path at start."""
@@ -487,6 +569,8 @@ class Config:
     evolve: EvolveConfig = field(default_factory=EvolveConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
 
@@ -512,6 +596,28 @@ class ColumnsConfig:
     teacher forcing with `model` if absent."""
     rejected_implicit: str = "implicit_rejected"
     """Implicit reward of the rejected response; computed with `model` if absent."""
+    all_rewards: str = "all_rm_scores"
+    """The SimPO datasets' layout: a list of K rewards per prompt (chosen = the highest, rejected = the
+    lowest, explicit margin = max - min); used when the two reward columns above are absent."""
+    all_responses: str = "all_generated_responses"
+    """The K responses `all_rewards` scores (chosen and rejected are taken from it when present)."""
+
+
+@dataclass
+class OfflineJudgeConfig(JudgeConfig):
+    """The judge that computes missing rewards. kind=none (default): the dataset's columns must hold
+    them (a silent fall-back to a built-in judge on your dataset is never made)."""
+
+    kind: OfflineJudgeKind = OfflineJudgeKind.none  # type: ignore[assignment]
+    """none = rewards come from the dataset; rule / reward_model = compute the missing ones."""
+
+
+@dataclass
+class OfflineModelConfig(ModelConfig):
+    """The policy whose implicit rewards are computed when the dataset lacks them."""
+
+    path: str | None = None  # type: ignore[assignment]
+    """Model folder or hub name; null = implicit rewards must come from the dataset's columns."""
 
 
 @dataclass
@@ -526,9 +632,36 @@ class OfflineSelectConfig:
     """Split of a datasets folder / hub dataset."""
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
-    judge: JudgeConfig = field(default_factory=JudgeConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    judge: OfflineJudgeConfig = field(default_factory=OfflineJudgeConfig)
+    model: OfflineModelConfig = field(default_factory=OfflineModelConfig)
     logprobs: LogprobsConfig = field(default_factory=LogprobsConfig)
+
+
+@dataclass
+class PairColumnsConfig:
+    """Column names of a preference file to train on."""
+
+    prompt: str = "prompt"
+    """Prompt: a string or a list of chat messages."""
+    chosen: str = "chosen"
+    """Chosen response: a string, or chat messages whose last assistant message is the response."""
+    rejected: str = "rejected"
+    """Rejected response, same forms as `chosen`."""
+    id: str | None = None
+    """Stable row id; null = the row number."""
+
+
+@dataclass
+class TrainFileConfig(Config):
+    """`python -m selfplay.train input=<file> [preset=...]`: train the policy (`model`) on a preference
+    file (e.g. `selected.jsonl` of `python -m selfplay.select`) with the loop's train stage: the same
+    TRL path, presets, tokenisation, reference handling, processes and resume."""
+
+    input: str | None = None
+    """Parquet, JSONL/JSON file, a `datasets` folder (save_to_disk) or hub name with preference pairs."""
+    split: str = "train"
+    """Split of a datasets folder / hub dataset."""
+    pairs: PairColumnsConfig = field(default_factory=PairColumnsConfig)
 
 
 def register_configs() -> None:
@@ -536,6 +669,7 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="schema", node=Config)
     cs.store(name="select_schema", node=OfflineSelectConfig)
+    cs.store(name="train_file_schema", node=TrainFileConfig)
     for group, node in [
         ("model", ModelConfig),
         ("prompts", PromptsConfig),
@@ -547,6 +681,8 @@ def register_configs() -> None:
         ("evolve", EvolveConfig),
         ("evaluate", EvaluateConfig),
         ("loop", LoopConfig),
+        ("tracking", TrackingConfig),
+        ("hub", HubConfig),
         ("cluster", ClusterConfig),
         ("task", TaskConfig),
     ]:

@@ -126,11 +126,12 @@ def vllm_tqdm(progress: Progress):
     class Forwarding(tqdm):
         def __init__(self, *args, **kwargs):
             kwargs["file"] = open(os.devnull, "w")  # noqa: SIM115 - closed with the bar
+            kwargs["disable"] = False  # counts must flow even where TQDM_DISABLE is set
             super().__init__(*args, **kwargs)
 
         def update(self, n=1):
             super().update(n)
-            if self.desc.startswith("Processed"):
+            if str(getattr(self, "desc", "")).startswith("Processed"):
                 progress.update(n)
 
         def close(self):

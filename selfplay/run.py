@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 # Quiet, offline-friendly defaults for the libraries we drive; a user's own setting wins.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -15,50 +16,110 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from selfplay.config import Config, register_configs  # noqa: E402
-from selfplay.errors import SelfplayError  # noqa: E402
+from selfplay.errors import SelfplayError, storage_problem  # noqa: E402
 
 register_configs()
 log = logging.getLogger("selfplay")
 
 
 def to_config(cfg: DictConfig) -> Config:
-    """The composed DictConfig as the typed, frozen `Config` (the only conversion in the program)."""
+    """The composed DictConfig as the typed `Config` (the only conversion in the program); a top-level
+    `seed` is spread to every section's seed."""
     config = OmegaConf.to_object(cfg)
     assert isinstance(config, Config)
+    if config.seed is not None:
+        config.generate.seed = config.selection.seed = config.evolve.selection.seed = config.seed
+        config.train.seed = config.seed
     return config
 
 
-@hydra.main(version_base=None, config_path="pkg://selfplay.conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def sweep_run_name(config: Config) -> str | None:
+    """In a Hydra multirun (-m), each job's own run directory: `<loop.run_name>/<its swept values>`, e.g.
+    `default/selection.metric=random` (the keys given several values on the command line; so a rerun of
+    the sweep resumes every job, and the fixed overrides do not lengthen every name); None outside a
+    multirun."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    hydra = HydraConfig.get()
+    given = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
+    swept = {o.key_or_group for o in OverridesParser.create().parse_overrides(given) if o.is_sweep_override()}
+    excluded = set(hydra.job.config.override_dirname.exclude_keys)
+    parts = []
+    for item in hydra.overrides.task:
+        key = item.split("=", 1)[0].lstrip("+~")
+        if key in swept and key not in excluded:
+            parts.append(item.lstrip("+~"))
+    name = ",".join(parts).replace("/", "_") or f"job{hydra.job.num}"
+    return f"{config.loop.run_name}/{name}"
+
+
+def execute(config: Config, module: str, table=None) -> None:
+    """Run the loop (or, in a launched worker, its task) over `table` (default: the stage table) and
+    print the run directory; a SelfplayError is one line on stderr and exit code 2."""
+    import datasets
     from transformers.utils import logging as hf_logging
 
+    # Library bars write carriage-return frames that fill log files: our own progress lines replace
+    # them. Hub downloads keep theirs on a terminal (a model download can take a while).
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    if not (config.loop.progress and sys.stderr.isatty()):
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     import torch
 
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")  # DeepSpeed's detection otherwise warns
     from selfplay.loop.orchestrator import run_loop, run_task
+    from selfplay.loop.stages import STAGES
 
-    config = to_config(cfg)
+    table = table or STAGES
+    relaunch = relaunch_command(module)
+    job = sweep_run_name(config)
+    if job is not None and config.task.stage is None:
+        config.loop.run_name = job
+        relaunch.append(f"loop.run_name={job}")  # the job's workers run in the job's directory
     try:
         if config.task.stage is not None:
-            print(run_task(config))
+            print(run_task(config, table))
             return
-        run_dir = run_loop(config, relaunch=relaunch_command())
+        run_dir = run_loop(config, relaunch=relaunch, table=table)
     except SelfplayError as err:
         print(f"selfplay: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as exc:  # a full or read-only disk outside a stage (config, metrics, tracking)
+        problem = storage_problem(exc)
+        if problem is None:
+            raise
+        where = Path(config.loop.output_dir) / config.loop.run_name
+        print(
+            f"selfplay: error: {problem} while writing under {where}; free space and rerun", file=sys.stderr
+        )
         sys.exit(2)
     if run_dir is not None:
         print(run_dir)
 
 
-def relaunch_command() -> list[str]:
-    """This invocation's command with its overrides, for launching shard workers of the same run."""
+@hydra.main(version_base=None, config_path="pkg://selfplay.conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    execute(to_config(cfg), "selfplay.run")
+
+
+def relaunch_command(module: str) -> list[str]:
+    """This invocation's command with its overrides, for launching shard and training workers of the
+    same run."""
     from hydra.core.hydra_config import HydraConfig
 
+    if not HydraConfig.initialized():  # called from Python (compose API), not the command line
+        return [sys.executable, "-m", module]
     overrides = [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("task.")]
-    return [sys.executable, "-m", "selfplay.run", *overrides]
+    return [sys.executable, "-m", module, *overrides]
 
 
 if __name__ == "__main__":

@@ -7,15 +7,20 @@ from selfplay.data.records import Message
 from selfplay.errors import SelfplayError
 
 
-def render_prompt_ids(tokenizer, messages: list[Message], key: str = "model.path") -> list[int]:
-    """Render with the tokenizer's chat template once, then tokenize without adding special tokens
-    (the template already places BOS where the model expects it). `key` is the config key that named
-    the model, for the error message."""
+def require_chat_template(tokenizer, key: str = "model.path") -> None:
+    """A chat model's tokenizer carries a chat template; a base model's does not (one line naming it)."""
     if not getattr(tokenizer, "chat_template", None):
         raise SelfplayError(
             f"{key}: the tokenizer of '{getattr(tokenizer, 'name_or_path', '?')}' has no chat_template "
             "(use an instruct/chat model, or add a chat_template to its tokenizer_config.json)"
         )
+
+
+def render_prompt_ids(tokenizer, messages: list[Message], key: str = "model.path") -> list[int]:
+    """Render with the tokenizer's chat template once, then tokenize without adding special tokens
+    (the template already places BOS where the model expects it). `key` is the config key that named
+    the model, for the error message."""
+    require_chat_template(tokenizer, key)
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
     bos = tokenizer.bos_token_id

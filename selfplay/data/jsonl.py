@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from selfplay.data.records import from_dict, to_dict
+from selfplay.errors import SelfplayError
 
 R = TypeVar("R")
+
+
+def finite(value: Any) -> Any:
+    """`value` with every float that is not finite replaced by null (stats of nothing: valid JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
@@ -19,11 +32,20 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False))
-            f.write("\n")
-            n += 1
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False, allow_nan=False))  # valid JSON only
+                f.write("\n")
+                n += 1
+    except ValueError as err:  # NaN / inf: records that may hold them store null and a label instead
+        tmp.unlink(missing_ok=True)
+        raise SelfplayError(
+            f"{path}: record {n + 1} holds a value that is not a finite number ({err})"
+        ) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never a half-written file left behind (disk full, a kill is fine too)
+        raise
     os.replace(tmp, path)
     return n
 

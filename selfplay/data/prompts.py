@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -19,6 +20,8 @@ from selfplay.data.jsonl import read_jsonl
 from selfplay.data.records import Message, Prompt
 from selfplay.errors import SelfplayError
 
+log = logging.getLogger(__name__)
+
 ROLES = ("system", "user", "assistant")
 
 
@@ -29,6 +32,8 @@ class PromptPool:
     pool: list[Prompt]
     heldout: list[Prompt]
     duplicates_dropped: int
+    heldout_overlap: int = 0
+    """Pool prompts that were also held out: removed from the pool (a warning says how many)."""
 
 
 def prompt_id_for(messages: list[Message]) -> str:
@@ -189,8 +194,15 @@ def load_prompt_pool(cfg: PromptsConfig) -> PromptPool:
             )
         pool, heldout = pool[: -cfg.heldout_size], pool[-cfg.heldout_size :]
     heldout_ids = {p.prompt_id for p in heldout}
-    pool = [p for p in pool if p.prompt_id not in heldout_ids]
-    return PromptPool(pool=pool, heldout=heldout[: cfg.heldout_size], duplicates_dropped=d1 + d2)
+    kept = [p for p in pool if p.prompt_id not in heldout_ids]
+    overlap = len(pool) - len(kept)
+    if overlap:
+        log.warning(
+            "prompts: %d prompt(s) of the pool are also held-out prompts (prompts.heldout_path): removed from "
+            "the pool, so that evaluation never sees a prompt the policy trained on",
+            overlap,
+        )
+    return PromptPool(kept, heldout[: cfg.heldout_size], d1 + d2, overlap)
 
 
 def iteration_window(pool: list[Prompt], iteration: int, per_iteration: int) -> list[Prompt]:

@@ -77,13 +77,32 @@ COMPLETION_TEXT = [
 
 @dataclass(frozen=True)
 class Judgment:
-    """The explicit reward the judge gave one response."""
+    """The explicit reward the judge gave one response. A reward that is not a finite number is stored
+    as `reward: null` with `nonfinite` saying which ("nan", "inf", "-inf"), so the file stays valid JSON;
+    `value` gives it back as a float."""
 
     prompt_id: str
     sample_index: int
-    reward: float
+    reward: float | None
     judge: str = ""
     truncated_input: bool = False
+    nonfinite: str | None = None
+
+    @staticmethod
+    def of(
+        prompt_id: str, sample_index: int, value: float, judge: str = "", truncated: bool = False
+    ) -> Judgment:
+        if math.isfinite(value):
+            return Judgment(prompt_id, sample_index, value, judge, truncated)
+        return Judgment(prompt_id, sample_index, None, judge, truncated, nonfinite_label(value))
+
+    @property
+    def value(self) -> float:
+        return self.reward if self.reward is not None else float(self.nonfinite or "nan")
+
+
+def nonfinite_label(value: float) -> str:
+    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,15 @@
 """Held-out evaluation: sample each policy on the held-out prompts with the same seeds, judge the
-samples, and report mean reward and length per policy."""
+samples; per policy the mean reward, its quantiles, mean length and reward-length correlation; win
+rates between policies, sample by sample (same prompt, same seed; ties count 1/2)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from selfplay.config import GenerateConfig, ModelConfig
 from selfplay.data.records import Prompt
-from selfplay.judge.judging import Judge, mean_reward
+from selfplay.judge.judging import Judge, judge_name
 
 HELDOUT_SALT = "heldout"
 """Seed salt of held-out sampling: the same for every policy, so comparisons use common random numbers."""
@@ -23,26 +25,77 @@ def evaluate_policies(
     judge: Judge,
     label: str = "evaluate",
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Stats (`heldout_reward_<name>`, `heldout_tokens_<name>` per policy) and one row per sample."""
+    """Sample and judge each policy on the held-out prompts (the same seeds for every policy); stats
+    per policy (`summary`) and one row per sample (policy, prompt_id, sample_index, text, num_tokens,
+    reward)."""
     from selfplay.generate.sample import sample_completions
 
-    stats: dict[str, Any] = {"heldout_prompts": len(heldout)}
+    stats: dict[str, Any] = {"heldout_prompts": len(heldout), "heldout_judge": judge_name(judge.cfg)}
     rows: list[dict[str, Any]] = []
     for name, path in policies.items():
         completions, _ = sample_completions(
             path, heldout, gen, model, HELDOUT_SALT, num_samples, iteration, f"{label} ({name}: sampling)"
         )
         judgments = judge(heldout, completions, f"{label} ({name}: judging)")
-        stats[f"heldout_reward_{name}"] = mean_reward(judgments)
-        stats[f"heldout_tokens_{name}"] = sum(c.num_tokens for c in completions) / max(1, len(completions))
-        rows += [
+        ours = [
             {
                 "policy": name,
                 "prompt_id": c.prompt_id,
                 "sample_index": c.sample_index,
                 "text": c.text,
-                "reward": j.reward,
+                "num_tokens": c.num_tokens,
+                "reward": j.reward,  # null when not a finite number (then `nonfinite` says which)
+                **({"nonfinite": j.nonfinite} if j.nonfinite else {}),
             }
             for c, j in zip(completions, judgments)
         ]
+        stats.update(summary(ours, name))
+        rows += ours
     return stats, rows
+
+
+def summary(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """Mean reward and its 10/50/90% quantiles, mean length, and the reward-length correlation (a judge
+    that rewards length inflates the reward: this makes it visible) of one policy's samples."""
+    import numpy as np
+
+    rewards = np.array([value(r) for r in rows], dtype=float)
+    tokens = np.array([r["num_tokens"] for r in rows], dtype=float)
+    finite = np.isfinite(rewards)
+    out: dict[str, Any] = {
+        f"heldout_reward_{name}": mean_reward_of(rewards),
+        f"heldout_tokens_{name}": float(tokens.mean()) if len(tokens) else math.nan,
+    }
+    if finite.any():
+        for q, v in zip(("p10", "p50", "p90"), np.quantile(rewards[finite], [0.1, 0.5, 0.9])):
+            out[f"heldout_reward_{name}_{q}"] = float(v)
+    if finite.sum() > 2 and rewards[finite].std() > 0 and tokens[finite].std() > 0:
+        out[f"heldout_reward_length_corr_{name}"] = float(np.corrcoef(rewards[finite], tokens[finite])[0, 1])
+    return out
+
+
+def value(row: dict[str, Any]) -> float:
+    """A held-out row's reward as a float (NaN/inf for a null reward with its `nonfinite` label)."""
+    reward = row["reward"]
+    return float(reward) if reward is not None else float(row.get("nonfinite") or "nan")
+
+
+def mean_reward_of(rewards) -> float:
+    finite = [r for r in rewards if math.isfinite(r)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def win_rate(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> float:
+    """The share of held-out samples on which `ours` is judged better than `theirs`, matched by prompt
+    and sample index (the same sampling seed); a tie counts 1/2, a sample without a finite reward on
+    either side is left out."""
+    other = {(r["prompt_id"], r["sample_index"]): value(r) for r in theirs}
+    score, n = 0.0, 0
+    for r in ours:
+        b = other.get((r["prompt_id"], r["sample_index"]))
+        a = value(r)
+        if b is None or not (math.isfinite(a) and math.isfinite(b)):
+            continue
+        score += 1.0 if a > b else 0.5 if a == b else 0.0
+        n += 1
+    return score / n if n else math.nan

@@ -31,9 +31,11 @@ def filter_rewrites(
     max_ratio: float,
     preamble: str,
     too_long: Callable[[str], bool],
+    truncated: list[bool] | None = None,
 ) -> tuple[list[int], Counter]:
     """Indices of the (original, rewrite) pairs to keep, and drop counts by reason, in this order:
-    empty, preamble (with preamble=drop), length_ratio (characters, outside (min, max)),
+    truncated (the rewrite was cut at the token limit: not a whole prompt), empty, preamble (with
+    preamble=drop), length_ratio (characters, outside (min, max)),
     too_long (rendered tokens over the policy's or judge's limit), duplicate (exact),
     near_duplicate (same after lower-casing and collapsing whitespace; also against `existing`)."""
     counts: Counter = Counter()
@@ -41,6 +43,9 @@ def filter_rewrites(
     seen_norm = {normalized(t) for t in existing}
     keep = []
     for i, (original, text) in enumerate(rewrites):
+        if truncated is not None and truncated[i]:
+            counts["truncated"] += 1
+            continue
         if not text.strip():
             counts["empty"] += 1
             continue

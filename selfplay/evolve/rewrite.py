@@ -49,17 +49,18 @@ def evolved_prompts(
     """Clean and filter the rewrites; returns the new prompts, one row per rewrite (kept or why not),
     and the counts."""
     counts: Counter = Counter()
-    cleaned = []
+    cleaned, truncated = [], []
     for parent, request, _ in triples:
         c = rewrites.get(request.prompt_id)
         text = c.text if c is not None else ""
+        truncated.append(c is not None and c.truncated)
         if cfg.preamble == "strip":
             text, stripped = strip_preamble(text)
             counts["preamble_stripped"] += stripped
         cleaned.append((parent.messages[-1]["content"], text))
     existing = [parent.messages[-1]["content"] for parent, _, _ in triples]
     keep, drops = filter_rewrites(
-        cleaned, existing, cfg.min_length_ratio, cfg.max_length_ratio, str(cfg.preamble), too_long
+        cleaned, existing, cfg.min_length_ratio, cfg.max_length_ratio, str(cfg.preamble), too_long, truncated
     )
     counts.update(drops)
     kept = set(keep)

@@ -16,6 +16,7 @@ def hf_generate(
     import torch
 
     device = next(model.parameters()).device
+    processed = cfg.logprobs_mode == "processed"
     eos_ids = _eos_ids(model, tokenizer)
     out: list[list[RawSample]] = []
     for req in requests:
@@ -34,17 +35,20 @@ def hf_generate(
                 stop_strings=list(cfg.stop) or None,
                 tokenizer=tokenizer if cfg.stop else None,
                 num_return_sequences=num_samples,
-                output_logits=True,
+                output_logits=not processed,
+                output_scores=processed,
                 return_dict_in_generate=True,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=sorted(eos_ids),
             )
         new = gen.sequences[:, ids.shape[1] :]
-        # The sampled token's log-prob under the raw logits, one step at a time (never [K, T, V] in fp32).
+        # The sampled token's log-prob one step at a time (never [K, T, V] in fp32): under the raw logits,
+        # or under the processed scores (after temperature, top-k and top-p: the sampling distribution).
+        steps = gen.scores if processed else gen.logits
         picked = torch.stack(
             [
                 step.float().gather(-1, new[:, t, None]).squeeze(-1) - torch.logsumexp(step.float(), dim=-1)
-                for t, step in enumerate(gen.logits)
+                for t, step in enumerate(steps)
             ],
             dim=1,
         )

@@ -59,12 +59,16 @@ def sample_completions(
         if backend == "vllm":
             from selfplay.generate.vllm_backend import VllmEngine
 
-            with VllmEngine(policy_path, gen, str(model.dtype), model.trust_remote_code) as engine:
+            with VllmEngine(
+                policy_path, gen, str(model.dtype), model.trust_remote_code, model.allow_pickle
+            ) as engine:
                 samples = engine.generate(fits, gen, num_samples, progress)
         else:
             from selfplay.generate.hf_backend import hf_generate
 
-            lm = load_causal_lm(policy_path, str(model.dtype), model.trust_remote_code)
+            lm = load_causal_lm(
+                policy_path, str(model.dtype), model.trust_remote_code, allow_pickle=model.allow_pickle
+            )
             samples = hf_generate(lm, tokenizer, fits, gen, num_samples, progress)
             del lm
     return to_completions(tokenizer, fits, samples, iteration, policy_path, gen.stop), backend

@@ -35,6 +35,7 @@ class VllmEngine:
         cfg: GenerateConfig,
         dtype: str,
         trust_remote_code: bool,
+        allow_pickle: bool = False,
     ):
         import torch
 
@@ -63,14 +64,19 @@ class VllmEngine:
             enforce_eager=cfg.enforce_eager,
             trust_remote_code=trust_remote_code,
             seed=cfg.seed,
-            logprobs_mode="raw_logprobs",
+            logprobs_mode="processed_logprobs" if cfg.logprobs_mode == "processed" else "raw_logprobs",
             tensor_parallel_size=cfg.tensor_parallel_size,
+            use_tqdm_on_load=False,  # a carriage-return bar per load; progress lines are ours
+            load_format="auto" if allow_pickle else "safetensors",  # pickle weights only when allowed
         )
         if self.on_cpu:
             kwargs["kv_cache_memory_bytes"] = int(cfg.cpu_kv_cache_gib * 2**30)
         else:
             kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
-        self.llm: Any = LLM(**kwargs)
+        from selfplay.models.loading import loading
+
+        with loading(model_path):
+            self.llm: Any = LLM(**kwargs)
 
     def __enter__(self) -> VllmEngine:
         return self

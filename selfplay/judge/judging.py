@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
+import numbers
 
 from selfplay.config import JudgeConfig
 from selfplay.data.records import Completion, Judgment, Prompt
+from selfplay.errors import SelfplayError
 from selfplay.judge.rules import resolve_rule
 from selfplay.progress import Progress
 
@@ -28,13 +29,14 @@ class Judge:
         return judge_completions(self.cfg, prompts, completions, self.reward_model, label)
 
 
-def load_judge(cfg: JudgeConfig) -> Judge:
-    """The judge as configured; a reward model is loaded here (the only place that loads one)."""
+def load_judge(cfg: JudgeConfig, key: str = "judge") -> Judge:
+    """The judge as configured (`key` names its config section in errors); a reward model is loaded
+    here (the only place that loads one)."""
     if cfg.kind != "reward_model":
         return Judge(cfg)
     from selfplay.judge.reward_model import RewardModel
 
-    return Judge(cfg, RewardModel(cfg))
+    return Judge(cfg, RewardModel(cfg, key=key))
 
 
 def judge_completions(
@@ -53,7 +55,7 @@ def judge_completions(
         out = []
         for c in completions:
             prompt_text = by_id[c.prompt_id].messages[-1]["content"]
-            out.append(Judgment(c.prompt_id, c.sample_index, float(rule(prompt_text, c.text)), name))
+            out.append(Judgment.of(c.prompt_id, c.sample_index, call_rule(rule, cfg, prompt_text, c), name))
             progress.update()
         progress.close()
         return out
@@ -61,14 +63,30 @@ def judge_completions(
     rewards, truncated = reward_model.score(items, progress)
     progress.close()
     return [
-        Judgment(c.prompt_id, c.sample_index, r, name, t) for c, r, t in zip(completions, rewards, truncated)
+        Judgment.of(c.prompt_id, c.sample_index, r, name, t)
+        for c, r, t in zip(completions, rewards, truncated)
     ]
+
+
+def call_rule(rule, cfg: JudgeConfig, prompt_text: str, c: Completion) -> float:
+    """One rule call; a rule that raises or returns something other than a number is a one-line error
+    naming it (a NaN or inf is a number: selection counts and drops it, per selection.on_nonfinite)."""
+    where = f"(prompt {c.prompt_id}, response {c.sample_index})"
+    try:
+        value = rule(prompt_text, c.text)
+    except Exception as err:
+        raise SelfplayError(f"judge.rule={cfg.rule} raised {type(err).__name__}: {err} {where}") from None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise SelfplayError(
+            f"judge.rule={cfg.rule} returned {value!r:.60} ({type(value).__name__}), not a number {where}"
+        )
+    return float(value)
 
 
 def judgment_stats(judgments: list[Judgment]) -> dict[str, float]:
     import numpy as np
 
-    values = np.array([j.reward for j in judgments], dtype=float)
+    values = np.array([j.value for j in judgments], dtype=float)
     finite = values[np.isfinite(values)]
     stats: dict[str, float] = {
         "judged": len(judgments),
@@ -80,8 +98,3 @@ def judgment_stats(judgments: list[Judgment]) -> dict[str, float]:
             stats[f"reward_{q}"] = float(v)
         stats["reward_mean"] = float(finite.mean())
     return stats
-
-
-def mean_reward(judgments: list[Judgment]) -> float:
-    vals = [j.reward for j in judgments if math.isfinite(j.reward)]
-    return sum(vals) / len(vals) if vals else float("nan")

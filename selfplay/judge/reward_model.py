@@ -8,7 +8,7 @@ import logging
 from selfplay.config import JudgeConfig
 from selfplay.data.records import Message
 from selfplay.errors import SelfplayError
-from selfplay.models.loading import check_model_dir, default_device, torch_dtype
+from selfplay.models.loading import check_model_dir, default_device, loading, torch_dtype
 
 log = logging.getLogger(__name__)
 
@@ -16,32 +16,42 @@ log = logging.getLogger(__name__)
 class RewardModel:
     """Scores (messages, response) pairs with an `AutoModelForSequenceClassification`."""
 
-    def __init__(self, cfg: JudgeConfig, device: str | None = None):
+    def __init__(self, cfg: JudgeConfig, device: str | None = None, key: str = "judge"):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         if not cfg.model_path:
             raise SelfplayError("judge.model_path: required with judge.kind=reward_model")
-        check_model_dir(cfg.model_path, "judge.model_path")
+        check_model_dir(cfg.model_path, f"{key}.model_path", cfg.allow_pickle)
         self.cfg = cfg
         self.device = device or default_device()
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            cfg.model_path, trust_remote_code=cfg.trust_remote_code
-        )
+        with loading(cfg.model_path, f"{key}.model_path"):
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                cfg.model_path, trust_remote_code=cfg.trust_remote_code
+            )
         if not getattr(self.tokenizer, "chat_template", None):
             raise SelfplayError(
                 f"judge.model_path: reward model '{cfg.model_path}' tokenizer has no chat_template"
             )
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = (
-            AutoModelForSequenceClassification.from_pretrained(
-                cfg.model_path,
-                dtype=torch_dtype("auto", self.device),
-                trust_remote_code=cfg.trust_remote_code,
+        with loading(cfg.model_path, f"{key}.model_path"):
+            self.model = (
+                AutoModelForSequenceClassification.from_pretrained(
+                    cfg.model_path,
+                    dtype=torch_dtype("auto", self.device),
+                    trust_remote_code=cfg.trust_remote_code,
+                    use_safetensors=None if cfg.allow_pickle else True,
+                )
+                .to(self.device)
+                .eval()
             )
-            .to(self.device)
-            .eval()
-        )
+        outputs = getattr(self.model.config, "num_labels", 1)
+        if outputs != 1 and not cfg.score_attribute:
+            raise SelfplayError(
+                f"{key}.score_attribute: the reward model '{cfg.model_path}' gives {outputs} values per response "
+                f"(num_labels={outputs}); name the output that holds the reward ({key}.score_attribute=...), "
+                "or use a model with one output"
+            )
         if self.model.config.pad_token_id is None:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
 

@@ -20,7 +20,9 @@ def forced_sums(
     label: str = "logprobs",
 ) -> list[list[float]]:
     tokenizer = load_tokenizer(path, model_cfg.trust_remote_code)
-    model = load_causal_lm(path, str(model_cfg.dtype), model_cfg.trust_remote_code)
+    model = load_causal_lm(
+        path, str(model_cfg.dtype), model_cfg.trust_remote_code, allow_pickle=model_cfg.allow_pickle
+    )
     prompt_ids = {p.prompt_id: render_prompt_ids(tokenizer, p.messages) for p in prompts}
     with Progress(label, len(completions), "sequences") as progress:
         return response_logprobs(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selfplay.data.jsonl import finite
 from selfplay.errors import SelfplayError
 from selfplay.loop.layout import STATS, RunLayout
 from selfplay.progress import HEARTBEAT_ENV, describe, read_beat
@@ -143,4 +144,4 @@ def reason(error_file: Path) -> str:
 
 
 def write_stats(folder: Path, stats: dict[str, Any]) -> None:
-    (folder / STATS).write_text(json.dumps(stats))
+    (folder / STATS).write_text(json.dumps(finite(stats), allow_nan=False))

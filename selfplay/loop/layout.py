@@ -19,10 +19,16 @@ COMPLETIONS = "completions.parquet"
 JUDGMENTS = "judgments.jsonl"
 LOGPROBS = "logprobs.jsonl"
 PAIRS = "pairs.jsonl"
+KEPT_PAIRS = "kept_pairs.parquet"
+"""The kept pairs in TRL's conversational preference format (datasets / `trl dpo` load it as it is)."""
+MODEL_CARD = "README.md"
+PUSHED = "pushed.json"
 REWRITES = "rewrites.jsonl"
 HELDOUT = "heldout.jsonl"
 # Training: the rows every rank reads, the trainer's scratch folder, the next policy.
 TRAIN_DATA = "data"
+TRAIN_HISTORY = "history.jsonl"
+"""TRL's per-step log history of an iteration's training (loss, rewards, learning rate per step)."""
 TRAINER = "trainer"
 MODEL = "model"
 
@@ -51,6 +57,18 @@ class RunLayout:
     def logs_dir(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def lock_file(self) -> Path:
+        return self.root / ".lock"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def tracking_dir(self) -> Path:
+        return self.root / "tracking"
+
     def iteration_dir(self, iteration: int) -> Path:
         return self.root / f"iter_{iteration:03d}"
 
@@ -74,6 +92,12 @@ class RunLayout:
         if shard is not None:
             name += f"-shard-{shard:05d}-of-{shards:05d}"
         return self.logs_dir / f"{name}.log"
+
+    @staticmethod
+    def hub_path(iteration: int, name: str) -> str:
+        """Where `name` of iteration `iteration` goes in the Hugging Face repository (the run's own
+        layout, relative: `iter_000/model`)."""
+        return f"iter_{iteration:03d}/{name}"
 
     @staticmethod
     def part_file(folder: Path, shard: int, shards: int, suffix: str = ".jsonl") -> Path:

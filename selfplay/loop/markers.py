@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from selfplay.data.jsonl import finite
+
 
 def fingerprint(*parts: Any) -> str:
     blob = json.dumps(parts, sort_keys=True, default=str)
@@ -16,7 +18,7 @@ def fingerprint(*parts: Any) -> str:
 
 def write_marker(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.write_text(json.dumps(finite(data), indent=1, sort_keys=True, allow_nan=False))
     os.replace(tmp, path)
 
 

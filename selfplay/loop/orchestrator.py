@@ -15,19 +15,21 @@ from selfplay import progress
 from selfplay.checks import check_config, check_lora_targets, parse_restart_from, training_warnings
 from selfplay.config import Config
 from selfplay.data.prompts import load_prompt_pool
-from selfplay.errors import SelfplayError
-from selfplay.loop import report
+from selfplay.errors import SelfplayError, storage_problem
+from selfplay.loop import summary
 from selfplay.loop.cluster import local_resources
 from selfplay.loop.context import StageContext, reference_policy
 from selfplay.loop.launch import write_stats
 from selfplay.loop.layout import RunLayout
+from selfplay.loop.lock import RunLock
 from selfplay.loop.markers import fingerprint, read_marker
 from selfplay.loop.placement import describe
-from selfplay.loop.run_config import identity, save_or_check
+from selfplay.loop.run_config import config_dict, identity, save_or_check
 from selfplay.loop.runner import place, run_stage
 from selfplay.loop.shards import run_shard
 from selfplay.loop.stages import STAGES, Stage, stage, stages_for
-from selfplay.models.loading import parameter_count, resolve_policy_path
+from selfplay.loop.tracking import check_backend, open_tracker
+from selfplay.models.loading import check_tokenizer, parameter_count, resolve_policy_path
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +41,37 @@ def run_loop(
     starts this same run again (used to launch stage, shard and training processes). With
     `loop.dry_run` it prints the commands every stage would launch and returns None."""
     check_config(cfg)
+    check_backend(cfg.tracking)
     progress.configure(cfg.loop.progress, cfg.loop.progress_interval)
     if cfg.loop.dry_run:
         print("\n".join(dry_run(cfg, relaunch or [sys.executable, "-m", "selfplay.run"], table)))
         return None
     stages = stages_for(cfg, table)
-    _check_prompt_budget(cfg)
+    if cfg.loop.stop_after is not None and cfg.loop.stop_after not in stages:
+        raise SelfplayError(
+            f"loop.stop_after={cfg.loop.stop_after}: not a stage of this run ({', '.join(stages)})"
+        )
+    from_prompts = "prompts" in stages  # a run that trains on a file has no prompt pool
+    if from_prompts:
+        _check_prompt_budget(cfg)
     initial = resolve_policy_path(cfg.model)
+    check_tokenizer(initial, cfg.model.trust_remote_code)
     check_lora_targets(cfg.train, initial, cfg.model.trust_remote_code)
-    warnings = training_warnings(cfg, parameter_count(initial, cfg.model.trust_remote_code))
+    warnings = training_warnings(cfg, parameter_count(initial, cfg.model.trust_remote_code), from_prompts)
     layout = RunLayout((Path(cfg.loop.output_dir) / cfg.loop.run_name).resolve())
+    with RunLock(layout.lock_file):  # one orchestrator per run directory
+        return _run(cfg, relaunch, table, stages, initial, warnings, layout)
+
+
+def _run(
+    cfg: Config,
+    relaunch: list[str] | None,
+    table: tuple[Stage, ...],
+    stages: list[str],
+    initial: str,
+    warnings: list[str],
+    layout: RunLayout,
+) -> Path:
     save_or_check(layout, cfg)  # a refused resume is the only line a refused run prints
     for warning in warnings:
         log.warning(warning)
@@ -64,17 +87,28 @@ def run_loop(
 
         torch.set_num_threads(cfg.loop.threads)
     run_id = identity(cfg)
+    check_finished_outputs(layout, stages, table, cfg.loop.iterations, run_id)
     res = local_resources(cfg)
-    for t in range(cfg.loop.iterations):
-        policy = initial if t == 0 else str(layout.policy_dir(t - 1))
-        for name in stages:
-            ctx = StageContext(cfg, layout, t, layout.partial_dir(t, name), policy, initial, name)
-            run_stage(ctx, stage(name, table), fingerprint(run_id, t, name), res, relaunch)
-            rows = report.collect(layout, cfg.loop.iterations, stages)
-            report.write_metrics(layout, rows)
-        report.write_manifest(layout, manifest(cfg, layout, stages, initial))
-    rows = report.collect(layout, cfg.loop.iterations, stages)
-    text = report.write_results(layout, rows, f"selfplay run {cfg.loop.run_name}")
+    last = cfg.loop.iterations - 1
+    tracker = open_tracker(layout, cfg.tracking, config_dict(cfg))
+    try:
+        for t in range(cfg.loop.iterations):
+            policy = initial if t == 0 else str(layout.policy_dir(t - 1))
+            for name in stages:
+                ctx = StageContext(cfg, layout, t, layout.partial_dir(t, name), policy, initial, name)
+                marker = run_stage(ctx, stage(name, table), fingerprint(run_id, t, name), res, relaunch)
+                if tracker is not None:
+                    tracker.stage_done(t, name, marker)
+                rows = summary.collect(layout, cfg.loop.iterations, stages)
+                summary.write_metrics(layout, rows)
+                if t == last and name == cfg.loop.stop_after:
+                    break
+            summary.write_manifest(layout, manifest(cfg, layout, stages, initial))
+    finally:
+        if tracker is not None:
+            tracker.close()
+    rows = summary.collect(layout, cfg.loop.iterations, stages)
+    text = summary.write_results(layout, rows, f"selfplay run {cfg.loop.run_name}", cfg.loop.iterations)
     print(text)
     return layout.root
 
@@ -85,13 +119,28 @@ def run_task(cfg: Config, table: tuple[Stage, ...] = STAGES) -> Path:
     progress.beat(f"iteration {cfg.task.iteration} {cfg.task.stage}: started")
     try:
         return _run_task(cfg, table)
-    except SelfplayError as err:
+    except Exception as exc:
+        problem = None if isinstance(exc, SelfplayError) else storage_problem(exc)
+        if not isinstance(exc, SelfplayError) and problem is None:
+            raise
+        err = (
+            exc
+            if problem is None
+            else SelfplayError(
+                f"iteration {cfg.task.iteration} {cfg.task.stage}: {problem} while writing; free space and rerun"
+            )
+        )
         layout = RunLayout((Path(cfg.loop.output_dir) / cfg.loop.run_name).resolve())
         if cfg.task.stage and cfg.task.iteration is not None:
             folder = layout.partial_dir(cfg.task.iteration, cfg.task.stage)
-            if folder.is_dir():
-                RunLayout.error_file(folder, cfg.task.shard).write_text(str(err) + "\n")
-        raise
+            try:
+                if folder.is_dir():
+                    RunLayout.error_file(folder, cfg.task.shard).write_text(str(err) + "\n")
+            except OSError:  # the disk that refused the stage may refuse this too; the log has it
+                pass
+        if err is exc:
+            raise
+        raise err from None
 
 
 def _run_task(cfg: Config, table: tuple[Stage, ...]) -> Path:
@@ -142,6 +191,27 @@ def dry_run(cfg: Config, relaunch: list[str], table: tuple[Stage, ...] = STAGES)
     return lines
 
 
+def check_finished_outputs(
+    layout: RunLayout, stages: list[str], table: tuple[Stage, ...], iterations: int, run_id: dict
+) -> None:
+    """Before a resume trusts a finished stage's marker, what the next stages read from it must be
+    there (a deleted policy folder otherwise surfaces deep in a library); stale partial folders of
+    finished stages are removed."""
+    for t in range(iterations):
+        for name in stages:
+            marker = read_marker(layout.marker(t, name))
+            if marker is None or marker.get("fingerprint") != fingerprint(run_id, t, name):
+                continue
+            shutil.rmtree(layout.partial_dir(t, name), ignore_errors=True)
+            for out in stage(name, table).declared_outputs:
+                path = layout.stage_dir(t, name) / out
+                if not path.exists():
+                    raise SelfplayError(
+                        f"iteration {t} {name} is marked done but {path} is missing (deleted or moved?); rerun "
+                        f"with loop.restart_from={t}/{name} to redo it and everything after it"
+                    )
+
+
 def invalidate_from(
     layout: RunLayout, iteration: int, stage: str, stages: list[str], iterations: int
 ) -> None:
@@ -188,6 +258,7 @@ def manifest(cfg: Config, layout: RunLayout, stages: list[str], initial: str) ->
             "reference": reference_policy(cfg.train, policy, initial),
             "reference_kind": str(cfg.train.reference),
             "generate_seed": cfg.generate.seed,
+            "logprobs_mode": str(cfg.generate.logprobs_mode),
             "train_seed": cfg.train.seed,
             "backend": gen.get("backend"),
             "fingerprints": {s: m["fingerprint"] for s, m in markers.items() if m},

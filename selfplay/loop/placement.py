@@ -64,7 +64,7 @@ def placement(sharded: bool, has_ranks: bool, cfg: Config, res: Resources) -> Pl
     return Placement(PROCESS if res.isolation == PROCESS else IN_PROCESS)
 
 
-# Commands. `relaunch` is the run's own command: [python, -m, selfplay.run, *overrides].
+# Commands. `relaunch` is the run's own command: [python, -m, <selfplay.run or selfplay.train>, *overrides].
 
 
 def task_args(stage: str, iteration: int, shard: int | None = None) -> list[str]:
@@ -90,8 +90,7 @@ def shard_command(
 
 def train_command(relaunch: list[str], res: Resources, iteration: int, port: int) -> list[str]:
     """torchrun over the training processes; on SLURM one torchrun per node through srun."""
-    overrides = relaunch[3:]
-    python = relaunch[0]
+    python, module, overrides = relaunch[0], relaunch[2], relaunch[3:]
     if res.kind == "slurm":
         return [
             "srun",
@@ -107,7 +106,7 @@ def train_command(relaunch: list[str], res: Resources, iteration: int, port: int
             f"--rdzv_endpoint={res.main_addr}:{port}",
             f"--rdzv_id={res.job_id}",
             "-m",
-            "selfplay.run",
+            module,
             *overrides,
             *task_args("train", iteration),
         ]
@@ -120,7 +119,7 @@ def train_command(relaunch: list[str], res: Resources, iteration: int, port: int
         "--master_addr=127.0.0.1",
         f"--master_port={port}",
         "-m",
-        "selfplay.run",
+        module,
         *overrides,
         *task_args("train", iteration),
     ]

@@ -14,6 +14,8 @@ from selfplay.loop.layout import RunLayout
 
 EXTENDING_KEYS = frozenset(
     {
+        "loop.output_dir",  # where the run lives, not what it is: a moved run directory resumes
+        "loop.run_name",
         "loop.iterations",
         "loop.restart_from",
         "loop.threads",
@@ -24,10 +26,16 @@ EXTENDING_KEYS = frozenset(
         "task.shard",
         "loop.isolation",
         "loop.dry_run",
+        "loop.stop_after",
         "loop.progress",
         "loop.progress_interval",
         "loop.hang_timeout",
         "loop.stage_timeout",
+        "tracking.backend",
+        "tracking.project",
+        "hub.push",
+        "hub.repo_id",
+        "hub.private",
         "cluster.kind",
         "cluster.gpus_per_node",
         "cluster.master_port",

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from selfplay.config import Config
-from selfplay.errors import SelfplayError
+from selfplay.errors import SelfplayError, storage_problem
 from selfplay.loop import launch
 from selfplay.loop.cluster import Resources, local_resources
 from selfplay.loop.context import StageContext
@@ -62,7 +62,18 @@ def run_stage(
         stale.unlink(missing_ok=True)
     log.info("iteration %d %s: running", t, stage)
     start = time.time()
-    stats = execute(ctx, spec, place(spec, ctx.config, res or local_resources(ctx.config)), res, relaunch)
+    try:
+        stats = execute(ctx, spec, place(spec, ctx.config, res or local_resources(ctx.config)), res, relaunch)
+    except SelfplayError:
+        raise
+    except Exception as exc:
+        problem = storage_problem(exc)
+        if problem is None:
+            raise
+        raise SelfplayError(
+            f"iteration {t} {stage}: {problem} while writing under {layout.root}; free space and rerun the "
+            "same command (finished stages are kept, this one starts again)"
+        ) from None
     seconds = time.time() - start
     os.replace(partial, final)
     marker = {
@@ -75,6 +86,9 @@ def run_stage(
     }
     write_marker(layout.marker(t, stage), marker)
     log.info("iteration %d %s: done in %.1fs %s", t, stage, seconds, _short(stats))
+    dropped = drop_summary(stage, stats)
+    if dropped:
+        log.warning("iteration %d %s: dropped and counted: %s", t, stage, dropped)
     return marker
 
 
@@ -141,6 +155,56 @@ def _torchrun(ctx: StageContext, spec: Stage, res: Resources, relaunch: list[str
     return launch.read_stats(
         ctx.out, f"iteration {ctx.iteration} {spec.name}: training processes", rc, log_path
     )
+
+
+_SELECTION_DROPS = {
+    "too_few_responses": "prompts with fewer than 2 usable responses",
+    "nonfinite_responses": "responses with a NaN/inf reward or log-prob",
+    "truncated_responses": "responses cut at generate.max_tokens (selection.exclude_truncated)",
+    "tied": "prompts whose best and worst rewards tie",
+    "identical": "pairs whose chosen and rejected texts are identical",
+    "no_pair_over_min_margin": "prompts with no pair over selection.min_margin",
+    "dropped_tied": "rows whose rewards all tie",
+    "dropped_identical": "rows whose chosen and rejected are identical",
+}
+DROPS: dict[str, dict[str, str]] = {
+    "prompts": {
+        "duplicates_dropped": "duplicate prompts",
+        "heldout_overlap_removed": "pool prompts that are also held out (removed from the pool)",
+    },
+    "generate": {
+        "prompts_too_long": "prompts too long for generate.max_model_len (no responses)",
+        "empty": "empty responses",
+    },
+    "judge": {
+        "nonfinite": "NaN/inf rewards",
+        "input_truncated": "judge inputs truncated at judge.max_length",
+    },
+    "selection": _SELECTION_DROPS,
+    "evolve": {
+        "truncated": "rewrites cut at the token limit",
+        "empty": "empty rewrites",
+        "preamble": "rewrites with a preamble",
+        "length_ratio": "rewrites outside the length ratio",
+        "too_long": "rewrites too long for the policy or the judge",
+        "duplicate": "duplicate rewrites",
+        "near_duplicate": "near-duplicate rewrites",
+    },
+    "evolved_generate": {
+        "prompts_too_long": "evolved prompts too long (no responses)",
+        "empty": "empty responses",
+    },
+    "evolved_judge": {"nonfinite": "NaN/inf rewards", "input_truncated": "judge inputs truncated"},
+    "evolved_selection": _SELECTION_DROPS,
+    "train": {"pairs_prompt_too_long": "pairs whose prompt fills train.max_length"},
+}
+"""Per stage, the stats that count dropped or degraded items (printed when not zero)."""
+
+
+def drop_summary(stage: str, stats: dict[str, Any]) -> str:
+    """One line of every non-zero drop count of a stage: "12 prompts whose ... , 3 pairs ..."."""
+    parts = [f"{stats[k]} {what}" for k, what in DROPS.get(stage, {}).items() if stats.get(k)]
+    return ", ".join(parts)
 
 
 def watch(ctx: StageContext) -> launch.Watch:

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from selfplay.config import Config
 from selfplay.data.files import read_records, write_records
-from selfplay.data.jsonl import write_jsonl
+from selfplay.data.jsonl import read_jsonl, write_jsonl
 from selfplay.data.prompts import iteration_window, load_prompt_pool
 from selfplay.data.records import COMPLETION_TEXT, Completion, Judgment, Pair, Prompt, SequenceLogprob
+from selfplay.data.trl_format import write_trl_pairs
 from selfplay.errors import SelfplayError
 from selfplay.loop.context import StageContext
 from selfplay.loop.layout import (
@@ -27,13 +28,17 @@ from selfplay.loop.layout import (
     HELDOUT,
     HELDOUT_PROMPTS,
     JUDGMENTS,
+    KEPT_PAIRS,
     LOGPROBS,
     MODEL,
+    MODEL_CARD,
     PAIRS,
     PROMPTS,
+    PUSHED,
     REWRITES,
     STATS,
     TRAIN_DATA,
+    TRAIN_HISTORY,
     TRAINER,
 )
 
@@ -45,7 +50,12 @@ def run_prompts(ctx: StageContext) -> dict:
     prompts = iteration_window(pool.pool, ctx.iteration, ctx.config.prompts.per_iteration)
     write_records(ctx.out / PROMPTS, prompts)
     write_records(ctx.out / HELDOUT_PROMPTS, pool.heldout)  # read by evaluate: the pool is loaded once
-    return {"prompts": len(prompts), "pool": len(pool.pool), "duplicates_dropped": pool.duplicates_dropped}
+    return {
+        "prompts": len(prompts),
+        "pool": len(pool.pool),
+        "duplicates_dropped": pool.duplicates_dropped,
+        "heldout_overlap_removed": pool.heldout_overlap,
+    }
 
 
 # Sharded stages: a core over a slice of the iteration's prompts, and stats over the merged records
@@ -135,8 +145,23 @@ def run_selection(ctx: StageContext) -> dict:
     if cfg.selection.pool == "all":  # each file holds its iteration's own pairs and earlier ones
         earlier = ctx.earlier(("selection",), PAIRS, Pair, lambda p, t: p.iteration == t)
     pool, stats = pair_and_select(prompts, cands, cfg.selection, ctx.iteration, earlier)
+    if not len(pool):
+        raise SelfplayError(f"{ctx.label}: no pairs to select from ({no_pairs_reason(stats)})")
     write_jsonl(ctx.out / PAIRS, pool.rows())
+    write_trl_pairs(ctx.out / KEPT_PAIRS, pool.kept_pairs())
     return stats
+
+
+def no_pairs_reason(stats: dict) -> str:
+    """Why a pool is empty, from the pairing counts (e.g. a judge that gives every response the same
+    reward ties every prompt)."""
+    n = stats.get("prompts", 0)
+    if n and stats.get("tied", 0) == n:
+        return f"all {n} prompts' responses tie in reward: does the judge give every response the same value?"
+    counts = {
+        k: stats[k] for k in ("tied", "identical", "too_few_responses", "nonfinite_responses") if stats.get(k)
+    }
+    return f"{n} prompts; dropped: {counts or 'nothing'}"
 
 
 def run_evolve(ctx: StageContext) -> dict:
@@ -156,7 +181,7 @@ def run_evolve(ctx: StageContext) -> dict:
     triples = rewrite_requests(
         parents, load_templates(list(ev.strategies), ev.templates_dir), ev, cfg.generate.seed, ctx.iteration
     )
-    gen = replace(cfg.generate, max_tokens=ev.max_tokens)
+    gen = replace(cfg.generate, max_tokens=ev.max_tokens or cfg.generate.max_tokens)
     rewrites, _ = sample_completions(
         ctx.policy,
         [r for _, r, _ in triples],
@@ -187,6 +212,7 @@ def run_evolved_selection(ctx: StageContext) -> dict:
     cands = candidates(completions, judgments, str(cfg.evolve.selection.implicit_reward))
     pool, stats = pair_and_select(prompts, cands, cfg.evolve.selection, ctx.iteration)
     write_jsonl(ctx.out / PAIRS, pool.rows())
+    write_trl_pairs(ctx.out / KEPT_PAIRS, pool.kept_pairs())
     return stats
 
 
@@ -216,7 +242,8 @@ def prepare_training(ctx: StageContext) -> dict:
         raise SelfplayError(
             f"iteration {ctx.iteration} train: no kept pairs (see the selection stage's counts)"
         )
-    sources = ("generate", "evolved_generate") if cfg.evolve.enabled else ("generate",)
+    wanted = ("generate", "evolved_generate") if cfg.evolve.enabled else ("generate",)
+    sources = tuple(s for s in wanted if ctx.input(s, COMPLETIONS).is_file())  # none when training on a file
     where = ("prompt_id", {p.prompt_id for p in pairs})  # only the kept pairs' rows, with their tokens
     completions = [
         c for s in sources for c in read_records(ctx.input(s, COMPLETIONS), Completion, where=where)
@@ -225,7 +252,8 @@ def prepare_training(ctx: StageContext) -> dict:
         completions += ctx.earlier(sources, COMPLETIONS, Completion, where=where)
     sampled = {sampled_key(c): c for c in completions}
     exact = torch_dtype(str(cfg.model.dtype), default_device()) == torch.float32
-    reuse = ctx.reference if exact and cfg.train.loss == "dpo" else None
+    raw = cfg.generate.logprobs_mode == "raw"  # processed log-probs are not the model's: never a reference
+    reuse = ctx.reference if exact and raw and cfg.train.loss == "dpo" else None
     tokenizer = load_tokenizer(ctx.policy, cfg.model.trust_remote_code)
     rows, row_stats = training_rows(pairs, sampled, tokenizer, cfg.train, reuse)
     if not rows:
@@ -250,11 +278,13 @@ def prepare_training(ctx: StageContext) -> dict:
 
 def train_ranks(ctx: StageContext) -> dict:
     """What every training process runs (one process, or each torchrun rank): train on the prepared
-    rows and save the next policy; returns the trainer's stats."""
+    rows and save the next policy (with its model card); returns the trainer's stats."""
+    import os
+
     from selfplay.train.trainer import train_policy
 
     cfg = ctx.config
-    return train_policy(
+    stats = train_policy(
         ctx.out / TRAIN_DATA,
         ctx.policy,
         ctx.reference,
@@ -263,17 +293,37 @@ def train_ranks(ctx: StageContext) -> dict:
         ctx.out / TRAINER,
         ctx.out / MODEL,
         ctx.label,
+        ctx.out / TRAIN_HISTORY,
     )
+    if int(os.environ.get("RANK", "0")) == 0:
+        write_card(ctx, ctx.out / MODEL, stats)
+    return stats
+
+
+def write_card(ctx: StageContext, model_dir: Path, train: dict, evaluation: dict | None = None) -> None:
+    from selfplay.loop.markers import read_marker
+    from selfplay.train.card import model_card
+
+    selection = (read_marker(ctx.layout.marker(ctx.iteration, "selection")) or {}).get("stats", {})
+    text = model_card(ctx.config, ctx.iteration, ctx.policy, train, selection, evaluation)
+    (model_dir / MODEL_CARD).write_text(text)
+
+
+def evaluation_judge(cfg: Config):
+    return cfg.judge if cfg.evaluate.judge.kind == "selection" else cfg.evaluate.judge
 
 
 def run_evaluate(ctx: StageContext) -> dict:
-    from selfplay.evaluate.heldout import evaluate_policies
+    """Sample and judge pi_{t+1} on the held-out prompts (pi_0 too in iteration 0; later iterations
+    reuse pi_0's and pi_t's samples from earlier evaluations: the same seeds, not regenerated), and its
+    win rates vs pi_0 and vs pi_t."""
+    from selfplay.evaluate.heldout import evaluate_policies, win_rate
     from selfplay.judge.judging import load_judge
 
-    cfg = ctx.config
+    cfg, t = ctx.config, ctx.iteration
     heldout = read_records(ctx.input("prompts", HELDOUT_PROMPTS), Prompt)
-    policies = {"after": str(ctx.layout.policy_dir(ctx.iteration))}
-    if ctx.iteration == 0:
+    policies = {"after": str(ctx.layout.policy_dir(t))}
+    if t == 0:
         policies = {"before": ctx.initial_policy, **policies}
     stats, rows = evaluate_policies(
         policies,
@@ -281,11 +331,68 @@ def run_evaluate(ctx: StageContext) -> dict:
         cfg.generate,
         cfg.model,
         cfg.evaluate.num_samples,
-        ctx.iteration,
-        load_judge(cfg.judge),  # loaded once for both policies
+        t,
+        load_judge(
+            evaluation_judge(cfg), "judge" if cfg.evaluate.judge.kind == "selection" else "evaluate.judge"
+        ),
         ctx.label,
     )
+    after = [r for r in rows if r["policy"] == "after"]
+    if t == 0:
+        initial = previous = [r for r in rows if r["policy"] == "before"]
+    else:
+        initial = [
+            r for r in read_jsonl(ctx.layout.stage_dir(0, "evaluate") / HELDOUT) if r["policy"] == "before"
+        ]
+        previous = [
+            r for r in read_jsonl(ctx.layout.stage_dir(t - 1, "evaluate") / HELDOUT) if r["policy"] == "after"
+        ]
+    stats["win_rate_vs_initial"] = win_rate(after, initial)
+    stats["win_rate_vs_previous"] = win_rate(after, previous)
     write_jsonl(ctx.out / HELDOUT, rows)
+    from selfplay.loop.markers import read_marker
+
+    train = (read_marker(ctx.layout.marker(t, "train")) or {}).get("stats", {})
+    write_card(ctx, ctx.layout.policy_dir(t), train, stats)  # the card gains the held-out results
+    return stats
+
+
+def push_plan(ctx: StageContext) -> list[tuple[Path, str]]:
+    """What the push stage uploads: (local file or folder, path in the repository)."""
+    t = ctx.iteration
+    items = [(ctx.layout.policy_dir(t), ctx.layout.hub_path(t, MODEL))]
+    for stage in ("selection", "evolved_selection"):
+        kept = ctx.input(stage, KEPT_PAIRS)
+        if kept.is_file():
+            items.append((kept, ctx.layout.hub_path(t, f"{stage}_{KEPT_PAIRS}")))
+    return items
+
+
+def run_push(ctx: StageContext) -> dict:
+    import json
+
+    from selfplay.models import hub
+
+    cfg = ctx.config
+    items = push_plan(ctx)
+    (ctx.out / PUSHED).write_text(json.dumps([[str(a), b] for a, b in items], indent=1))
+    hub.upload(str(cfg.hub.repo_id), items, cfg.hub.private)
+    return {"repo_id": cfg.hub.repo_id, "pushed": len(items)}
+
+
+def import_pairs(ctx: StageContext) -> dict:
+    """`python -m selfplay.train input=<file>`: the file's preference rows as this run's kept pairs (the
+    system prompt of `prompts.system_prompt` added, as the loop adds it), for the train stage."""
+    from selfplay.data.preferences import file_pairs
+
+    cfg = ctx.config
+    pairs, stats = file_pairs(
+        getattr(cfg, "input", None),
+        getattr(cfg, "split", "train"),
+        getattr(cfg, "pairs", None),
+        cfg.prompts.system_prompt,
+    )
+    write_records(ctx.out / PAIRS, pairs)
     return stats
 
 
@@ -317,6 +424,13 @@ class Stage:
     sharded: Sharded | None = None
     ranks: StageFn | None = None
     enabled: Callable[[Config], bool] = lambda cfg: True
+    outputs: tuple[str, ...] = ()
+    """What the next stages read from its folder (besides a sharded stage's output): checked to exist
+    before a resume trusts the stage's marker."""
+
+    @property
+    def declared_outputs(self) -> tuple[str, ...]:
+        return (*self.outputs, *((self.sharded.output,) if self.sharded else ()))
 
     @property
     def resumable(self) -> bool:
@@ -333,7 +447,7 @@ def _evolving(cfg: Config) -> bool:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("prompts", run=run_prompts),
+    Stage("prompts", run=run_prompts, outputs=(PROMPTS, HELDOUT_PROMPTS)),
     Stage("generate", sharded=Sharded(COMPLETIONS, Completion, generate_shard, generate_stats)),
     Stage("judge", sharded=Sharded(JUDGMENTS, Judgment, judge_shard, judge_stats)),
     Stage(
@@ -341,8 +455,8 @@ STAGES: tuple[Stage, ...] = (
         sharded=Sharded(LOGPROBS, SequenceLogprob, logprobs_shard, logprobs_stats),
         enabled=needs_logprobs_stage,
     ),
-    Stage("selection", run=run_selection),
-    Stage("evolve", run=run_evolve, enabled=_evolving),
+    Stage("selection", run=run_selection, outputs=(PAIRS, KEPT_PAIRS)),
+    Stage("evolve", run=run_evolve, enabled=_evolving, outputs=(PROMPTS, REWRITES)),
     Stage(
         "evolved_generate",
         sharded=Sharded(
@@ -361,13 +475,21 @@ STAGES: tuple[Stage, ...] = (
         ),
         enabled=_evolving,
     ),
-    Stage("evolved_selection", run=run_evolved_selection, enabled=_evolving),
-    Stage("train", run=prepare_training, ranks=train_ranks),
-    Stage("evaluate", run=run_evaluate, enabled=lambda cfg: cfg.evaluate.enabled),
+    Stage("evolved_selection", run=run_evolved_selection, enabled=_evolving, outputs=(PAIRS, KEPT_PAIRS)),
+    Stage("train", run=prepare_training, ranks=train_ranks, outputs=(f"{MODEL}/config.json",)),
+    Stage("evaluate", run=run_evaluate, enabled=lambda cfg: cfg.evaluate.enabled, outputs=(HELDOUT,)),
+    Stage("push", run=run_push, enabled=lambda cfg: cfg.hub.push, outputs=(PUSHED,)),
 )
 """Every stage, in run order."""
 
 STAGE_NAMES = tuple(s.name for s in STAGES)
+
+FILE_STAGES: tuple[Stage, ...] = (
+    Stage("selection", run=import_pairs, outputs=(PAIRS,)),
+    Stage("train", run=prepare_training, ranks=train_ranks, outputs=(f"{MODEL}/config.json",)),
+)
+"""Training on a preference file (`python -m selfplay.train`): its rows become the kept pairs, then the
+loop's own train stage."""
 
 
 def stage(name: str, table: tuple[Stage, ...] = STAGES) -> Stage:

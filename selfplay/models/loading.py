@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,39 @@ WEIGHT_FILES = (
 )
 
 
+def check_tokenizer(path: str, trust_remote_code: bool = False, key: str = "model.path") -> None:
+    """The tokenizer has a chat template, and its ids all index the model's embedding (a tokenizer of
+    another model otherwise fails deep inside generation)."""
+    from transformers import AutoConfig
+
+    from selfplay.data.chat import require_chat_template
+
+    try:
+        with loading(path, key):
+            config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except SelfplayError:
+        raise
+    except Exception:  # the loaders report an unreadable config when they load it
+        return
+    vocab = getattr(
+        config.get_text_config() if hasattr(config, "get_text_config") else config, "vocab_size", None
+    )
+    tokenizer = load_tokenizer(path, trust_remote_code, key)
+    require_chat_template(tokenizer, key)
+    if isinstance(vocab, int) and len(tokenizer) > vocab:
+        raise SelfplayError(
+            f"{key}: the tokenizer of '{path}' has {len(tokenizer)} tokens but the model's embedding only "
+            f"{vocab} (config.json vocab_size): tokenizer and model do not belong together"
+        )
+
+
 def resolve_policy_path(cfg: ModelConfig) -> str:
     """pi_0's folder: the built tiny policy, a local folder (checked), or a hub name (left to HF)."""
     if cfg.path == TINY_MODEL:
         from selfplay.models.tiny import tiny_model_path
 
         return str(tiny_model_path(cfg.tiny))
-    check_model_dir(cfg.path, "model.path")
+    check_model_dir(cfg.path, "model.path", cfg.allow_pickle)
     return cfg.path
 
 
@@ -30,8 +57,10 @@ def looks_local(path: str) -> bool:
     return path.startswith((".", "/", "~")) or Path(path).exists() or path.count("/") != 1
 
 
-def check_model_dir(path: str, field: str) -> None:
-    """A local model folder must exist and hold a config and weights; hub names pass through."""
+def check_model_dir(path: str, field: str, allow_pickle: bool = False) -> None:
+    """A local model folder must exist and hold a config and weights, safetensors unless pickle weights
+    are allowed for it (a pickle file can run code when loaded); hub names pass through (their loaders
+    are told to take safetensors only)."""
     if not looks_local(path):
         return
     folder = Path(path).expanduser()
@@ -39,8 +68,16 @@ def check_model_dir(path: str, field: str) -> None:
         raise SelfplayError(f"{field}: model folder '{path}' does not exist")
     if not (folder / "config.json").is_file():
         raise SelfplayError(f"{field}: '{path}' has no config.json (not a Hugging Face model folder)")
-    if not any((folder / w).is_file() for w in WEIGHT_FILES) and not list(folder.glob("*.safetensors")):
-        raise SelfplayError(f"{field}: '{path}' has no weights (*.safetensors or pytorch_model.bin)")
+    safetensors = list(folder.glob("*.safetensors")) or (folder / "model.safetensors.index.json").is_file()
+    if not safetensors:
+        if not any((folder / w).is_file() for w in WEIGHT_FILES) and not list(folder.glob("*.bin")):
+            raise SelfplayError(f"{field}: '{path}' has no weights (*.safetensors or pytorch_model.bin)")
+        if not allow_pickle:
+            prefix = field.rsplit(".", 1)[0]
+            raise SelfplayError(
+                f"{field}: '{path}' has only pickle weights (*.bin), which can run code when loaded; convert "
+                f"them to safetensors, or set {prefix}.allow_pickle=true if you trust them"
+            )
 
 
 def torch_dtype(name: str, device: str):
@@ -57,24 +94,57 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_tokenizer(path: str, trust_remote_code: bool = False):
+@contextmanager
+def loading(path: str, key: str = "model.path"):
+    """A library's refusal to run a model's own code, as our one-line error naming our config key
+    (never the library's `trust_remote_code=True` advice)."""
+    try:
+        yield
+    except SelfplayError:
+        raise
+    except Exception as err:
+        if "safetensors" in str(err).lower() and "no file named" in str(err).lower():
+            prefix = key.rsplit(".", 1)[0]
+            raise SelfplayError(
+                f"{key}: '{path}' has no safetensors weights (pickle weights can run code when loaded); set "
+                f"{prefix}.allow_pickle=true if you trust them"
+            ) from None
+        if "trust_remote_code" in str(err):
+            prefix = key.rsplit(".", 1)[0]
+            raise SelfplayError(
+                f"{key}: '{path}' needs its own Python code to load; if you trust that code, set "
+                f"{prefix}.trust_remote_code=true"
+            ) from None
+        raise
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False, key: str = "model.path"):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    with loading(path, key):
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
 
 
 def load_causal_lm(
-    path: str, dtype: str = "auto", trust_remote_code: bool = False, device: str | None = None
+    path: str,
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+    device: str | None = None,
+    allow_pickle: bool = False,
 ):
     from transformers import AutoModelForCausalLM
 
     device = device or default_device()
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=torch_dtype(dtype, device), trust_remote_code=trust_remote_code
-    )
+    with loading(path):
+        model = AutoModelForCausalLM.from_pretrained(
+            path,
+            dtype=torch_dtype(dtype, device),
+            trust_remote_code=trust_remote_code,
+            use_safetensors=None if allow_pickle else True,
+        )
     return model.to(device).eval()  # type: ignore[arg-type]
 
 
@@ -137,7 +207,10 @@ def model_context_length(path: str, trust_remote_code: bool = False) -> int | No
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        with loading(path):
+            config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except SelfplayError:
+        raise
     except Exception:  # the model's own loader reports the problem when it loads
         return None
     config = config.get_text_config() if hasattr(config, "get_text_config") else config

@@ -8,81 +8,24 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from selfplay.config import OfflineSelectConfig
 from selfplay.data.jsonl import write_jsonl
-from selfplay.data.prompts import to_messages
-from selfplay.data.records import Message, Pair
+from selfplay.data.preferences import Columns, Row, read_table
+from selfplay.data.preferences import parse_rows as _parse_rows
+from selfplay.data.records import Pair
 from selfplay.errors import SelfplayError
 from selfplay.selection.pipeline import ScoredPool, implicit_reward, select_pool, selection_stats
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Row:
-    """One preference row: the original fields plus the parsed prompt and response texts."""
-
-    row_id: str
-    data: dict[str, Any]
-    messages: list[Message]
-    chosen: str
-    rejected: str
-
-
-def read_table(path: str, split: str) -> list[dict[str, Any]]:
-    """Rows of a Parquet / JSONL / JSON file, a saved `datasets` folder, or a hub dataset."""
-    from selfplay.config import PromptsConfig, PromptSource
-    from selfplay.data.prompts import read_rows
-
-    p = Path(path)
-    source = PromptSource.file if p.is_file() else PromptSource.hf
-    if not p.exists() and "/" not in path.strip("/"):
-        raise SelfplayError(f"input: '{path}' does not exist")
-    return read_rows(PromptsConfig(source=source, split=split), path, key="input")
-
-
-def response_text(value: Any, where: str, column: str) -> str:
-    """A response cell: a string, or chat messages whose last assistant message is the response."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (list, tuple)):
-        for m in reversed(value):
-            if isinstance(m, dict) and m.get("role") == "assistant" and "content" in m:
-                return str(m["content"])
-    raise SelfplayError(f"{where}: column '{column}' must be a string or messages with an assistant turn")
-
-
-def parse_rows(table: list[dict[str, Any]], cfg: OfflineSelectConfig) -> list[Row]:
-    cols = cfg.columns
-    if not table:
-        raise SelfplayError(f"{cfg.input}: the dataset is empty")
-    missing = [c for c in (cols.prompt, cols.chosen, cols.rejected) if c not in table[0]]
-    if missing:
-        raise SelfplayError(
-            f"{cfg.input}: missing column(s) {', '.join(missing)} (has: {', '.join(table[0])}; "
-            "set columns.prompt / columns.chosen / columns.rejected)"
-        )
-    rows = []
-    for i, data in enumerate(table):
-        where = f"{cfg.input}: row {i + 1}"
-        prompt = data[cols.prompt]
-        if isinstance(prompt, (list, tuple)) and prompt and prompt[-1].get("role") == "assistant":
-            prompt = list(prompt)[:-1]  # a conversation that ends with the response
-        row_id = str(data[cols.id]) if cols.id else f"{i:08d}"
-        rows.append(
-            Row(
-                row_id,
-                data,
-                to_messages(prompt, where, cols.prompt),
-                response_text(data[cols.chosen], where, cols.chosen),
-                response_text(data[cols.rejected], where, cols.rejected),
-            )
-        )
-    return rows
+def parse_rows(table: list[dict[str, Any]], cfg: OfflineSelectConfig) -> tuple[list[Row], dict[str, int]]:
+    c = cfg.columns
+    cols = Columns(c.prompt, c.chosen, c.rejected, c.id, c.all_rewards, c.all_responses)
+    return _parse_rows(table, str(cfg.input), cols)
 
 
 def column_pair(rows: list[Row], a: str, b: str, what: str) -> list[tuple[float, float]] | None:
@@ -115,7 +58,7 @@ def compute_rewards(rows: list[Row], cfg: OfflineSelectConfig) -> list[tuple[flo
         for r in rows
         for k, text in enumerate((r.chosen, r.rejected))
     ]
-    rewards = [j.reward for j in load_judge(cfg.judge)(prompts, completions)]
+    rewards = [j.value for j in load_judge(cfg.judge)(prompts, completions)]
     return list(zip(rewards[0::2], rewards[1::2]))
 
 
@@ -126,7 +69,9 @@ def compute_implicit(rows: list[Row], cfg: OfflineSelectConfig) -> list[tuple[fl
 
     path = resolve_policy_path(cfg.model)
     tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
-    model = load_causal_lm(path, str(cfg.model.dtype), cfg.model.trust_remote_code)
+    model = load_causal_lm(
+        path, str(cfg.model.dtype), cfg.model.trust_remote_code, allow_pickle=cfg.model.allow_pickle
+    )
     seqs = [trainer_token_ids(tokenizer, r.messages, text) for r in rows for text in (r.chosen, r.rejected)]
     per_token = response_logprobs(model, seqs, cfg.logprobs.batch_size)
     form = str(cfg.selection.implicit_reward)
@@ -141,18 +86,36 @@ def select_offline(cfg: OfflineSelectConfig) -> dict[str, Any]:
     sel = cfg.selection
     if sel.count is None and sel.ratio is not None and not 0 < sel.ratio <= 1:
         raise SelfplayError(f"selection.ratio={sel.ratio} must be in (0, 1] (or set selection.count)")
-    rows = parse_rows(read_table(cfg.input, cfg.split), cfg)
+    rows, parse_counts = parse_rows(read_table(cfg.input, cfg.split), cfg)
+    if not rows:
+        raise SelfplayError(f"{cfg.input}: no usable rows left ({parse_counts})")
     c = cfg.columns
     rewards = column_pair(rows, c.chosen_reward, c.rejected_reward, "reward")
+    if rewards is None and all(r.rewards is not None for r in rows):  # the list-wise layout
+        rewards = [r.rewards for r in rows]  # type: ignore[misc]
     implicit = column_pair(rows, c.chosen_implicit, c.rejected_implicit, "implicit reward")
     computed = [name for name, v in (("rewards", rewards), ("implicit_rewards", implicit)) if v is None]
     if rewards is None:
+        if cfg.judge.kind == "none":
+            raise SelfplayError(
+                f"{cfg.input}: no reward columns ('{c.chosen_reward}'/'{c.rejected_reward}' or "
+                f"'{c.all_rewards}') and no judge named: set judge.kind=reward_model judge.model_path=... "
+                "(or judge.kind=rule judge.rule=...), or point columns.chosen_reward / columns.rejected_reward "
+                "at your columns"
+            )
         log.info("computing rewards of %d rows with judge %s", len(rows), cfg.judge.kind)
         rewards = compute_rewards(rows, cfg)
     if implicit is None:
+        if cfg.model.path is None:
+            raise SelfplayError(
+                f"{cfg.input}: no implicit-reward columns ('{c.chosen_implicit}'/'{c.rejected_implicit}') and no "
+                "model named: set model.path=<the policy to score the responses with> (e.g. the model that "
+                "will be trained), or point columns.chosen_implicit / columns.rejected_implicit at your columns"
+            )
         log.info("computing implicit rewards of %d rows by teacher forcing", len(rows))
         implicit = compute_implicit(rows, cfg)
     pairs, counts = to_pairs(rows, rewards, implicit, str(sel.on_nonfinite))
+    counts = {**parse_counts, **counts}
     if not pairs:
         raise SelfplayError(f"{cfg.input}: no usable rows left ({counts})")
     scored = select_pool(pairs, sel)
@@ -169,7 +132,8 @@ def select_offline(cfg: OfflineSelectConfig) -> dict[str, Any]:
 
 
 def to_pairs(rows: list[Row], rewards, implicit, on_nonfinite: str) -> tuple[list[Pair], dict[str, int]]:
-    """Rows -> Pair records; non-finite values and chosen == rejected are dropped and counted."""
+    """Rows -> Pair records; non-finite values and chosen == rejected are dropped and counted (a pair
+    with a zero explicit margin stays in the pool: the metrics rank it)."""
     pairs, counts = [], {"dropped_nonfinite": 0, "dropped_identical": 0}
     for i, (r, (rc, rr), (ic, ir)) in enumerate(zip(rows, rewards, implicit)):
         if not all(math.isfinite(v) for v in (rc, rr, ic, ir)):

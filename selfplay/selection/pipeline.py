@@ -33,7 +33,7 @@ def candidates(
     logprobs: dict[tuple[str, int], SequenceLogprob] | None = None,
 ) -> list[Candidate]:
     """Join completions with rewards and log-probs (the logprobs stage's records when given)."""
-    rewards = {(j.prompt_id, j.sample_index): j.reward for j in judgments}
+    rewards = {(j.prompt_id, j.sample_index): j.value for j in judgments}
     out = []
     for c in completions:
         key = (c.prompt_id, c.sample_index)

@@ -4,6 +4,7 @@ generate. The rows are already tokenised (selfplay/train/data.py), so TRL's own 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -12,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from selfplay.config import ModelConfig, TrainConfig
+from selfplay.data.jsonl import finite
 from selfplay.errors import SelfplayError
-from selfplay.models.loading import load_tokenizer, same_weights, torch_dtype
+from selfplay.models.loading import load_tokenizer, loading, same_weights, torch_dtype
 from selfplay.train.schedule import check_schedule, planned_schedule
 from selfplay.train.trl_args import dpo_config_kwargs, simpo_config_kwargs
 
@@ -99,6 +101,7 @@ def train_policy(
     trainer_dir: Path,
     model_dir: Path,
     label: str = "train",
+    history_file: Path | None = None,
 ) -> dict[str, Any]:
     """Train from `policy_path` on the rows saved in `data_dir`; save the next policy to `model_dir`
     (`trainer_dir` is TRL's scratch folder: checkpoints every `train.save_steps`, resumed from when
@@ -131,35 +134,41 @@ def train_policy(
     # so that `from_pretrained` partitions the parameters across ranks instead of every rank holding all.
     args = _trl_config(cfg, str(trainer_dir), on_cuda, bf16, world_size, precompute)
     dtype = torch.bfloat16 if (cfg.deepspeed and bf16) else torch.float32  # DeepSpeed keeps fp32 masters
-    model = load_for_training(policy_path, dtype, model_cfg.trust_remote_code)
+    model = load_for_training(policy_path, dtype, model_cfg.trust_remote_code, model_cfg.allow_pickle)
     model.train()
     callbacks = [progress_callback(label, schedule.steps)]
-    if cfg.loss == "simpo":
-        trainer = tokenised_cpo_trainer()(
-            model=model,
-            args=args,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=peft_config(cfg),
-            callbacks=callbacks,
-        )
-    else:
-        ref_model = None
-        needs_reference = not precompute or bool(missing_reference(dataset))
-        if needs_reference and reference_path is not None and reference_path != policy_path:
-            ref_model = load_for_training(reference_path, dtype, model_cfg.trust_remote_code)
-        trainer = tokenised_dpo_trainer()(
-            model=model,
-            ref_model=ref_model,
-            args=args,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=peft_config(cfg),
-            callbacks=callbacks,
-        )
-        if precompute:  # every reference log-prob is in the dataset now: free the reference model
-            trainer.ref_model = None
-            del ref_model
+    os.environ["TQDM_DISABLE"] = "1"  # TRL's reference pass in the trainer's constructor draws a bar
+    try:
+        if cfg.loss == "simpo":
+            trainer = tokenised_cpo_trainer()(
+                model=model,
+                args=args,
+                train_dataset=dataset,
+                processing_class=tokenizer,
+                peft_config=peft_config(cfg),
+                callbacks=callbacks,
+            )
+        else:
+            ref_model = None
+            needs_reference = not precompute or bool(missing_reference(dataset))
+            if needs_reference and reference_path is not None and reference_path != policy_path:
+                ref_model = load_for_training(
+                    reference_path, dtype, model_cfg.trust_remote_code, model_cfg.allow_pickle
+                )
+            trainer = tokenised_dpo_trainer()(
+                model=model,
+                ref_model=ref_model,
+                args=args,
+                train_dataset=dataset,
+                processing_class=tokenizer,
+                peft_config=peft_config(cfg),
+                callbacks=callbacks,
+            )
+            if precompute:  # every reference log-prob is in the dataset now: free the reference model
+                trainer.ref_model = None
+                del ref_model
+    finally:
+        os.environ.pop("TQDM_DISABLE", None)
     trainer.remove_callback(PrinterCallback)  # per-step dicts on stdout; the history is kept below
     resume = latest_checkpoint(trainer_dir)
     if resume is not None and rank == 0:
@@ -176,6 +185,10 @@ def train_policy(
         trainer.save_model(str(model_dir))
     if rank == 0:
         tokenizer.save_pretrained(str(model_dir))
+        if history_file is not None:  # TRL's per-step log, for tracking
+            history_file.write_text(
+                "".join(json.dumps(finite(h), allow_nan=False) + "\n" for h in trainer.state.log_history)
+            )
         (model_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle the next stage never needs
         shutil.rmtree(trainer_dir, ignore_errors=True)  # checkpoints: the stage is done
         unchanged = same_weights(policy_path, model_dir)
@@ -185,12 +198,18 @@ def train_policy(
     return stats
 
 
-def load_for_training(path: str, dtype, trust_remote_code: bool):
+def load_for_training(path: str, dtype, trust_remote_code: bool, allow_pickle: bool = False):
     """The model as the trainer wants it: on the CPU (the Trainer places it), in `dtype`, built under
     DeepSpeed's ZeRO-3 partitioning when a ZeRO-3 training config exists."""
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+    with loading(path):
+        return AutoModelForCausalLM.from_pretrained(
+            path,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            use_safetensors=None if allow_pickle else True,
+        )
 
 
 def latest_checkpoint(trainer_dir: Path) -> Path | None:

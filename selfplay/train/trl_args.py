@@ -32,6 +32,32 @@ def effective_beta(cfg: TrainConfig) -> float:
     return cfg.beta if cfg.beta is not None else USUAL_BETA[str(cfg.loss)]
 
 
+def passed_through(cfg: TrainConfig) -> dict[str, Any]:
+    """`train.trl_args`, as given (they win over ours; the output folder stays ours)."""
+    return {k: v for k, v in dict(cfg.trl_args).items() if k != "output_dir"}
+
+
+def check_trl_args(cfg: TrainConfig) -> None:
+    """Every `train.trl_args` key is a field of the installed TRL's config for this loss."""
+    import dataclasses
+    import difflib
+
+    if not cfg.trl_args:
+        return
+    from trl import DPOConfig
+    from trl.experimental.cpo import CPOConfig
+
+    trl_config: type = CPOConfig if cfg.loss == "simpo" else DPOConfig
+    names = {f.name for f in dataclasses.fields(trl_config)}
+    for key in cfg.trl_args:
+        if key not in names:
+            close = difflib.get_close_matches(key, sorted(names), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise SelfplayError(
+                f"train.trl_args.{key}: not a field of TRL's {trl_config.__name__} in the installed TRL{hint}"
+            )
+
+
 def gradient_accumulation(cfg: TrainConfig, world_size: int) -> int:
     """Accumulation steps: from the global batch when set (it must divide evenly), else as given."""
     if cfg.global_batch_size is None:
@@ -107,6 +133,7 @@ def dpo_config_kwargs(
         "loss_type": [cfg.dpo_loss_type],
         "beta": effective_beta(cfg),
         "precompute_ref_log_probs": precomputed_reference,
+        **passed_through(cfg),
     }
 
 
@@ -122,4 +149,5 @@ def simpo_config_kwargs(
         "remove_unused_columns": False,  # the rows carry CPO's own token columns
         "beta": effective_beta(cfg),
         "simpo_gamma": cfg.simpo_gamma_beta_ratio * effective_beta(cfg),
+        **passed_through(cfg),
     }

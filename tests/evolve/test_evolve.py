@@ -118,3 +118,32 @@ def test_rewrite_requests_are_seeded_per_parent():
     parent, request, strategy = a[0]
     assert request.prompt_id == f"x~{strategy}" and "question x" in request.messages[0]["content"]
     assert len(rewrite_requests([P("x")], templates, EvolveConfig(rewrites_per_prompt=9), 0, 1)) == 5
+
+
+def test_a_rewrite_cut_at_the_token_limit_is_dropped_and_counted():
+    """A rewrite that stopped on `length` is not a whole prompt, whatever its length ratio says."""
+    from selfplay.config import EvolveConfig
+    from selfplay.data.records import Completion
+    from selfplay.evolve.rewrite import evolved_prompts
+
+    parents = [P("a"), P("b")]
+    requests = [Prompt(f"{p.prompt_id}~deepen", [{"role": "user", "content": "rewrite"}]) for p in parents]
+    triples = [(p, r, "deepen") for p, r in zip(parents, requests)]
+    text = "Explain it in three steps."
+    rewrites = {
+        requests[0].prompt_id: Completion(
+            prompt_id=requests[0].prompt_id, sample_index=0, text=text, finish_reason="length"
+        ),
+        requests[1].prompt_id: Completion(
+            prompt_id=requests[1].prompt_id, sample_index=0, text=text + " Why?", finish_reason="stop"
+        ),
+    }
+    new, rows, counts = evolved_prompts(triples, rewrites, EvolveConfig(), lambda t: False, 0)
+    assert [p.parent_id for p in new] == ["b"] and counts["truncated"] == 1
+    assert [r["kept"] for r in rows] == [False, True]
+
+
+def test_rewrite_limit_defaults_to_the_response_limit():
+    from selfplay.config import EvolveConfig
+
+    assert EvolveConfig().max_tokens is None  # null: generate.max_tokens (tested end to end in evolve runs)

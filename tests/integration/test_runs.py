@@ -37,13 +37,6 @@ def check_finished_run(run_dir, proc, iterations, backend, stages=STAGES):
     assert "| start (pi_0) |" in results and f"| {iterations - 1} |" in results
 
 
-@pytest.fixture(scope="module")
-def vllm_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("vllm_run")
-    proc = run_cli("debug=tiny", "generate.backend=vllm", f"loop.output_dir={out}")
-    return out / "default", proc
-
-
 @pytest.mark.vllm
 def test_two_iterations_through_vllm_and_trl(vllm_run):
     run_dir, proc = vllm_run
@@ -52,11 +45,14 @@ def test_two_iterations_through_vllm_and_trl(vllm_run):
 
 @pytest.mark.parametrize("template", ["plain", "chatml"])
 def test_two_iterations_through_hf_backend(tmp_path, template):
+    """Also: a separate evaluation judge (evaluate.judge) scores the held-out samples."""
     proc = run_cli(
         "debug=tiny",
         "generate.backend=hf",
         "logprobs.source=teacher_forcing",
         f"model.tiny.template={template}",
+        "evaluate.judge.kind=rule",
+        "evaluate.judge.rule=length_penalized_distinct",
         f"loop.output_dir={tmp_path}",
     )
     check_finished_run(
@@ -68,6 +64,24 @@ def test_two_iterations_through_hf_backend(tmp_path, template):
     )
     logprobs = (tmp_path / "default" / "iter_001" / "logprobs" / "logprobs.jsonl").read_text().splitlines()
     assert len(logprobs) == 12 * 4
+    from selfplay.judge.rules import resolve_rule
+
+    rule, texts = resolve_rule("length_penalized_distinct"), {}
+    heldout = [
+        json.loads(line) for line in (tmp_path / "default" / "iter_000" / "evaluate" / "heldout.jsonl").open()
+    ]
+    prompts = [
+        json.loads(line)
+        for line in (tmp_path / "default" / "iter_000" / "prompts" / "heldout_prompts.jsonl").open()
+    ]
+    texts = {p["prompt_id"]: p["messages"][-1]["content"] for p in prompts}
+    assert all(abs(r["reward"] - rule(texts[r["prompt_id"]], r["text"])) < 1e-12 for r in heldout)
+    assert (
+        stage_stats(tmp_path / "default", 0, "evaluate")["heldout_judge"] == "rule:length_penalized_distinct"
+    )
+    assert (
+        stage_stats(tmp_path / "default", 0, "judge")["reward_mean"] is not None
+    )  # selection: topical_variety
 
 
 @pytest.mark.vllm
@@ -414,7 +428,15 @@ def test_evolve_iteration_end_to_end(tmp_path):
         ev["evolved_prompts"]
         + sum(
             ev.get(k, 0)
-            for k in ("empty", "length_ratio", "too_long", "duplicate", "near_duplicate", "preamble")
+            for k in (
+                "truncated",
+                "empty",
+                "length_ratio",
+                "too_long",
+                "duplicate",
+                "near_duplicate",
+                "preamble",
+            )
         )
         == 12
     )

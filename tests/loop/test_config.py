@@ -22,8 +22,16 @@ def compose_config(overrides=()):
         return to_config(compose(config_name="config", overrides=list(overrides)))
 
 
+SELECT_ONLY = {"dataset"}  # groups of `python -m selfplay.select` (tested with it)
+NOT_CONFIG = {"deepspeed", "hydra"}  # JSON for DeepSpeed; Hydra's own settings
+
+
 def group_options():
-    for group in sorted(p.name for p in CONF.iterdir() if p.is_dir() and not p.name.startswith("_")):
+    for group in sorted(
+        p.name
+        for p in CONF.iterdir()
+        if p.is_dir() and not p.name.startswith("_") and p.name not in SELECT_ONLY | NOT_CONFIG
+    ):
         for f in sorted((CONF / group).iterdir()):
             if f.name.endswith(".yaml"):
                 yield f"{group}={f.name[:-5]}"

@@ -89,3 +89,16 @@ def test_the_table_drives_which_stages_run(tmp_path):
     run_loop(cfg, table=FAKE_TABLE)
     assert "evaluate" not in {c[1] for c in CALLS}
     assert fake_stages.FAKE_TABLE[-1].enabled(cfg) is False
+
+
+def test_stop_after_ends_the_last_iteration_there(tmp_path):
+    run_loop(fake_config(tmp_path, stop_after="selection"), table=FAKE_TABLE)
+    assert names(CALLS) == [(0, s) for s in ORDER] + [
+        (1, "prompts"),
+        (1, "generate"),
+        (1, "judge"),
+        (1, "selection"),
+    ]
+    CALLS.clear()
+    run_loop(fake_config(tmp_path), table=FAKE_TABLE)  # the same run, carried on (stop_after only steers)
+    assert names(CALLS) == [(1, "train"), (1, "train_ranks"), (1, "evaluate")]

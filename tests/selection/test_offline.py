@@ -5,7 +5,13 @@ import json
 
 import pytest
 
-from selfplay.config import ColumnsConfig, JudgeConfig, OfflineSelectConfig, SelectionConfig
+from selfplay.config import (
+    ColumnsConfig,
+    OfflineJudgeConfig,
+    OfflineModelConfig,
+    OfflineSelectConfig,
+    SelectionConfig,
+)
 from selfplay.errors import SelfplayError
 from selfplay.selection.offline import select_offline
 from tests.integration.cli import REPO
@@ -133,6 +139,8 @@ def test_missing_columns_are_computed(tmp_path, tiny_policy):
             input=str(tmp_path / "in.parquet"),
             output=str(tmp_path / "out"),
             selection=SelectionConfig(ratio=1.0),
+            judge=OfflineJudgeConfig(kind="rule", rule="topical_variety"),  # named: never a silent default
+            model=OfflineModelConfig(path="tiny"),
         )
     )
     assert summary["computed"] == ["rewards", "implicit_rewards"] and summary["kept"] == 3
@@ -208,7 +216,17 @@ def test_nonfinite_identical_and_bad_input(tmp_path):
         ),
         ([{**EXAMPLE[0], "score_chosen": "high"}], {}, "must be numbers"),
         (EXAMPLE, {"columns": ColumnsConfig(chosen="answer")}, "missing column"),
-        (EXAMPLE, {"judge": JudgeConfig(rule="nope")}, None),  # columns present: the judge is never used
+        (EXAMPLE, {"judge": OfflineJudgeConfig(kind="rule", rule="nope")}, None),  # columns present: unused
+        (
+            [{k: v for k, v in EXAMPLE[0].items() if not k.startswith("score")}],
+            {},
+            r"no reward columns \('score_chosen'/'score_rejected' or 'all_rm_scores'\) and no judge named: set judge.kind",
+        ),
+        (
+            [{k: v for k, v in EXAMPLE[0].items() if not k.startswith("implicit")}],
+            {},
+            r"no implicit-reward columns .* and no model named: set model.path",
+        ),
     ],
 )
 def test_bad_input_names_the_problem(tmp_path, rows, kwargs, message):
@@ -218,3 +236,55 @@ def test_bad_input_names_the_problem(tmp_path, rows, kwargs, message):
         return
     with pytest.raises(SelfplayError, match=message):
         select_offline(cfg)
+
+
+def test_the_simpo_datasets_list_wise_layout(tmp_path):
+    """all_rm_scores (K rewards) and all_generated_responses (K responses): chosen = argmax, rejected =
+    argmin, explicit margin = max - min; a row whose rewards all tie is dropped and counted."""
+    rows = [
+        {
+            "prompt": f"Q{i}",
+            "all_generated_responses": [f"r{i}-{k}" for k in range(5)],
+            "all_rm_scores": scores,
+            "chosen": [{"role": "user", "content": f"Q{i}"}, {"role": "assistant", "content": "unused"}],
+            "rejected": [{"role": "user", "content": f"Q{i}"}, {"role": "assistant", "content": "unused"}],
+            "implicit_chosen": -1.0,
+            "implicit_rejected": -1.0 - i,
+        }
+        for i, scores in enumerate(
+            [[0.1, 0.5, 0.3, 0.2, 0.4], [0.7, 0.7, 0.7, 0.7, 0.7], [0.2, 0.1, 0.9, 0.3, 0.1]]
+        )
+    ]
+    summary = select_offline(
+        OfflineSelectConfig(
+            input=write(tmp_path / "in.jsonl", rows),
+            output=str(tmp_path / "out"),
+            selection=SelectionConfig(metric="explicit", ratio=1.0),
+        )
+    )
+    assert summary["dropped_tied"] == 1 and summary["pool"] == 2 and summary["computed"] == []
+    scored = {r["prompt"]: r for r in read(tmp_path / "out" / "scored.jsonl")}
+    assert (scored["Q0"]["chosen_reward"], scored["Q0"]["rejected_reward"]) == (0.5, 0.1)
+    assert scored["Q0"]["explicit_margin"] == pytest.approx(0.4)
+    assert (scored["Q2"]["chosen_reward"], scored["Q2"]["rejected_reward"]) == (0.9, 0.1)
+    selected = read(tmp_path / "out" / "selected.jsonl")
+    assert [r["prompt"] for r in selected] == ["Q2", "Q0"]
+
+
+def test_the_dataset_presets_compose():
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from selfplay.config import register_configs
+
+    register_configs()
+    with initialize_config_module(config_module="selfplay.conf", version_base=None):
+        cfg = OmegaConf.to_object(
+            compose(config_name="select", overrides=["dataset=llama3_ultrafeedback_armorm"])
+        )
+    assert (
+        cfg.input == "princeton-nlp/llama3-ultrafeedback-armorm"
+        and cfg.columns.all_rewards == "all_rm_scores"
+    )
+    assert cfg.selection.ratio == 0.4 and cfg.model.path == "meta-llama/Meta-Llama-3-8B-Instruct"
+    assert cfg.judge.kind == "none"  # the dataset's own ArmoRM scores, never a substitute judge

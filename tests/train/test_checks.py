@@ -116,3 +116,17 @@ def test_a_schedule_that_cannot_train_is_refused_at_start():
     cfg = compose(["prompts.per_iteration=8", "train.epochs=1"])  # 4 kept pairs, batch 8: 1 step, 1 warmup
     with pytest.raises(SelfplayError, match="warmup takes every step"):
         training_warnings(cfg, None)
+
+
+def test_trl_args_pass_through_and_a_misspelled_field_is_one_line():
+    from selfplay.train.trl_args import dpo_config_kwargs
+
+    cfg = TrainConfig(trl_args={"max_grad_norm": 0.5, "logging_steps": 5})
+    kw = dpo_config_kwargs(cfg, "/tmp/x", on_cuda=False, bf16=False)
+    assert kw["max_grad_norm"] == 0.5 and kw["logging_steps"] == 5
+    check_config(Config(train=cfg))
+    with pytest.raises(
+        SelfplayError,
+        match=r"train.trl_args.max_grad_nrm: not a field of TRL's DPOConfig .*did you mean max_grad_norm",
+    ):
+        check_config(Config(train=TrainConfig(trl_args={"max_grad_nrm": 0.5})))

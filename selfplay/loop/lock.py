@@ -1,0 +1,121 @@
+"""One orchestrator per run directory: a lock file (`<run>/.lock`: pid, host, start time) taken with an
+exclusive create and refreshed every few seconds while the run lives. A second `python -m selfplay.run`
+on the same run (a run started twice, a requeued SLURM job overlapping its predecessor) is refused in
+one line naming the holder; a lock whose holder is gone (its pid is dead on this host, or it has not
+been refreshed for `STALE_SECONDS` on a shared file system) is taken over."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+from selfplay.errors import SelfplayError
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 10.0
+STALE_SECONDS = 120.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
+
+
+class RunLock:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def holder(self) -> dict | None:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def stale(self, holder: dict | None) -> bool:
+        if holder is None:
+            return True  # unreadable: a crash while it was being written
+        if holder.get("host") == self.me["host"]:
+            return not _alive(int(holder.get("pid", -1)))
+        try:
+            return time.time() - self.path.stat().st_mtime > STALE_SECONDS
+        except OSError:
+            return True
+
+    def acquire(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            probe = self.path.parent / f".write-test-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as err:  # a path under a regular file, a read-only folder, a full disk
+            raise SelfplayError(
+                f"loop.output_dir: cannot write the run directory '{self.path.parent}' ({err.strerror or err})"
+            ) from None
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self.holder()
+                if not self.stale(holder):
+                    who = (
+                        f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('started')}"
+                        if holder
+                        else "?"
+                    )
+                    raise SelfplayError(
+                        f"run '{self.path.parent}' is in use by another selfplay process ({who}); wait for it, "
+                        f"or remove {self.path} if that process is gone"
+                    ) from None
+                log.warning("taking over the stale lock of %s (%s)", self.path.parent, holder)
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(self.me))
+            self.thread = threading.Thread(target=self._refresh, daemon=True)
+            self.thread.start()
+            return
+        raise SelfplayError(f"run '{self.path.parent}': could not take its lock {self.path}")
+
+    def _refresh(self) -> None:
+        while not self.stop.wait(REFRESH_SECONDS):
+            try:
+                os.utime(self.path)
+            except OSError:
+                return
+
+    def release(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=1)
+        holder = self.holder()
+        if (
+            holder is not None
+            and holder.get("pid") == self.me["pid"]
+            and holder.get("host") == self.me["host"]
+        ):
+            self.path.unlink(missing_ok=True)

@@ -1,0 +1,41 @@
+"""Entry point: `python -m selfplay.train input=<preference file> [preset=...] [overrides]` trains the
+policy (`model.path`) on the pairs of a file, e.g. the `selected.jsonl` that `python -m selfplay.select`
+writes, through the loop's own train stage: the same TRL path, presets, tokenisation, reference
+handling (one teacher-forced pass, no reference forward per step), processes, checkpoints and resume.
+The run directory (`loop.output_dir`/`loop.run_name`) holds the pairs as read and the trained model."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from selfplay.config import TrainFileConfig
+from selfplay.data.preferences import check_input
+from selfplay.errors import SelfplayError
+from selfplay.run import execute
+
+
+@hydra.main(version_base=None, config_path="pkg://selfplay.conf", config_name="train_file")
+def main(cfg: DictConfig) -> None:
+    import sys
+
+    from selfplay.loop.stages import FILE_STAGES
+
+    config = OmegaConf.to_object(cfg)
+    assert isinstance(config, TrainFileConfig)
+    if config.loop.iterations != 1:
+        print(
+            f"selfplay: error: loop.iterations={config.loop.iterations}: training on a file is one iteration",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    try:
+        check_input(config.input)  # before any stage starts
+        execute(config, "selfplay.train", FILE_STAGES)
+    except SelfplayError as err:  # raised before the loop starts
+        print(f"selfplay: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
