@@ -258,6 +258,11 @@ class GenerateConfig:
     the distribution actually sampled from (after temperature and top-p; what vLLM's V0 engine returned,
     and so very likely what the paper's self-play runs used). Processed values are never reused as DPO
     reference log-probs."""
+    engine_args: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments for `vllm.LLM` (vLLM's engine arguments, e.g. max_num_seqs,
+    enable_prefix_caching, quantization), applied last, over our own CPU scheduler settings; set them
+    as `+generate.engine_args.max_num_seqs=64`. Keys that have a generate.* or model.* setting of their
+    own (model, seed, dtype, max_model_len, ...) are refused: set those instead."""
 
 
 @dataclass

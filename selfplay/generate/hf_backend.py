@@ -18,6 +18,7 @@ def hf_generate(
     device = next(model.parameters()).device
     processed = cfg.logprobs_mode == "processed"
     eos_ids = _eos_ids(model, tokenizer)
+    context = cfg.max_model_len or getattr(model.config, "max_position_embeddings", None)
     out: list[list[RawSample]] = []
     for req in requests:
         torch.manual_seed(req.seed)
@@ -30,7 +31,9 @@ def hf_generate(
                 temperature=cfg.temperature,
                 top_p=cfg.top_p,
                 top_k=cfg.top_k if cfg.top_k > 0 else None,
-                max_new_tokens=min(cfg.max_tokens, (cfg.max_model_len or 0) - len(req.prompt_ids)),
+                max_new_tokens=min(cfg.max_tokens, context - len(req.prompt_ids))
+                if context
+                else cfg.max_tokens,
                 min_new_tokens=cfg.max_tokens if cfg.ignore_eos else None,
                 stop_strings=list(cfg.stop) or None,
                 tokenizer=tokenizer if cfg.stop else None,

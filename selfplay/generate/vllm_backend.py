@@ -26,6 +26,71 @@ def vllm_available() -> bool:
     return True
 
 
+# vLLM's own defaults for the offline engine on a CPU (EngineArgs.get_batch_defaults in vLLM 0.32).
+CPU_MAX_NUM_BATCHED_TOKENS = 4096
+CPU_MAX_NUM_SEQS = 256
+
+# Engine arguments that have a setting of ours: passing them in generate.engine_args is refused.
+OWN_SETTINGS = {
+    "model": "model.path",
+    "tokenizer": "model.path",
+    "dtype": "model.dtype",
+    "trust_remote_code": "model.trust_remote_code",
+    "seed": "generate.seed",
+    "max_model_len": "generate.max_model_len",
+    "enforce_eager": "generate.enforce_eager",
+    "tensor_parallel_size": "generate.tensor_parallel_size",
+    "gpu_memory_utilization": "generate.gpu_memory_utilization",
+    "kv_cache_memory_bytes": "generate.cpu_kv_cache_gib",
+    "logprobs_mode": "generate.logprobs_mode",
+    "load_format": "model.allow_pickle",
+}
+
+
+def cpu_scheduler_settings(context_len: int | None, engine_args: dict[str, Any]) -> dict[str, Any]:
+    """Scheduler settings that keep every prompt's prefill in one engine step on a CPU.
+
+    vLLM splits a prefill over steps when the step's token budget (max_num_batched_tokens, 4096 on a
+    CPU) runs out mid-prompt: with chunked prefill on, or for prompts longer than
+    long_prefill_token_threshold. After such a partial step it discards the token sampled for the
+    unfinished request and rewinds the request's seeded generator (`set_offset`), which CUDA generators
+    support and CPU generators do not ("CPU Generator does not use offset"); every request of ours has
+    its own seed. So on a CPU chunked prefill is off, no long-prefill threshold applies, and the budget
+    holds the longest possible prompt (the context length) and a token for every running sequence: a
+    prompt that does not fit this step waits, whole, for the next one. The records are unchanged: a
+    request's tokens depend on its seed, not on how steps were batched (the float sums may differ in
+    the last bit where batch shapes differ, as in any vLLM run). vLLM's CPU platform makes the same
+    choice for MLA models."""
+    seqs = int(engine_args.get("max_num_seqs", CPU_MAX_NUM_SEQS))
+    return {
+        "enable_chunked_prefill": False,
+        "long_prefill_token_threshold": 0,
+        "max_num_batched_tokens": max(CPU_MAX_NUM_BATCHED_TOKENS, seqs, context_len or 0),
+    }
+
+
+def check_engine_args(engine_args: dict[str, Any]) -> None:
+    """Refuse engine arguments that vLLM does not know or that one of our settings owns."""
+    import dataclasses
+
+    from vllm.engine.arg_utils import EngineArgs
+
+    known = {f.name for f in dataclasses.fields(EngineArgs)}
+    for key in engine_args:
+        if key in OWN_SETTINGS:
+            raise SelfplayError(f"generate.engine_args.{key}: set {OWN_SETTINGS[key]} instead")
+        if key not in known:
+            raise SelfplayError(
+                f"generate.engine_args.{key}: not an argument of vllm.LLM (vLLM {vllm_version()})"
+            )
+
+
+def vllm_version() -> str:
+    import vllm
+
+    return str(getattr(vllm, "__version__", "?"))
+
+
 class VllmEngine:
     """Context manager around `vllm.LLM` configured from `GenerateConfig`."""
 
@@ -69,10 +134,18 @@ class VllmEngine:
             use_tqdm_on_load=False,  # a carriage-return bar per load; progress lines are ours
             load_format="auto" if allow_pickle else "safetensors",  # pickle weights only when allowed
         )
+        engine_args = dict(cfg.engine_args)
+        check_engine_args(engine_args)
+        from selfplay.models.loading import model_context_length
+
+        # The engine's context: responses are cut to fit it (vLLM refuses a prompt + max_tokens beyond it).
+        self.context = cfg.max_model_len or model_context_length(model_path, trust_remote_code)
         if self.on_cpu:
             kwargs["kv_cache_memory_bytes"] = int(cfg.cpu_kv_cache_gib * 2**30)
+            kwargs.update(cpu_scheduler_settings(self.context, engine_args))
         else:
             kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+        kwargs.update(engine_args)
         from selfplay.models.loading import loading
 
         with loading(model_path):
@@ -118,7 +191,9 @@ class VllmEngine:
                 temperature=cfg.temperature,
                 top_p=cfg.top_p,
                 top_k=cfg.top_k if cfg.top_k > 0 else 0,
-                max_tokens=min(cfg.max_tokens, (cfg.max_model_len or 0) - len(req.prompt_ids)),
+                max_tokens=min(cfg.max_tokens, self.context - len(req.prompt_ids))
+                if self.context
+                else cfg.max_tokens,
                 seed=req.seed,
                 logprobs=0,  # the sampled token's own log-prob, from the raw distribution
                 stop=list(cfg.stop) or None,
