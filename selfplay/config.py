@@ -392,7 +392,7 @@ class TrainConfig:
     gradient_checkpointing: bool | None = None
     """null = on with CUDA, off on a CPU."""
     num_processes: int = 1
-    """Training processes (GPUs); > 1 launches the train stage through torchrun."""
+    """Training processes (GPUs); > 1 launches the train stage as that many rank processes."""
     deepspeed: str | None = None
     """DeepSpeed config: zero2, zero3 (shipped in conf/deepspeed/) or a JSON path; null = none."""
     save_steps: int = 100

@@ -1,4 +1,4 @@
-"""Starting the processes a placement asks for (stage processes, shard workers, torchrun) with their
+"""Starting the processes a placement asks for (stage processes, shard workers, training ranks) with their
 output in a log file, watching them (heartbeat lines while they run; a process silent for
 `loop.hang_timeout` or running past `loop.stage_timeout` is killed with its whole process group), and
 reading back the stats they leave. Only the runner (and its shard pool) uses this module."""
@@ -121,6 +121,34 @@ def run_process(argv: list[str], env: dict[str, str], log_path: Path, name: str,
             raise SelfplayError(f"{name} was killed: {why}; log {log_path}")
         time.sleep(0.2)
     return watched.proc.returncode
+
+
+def run_processes(
+    launches: list[tuple[list[str], dict[str, str], Path]], name: str, watch: Watch
+) -> tuple[int, Path]:
+    """Run processes that work together (training ranks) to the end, watched: (0, first log) when all
+    succeed, else (exit code, log) of the first that failed; the others are then killed, as torchrun
+    and srun --kill-on-bad-exit do, so that no rank waits forever for a dead peer."""
+    procs = [Watched(spawn(argv, env, log_path), log_path, name, watch) for argv, env, log_path in launches]
+    try:
+        while True:
+            running = 0
+            for p in procs:
+                rc = p.proc.poll()
+                if rc is None:
+                    why = p.check()
+                    if why is not None:
+                        raise SelfplayError(f"{name} was killed: {why}; log {p.log_path}")
+                    running += 1
+                elif rc != 0:
+                    return rc, p.log_path
+            if running == 0:
+                return 0, procs[0].log_path
+            time.sleep(0.2)
+    finally:
+        for p in procs:
+            if p.proc.poll() is None:
+                p.kill("a peer failed")
 
 
 def read_stats(folder: Path, what: str, rc: int, log_path: Path) -> dict[str, Any]:

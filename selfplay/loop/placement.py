@@ -4,7 +4,9 @@ real run does.
 
 Four placements: in the orchestrator's process; as its own `python -m selfplay.run ... task.stage=<s>`
 process; as shards (in this process one after another, or as shard processes, one per engine slot);
-as training processes under torchrun (srun + one torchrun per node on SLURM). We only compose existing
+as training ranks (one process per rank on this machine; one `srun` task per rank on SLURM), which
+join their process group through a store bound to the rendezvous address only (127.0.0.1 on one
+machine, the first node on SLURM; see selfplay/train/distributed.py). We only compose existing
 launchers; there is no scheduler of our own.
 """
 
@@ -16,13 +18,13 @@ from dataclasses import dataclass, field
 from selfplay.config import Config
 from selfplay.loop.cluster import Resources, Slot
 
-IN_PROCESS, PROCESS, SHARDS, TORCHRUN = "in_process", "process", "shards", "torchrun"
+IN_PROCESS, PROCESS, SHARDS, RANKS = "in_process", "process", "shards", "ranks"
 
 
 @dataclass(frozen=True)
 class Placement:
     where: str
-    """in_process | process | shards | torchrun."""
+    """in_process | process | shards | ranks (training processes)."""
     shards: int = 1
     """Shards of a sharded stage."""
     workers: int = 0
@@ -43,8 +45,8 @@ def shard_workers(cfg: Config, res: Resources) -> int:
 
 
 def distributed_training(cfg: Config, res: Resources) -> bool:
-    """Whether training runs as torchrun processes (several processes, DeepSpeed, a cluster, or
-    process isolation) rather than inside the orchestrator."""
+    """Whether training runs as rank processes (several processes, DeepSpeed, a cluster, or process
+    isolation) rather than inside the orchestrator."""
     return (
         cfg.train.num_processes > 1
         or bool(cfg.train.deepspeed)
@@ -60,7 +62,7 @@ def placement(sharded: bool, has_ranks: bool, cfg: Config, res: Resources) -> Pl
         workers = shard_workers(cfg, res)
         return Placement(SHARDS, effective_shards(cfg, res), workers, tuple(res.slots[:workers]))
     if has_ranks:
-        return Placement(TORCHRUN if distributed_training(cfg, res) else IN_PROCESS)
+        return Placement(RANKS if distributed_training(cfg, res) else IN_PROCESS)
     return Placement(PROCESS if res.isolation == PROCESS else IN_PROCESS)
 
 
@@ -88,40 +90,49 @@ def shard_command(
     return [*srun(slot.node, slot.env), *cmd] if slot.node is not None else cmd
 
 
-def train_command(relaunch: list[str], res: Resources, iteration: int, port: int) -> list[str]:
-    """torchrun over the training processes; on SLURM one torchrun per node through srun."""
-    python, module, overrides = relaunch[0], relaunch[2], relaunch[3:]
+# Network interfaces of gloo's and NCCL's own connections on one machine: loopback (a user's own
+# setting of these variables wins).
+LOOPBACK_INTERFACES = {"GLOO_SOCKET_IFNAME": "lo", "NCCL_SOCKET_IFNAME": "lo"}
+
+
+def train_launches(
+    relaunch: list[str], res: Resources, iteration: int, port: int
+) -> list[tuple[list[str], dict[str, str]]]:
+    """The training processes as (command, environment) pairs. On one machine: one process per rank,
+    its place (RANK, LOCAL_RANK, WORLD_SIZE) in its environment and the rendezvous on 127.0.0.1. On
+    SLURM: one `srun` with a task per rank on every training node (each task's place from
+    SLURM_PROCID / SLURM_LOCALID), the rendezvous on the first node's address."""
+    cmd = [*relaunch, *task_args("train", iteration)]
     if res.kind == "slurm":
         return [
-            "srun",
-            f"--nodes={res.train_nodes}",
-            "--ntasks-per-node=1",
-            "--overlap",
-            python,
-            "-m",
-            "torch.distributed.run",
-            f"--nnodes={res.train_nodes}",
-            f"--nproc_per_node={res.train_procs_per_node}",
-            "--rdzv_backend=c10d",
-            f"--rdzv_endpoint={res.main_addr}:{port}",
-            f"--rdzv_id={res.job_id}",
-            "-m",
-            module,
-            *overrides,
-            *task_args("train", iteration),
+            (
+                [
+                    "srun",
+                    f"--nodes={res.train_nodes}",
+                    f"--ntasks-per-node={res.train_procs_per_node}",
+                    "--overlap",
+                    "--kill-on-bad-exit=1",
+                    f"--export=ALL,MASTER_ADDR={res.main_addr},MASTER_PORT={port}",
+                    *cmd,
+                ],
+                {},
+            )
         ]
+    world = str(res.train_procs_per_node)
     return [
-        python,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc_per_node={res.train_procs_per_node}",
-        "--nnodes=1",
-        "--master_addr=127.0.0.1",
-        f"--master_port={port}",
-        "-m",
-        module,
-        *overrides,
-        *task_args("train", iteration),
+        (
+            cmd,
+            {
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+                "RANK": str(rank),
+                "LOCAL_RANK": str(rank),
+                "WORLD_SIZE": world,
+                "LOCAL_WORLD_SIZE": world,
+                **LOOPBACK_INTERFACES,
+            },
+        )
+        for rank in range(res.train_procs_per_node)
     ]
 
 
@@ -145,13 +156,16 @@ def describe(
                 f"{show(cmd, slot.env if slot.node is None else None)}"
             )
         return lines
-    if where.where == TORCHRUN:
-        port = cfg.cluster.master_port
-        return [
+    if where.where == RANKS:
+        launches = train_launches(relaunch, res, iteration, cfg.cluster.master_port)
+        head = (
             f"{head} ranks 0-{res.train_world_size - 1} (world size {res.train_world_size}, "
-            f"{res.train_nodes} node(s) x {res.train_procs_per_node}, main address "
-            f"{res.main_addr}:{port}): {show(train_command(relaunch, res, iteration, port))}"
-        ]
+            f"{res.train_nodes} node(s) x {res.train_procs_per_node}, rendezvous "
+            f"{res.main_addr if res.kind == 'slurm' else '127.0.0.1'}:{cfg.cluster.master_port})"
+        )
+        if len(launches) == 1:
+            return [f"{head}: {show(launches[0][0], launches[0][1])}"]
+        return [f"{head} rank {rank}: {show(cmd, env)}" for rank, (cmd, env) in enumerate(launches)]
     if where.where == PROCESS:
         return [f"{head} {show(stage_command(relaunch, stage, iteration))}"]
     suffix = f" ({where.shards} shards)" if where.where == SHARDS else ""

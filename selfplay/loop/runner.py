@@ -1,5 +1,5 @@
 """Running one stage of one iteration: skip it when its marker says it is done; otherwise run it
-where its placement says (in this process, as its own process, as shards, as torchrun processes),
+where its placement says (in this process, as its own process, as shards, as training rank processes),
 rename its partial folder into place and write its marker last. The only module that launches."""
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ from selfplay.loop.context import StageContext
 from selfplay.loop.layout import STATS
 from selfplay.loop.markers import read_marker, write_marker
 from selfplay.loop.placement import (
+    LOOPBACK_INTERFACES,
     PROCESS,
+    RANKS,
     SHARDS,
-    TORCHRUN,
     Placement,
     placement,
     shard_command,
     show,
     stage_command,
-    train_command,
+    train_launches,
 )
 from selfplay.loop.shards import run_sharded_stage, run_worker_pool
 from selfplay.loop.stages import Stage
@@ -131,29 +132,36 @@ def execute(
     stats = spec.run(ctx)
     if spec.ranks is None:
         return stats
-    if where.where == TORCHRUN:
-        return {**stats, **_torchrun(ctx, spec, res or local_resources(ctx.config), command_line())}
+    if where.where == RANKS:
+        return {**stats, **_ranks(ctx, spec, res or local_resources(ctx.config), command_line())}
     return {**stats, **spec.ranks(ctx)}
 
 
-def _torchrun(ctx: StageContext, spec: Stage, res: Resources, relaunch: list[str]) -> dict[str, Any]:
+def _ranks(ctx: StageContext, spec: Stage, res: Resources, relaunch: list[str]) -> dict[str, Any]:
+    """The training processes (rank 0's log is the stage's log; rank r's beside it)."""
     port = ctx.config.cluster.master_port if res.kind == "slurm" else launch.free_port()
-    cmd = train_command(relaunch, res, ctx.iteration, port)
     log_path = ctx.layout.log_file(ctx.iteration, spec.name)
-    env = {}
+    extra = {}
     if ctx.config.train.deepspeed:
-        env["DS_ACCELERATOR"] = os.environ.get("DS_ACCELERATOR", "cuda" if res.gpus_per_node else "cpu")
+        extra["DS_ACCELERATOR"] = os.environ.get("DS_ACCELERATOR", "cuda" if res.gpus_per_node else "cpu")
+    launches = []
+    for rank, (cmd, env) in enumerate(train_launches(relaunch, res, ctx.iteration, port)):
+        env = {k: v for k, v in env.items() if k not in LOOPBACK_INTERFACES or k not in os.environ}
+        rank_log = (
+            log_path if rank == 0 else log_path.with_name(f"{log_path.stem}-rank{rank}{log_path.suffix}")
+        )
+        launches.append((cmd, {**env, **extra}, rank_log))
     log.info(
         "iteration %d %s: %d process(es): %s (log %s)",
         ctx.iteration,
         spec.name,
         res.train_world_size,
-        show(cmd),
+        show(launches[0][0], launches[0][1]),
         log_path,
     )
-    rc = launch.run_process(cmd, env, log_path, f"{ctx.label} training processes", watch(ctx))
+    rc, failed_log = launch.run_processes(launches, f"{ctx.label} training processes", watch(ctx))
     return launch.read_stats(
-        ctx.out, f"iteration {ctx.iteration} {spec.name}: training processes", rc, log_path
+        ctx.out, f"iteration {ctx.iteration} {spec.name}: training processes", rc, failed_log
     )
 
 

@@ -277,7 +277,7 @@ def prepare_training(ctx: StageContext) -> dict:
 
 
 def train_ranks(ctx: StageContext) -> dict:
-    """What every training process runs (one process, or each torchrun rank): train on the prepared
+    """What every training process runs (one process, or each rank process): train on the prepared
     rows and save the next policy (with its model card); returns the trainer's stats."""
     import os
 

@@ -16,6 +16,7 @@ from selfplay.config import ModelConfig, TrainConfig
 from selfplay.data.jsonl import finite
 from selfplay.errors import SelfplayError
 from selfplay.models.loading import load_tokenizer, loading, same_weights, torch_dtype
+from selfplay.train.distributed import join_process_group
 from selfplay.train.schedule import check_schedule, planned_schedule
 from selfplay.train.trl_args import dpo_config_kwargs, simpo_config_kwargs
 
@@ -87,11 +88,6 @@ def peft_config(cfg: TrainConfig):
     )
 
 
-def world() -> tuple[int, int]:
-    """(rank, world size) from the launcher's environment (1 process without one)."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def train_policy(
     data_dir: Path,
     policy_path: str,
@@ -114,10 +110,8 @@ def train_policy(
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     datasets.disable_progress_bars()
-    rank, world_size = world()
     on_cuda = torch.cuda.is_available()
-    if on_cuda and world_size > 1:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    rank, world_size = join_process_group(on_cuda)
     if cfg.deepspeed:
         import deepspeed
 

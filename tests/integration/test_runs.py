@@ -6,11 +6,13 @@ import json
 import os
 import signal
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from tests.conftest import vllm_importable
 from tests.integration.cli import run_cli, start_cli
+from tests.sockets import listening_sockets, outside_loopback
 
 STAGES = ["prompts", "generate", "judge", "selection", "train", "evaluate"]
 
@@ -19,9 +21,10 @@ def metrics(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def check_finished_run(run_dir, proc, iterations, backend, stages=STAGES):
+def check_finished_run(run_dir, proc, iterations, backend, stages=STAGES, check_stdout=True):
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == str(run_dir)
+    if check_stdout:
+        assert proc.stdout.strip().splitlines()[-1] == str(run_dir)
     rows = metrics(run_dir)
     assert [(r["iteration"], r["stage"]) for r in rows] == [(t, s) for t in range(iterations) for s in stages]
     assert {r["backend"] for r in rows if r["stage"] == "generate"} == {backend}
@@ -258,13 +261,51 @@ def test_simpo_with_lora_and_accumulated_pairs(tmp_path):
     assert not (model / "adapter_config.json").exists()  # merged: a plain model the next engine loads
 
 
+def run_watching_sockets(*overrides: str, log, marker: str):
+    """Run the CLI to the end while sampling the listening sockets of every process whose command line
+    holds `marker`; (finished process with .stdout/.stderr, {(address, port)} seen, pids seen)."""
+    proc = start_cli(*overrides, log=log)
+    seen: set = set()
+    pids: set = set()
+    while proc.poll() is None:
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read()
+            except (FileNotFoundError, PermissionError, NotADirectoryError, ProcessLookupError):
+                continue
+            if marker.encode() in cmdline and b"task.stage=train" in cmdline:
+                pids.add(int(pid))
+                seen |= listening_sockets(int(pid))
+        time.sleep(0.05)
+    text = log.read_text()
+    return SimpleNamespace(returncode=proc.returncode, stdout=text, stderr=text), seen, pids
+
+
 @pytest.mark.vllm
 def test_train_stage_in_two_processes(vllm_run, tmp_path):
+    """Two training ranks train; their rendezvous store and process group listen on 127.0.0.1 only."""
     reference, _ = vllm_run
-    proc = run_cli("debug=tiny", "train.num_processes=2", f"loop.output_dir={tmp_path}")
+    proc, sockets, pids = run_watching_sockets(
+        "debug=tiny",
+        "train.num_processes=2",
+        f"loop.output_dir={tmp_path}",
+        log=tmp_path / "run.log",
+        marker=str(tmp_path),
+    )
     run_dir = tmp_path / "default"
-    check_finished_run(run_dir, proc, 2, "vllm" if vllm_importable() else "hf")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    check_finished_run(
+        run_dir,
+        SimpleNamespace(returncode=0, stdout=str(run_dir), stderr=""),
+        2,
+        "vllm" if vllm_importable() else "hf",
+        check_stdout=False,
+    )
+    assert len(pids) >= 2 and sockets, "no training process was seen listening (the rendezvous store)"
+    assert outside_loopback(sockets) == set(), sockets
     assert (run_dir / "logs" / "iter_001-train.log").is_file()
+    assert (run_dir / "logs" / "iter_001-train-rank1.log").is_file()
     assert (
         stage_stats(run_dir, 0, "train")["optimizer_steps"]
         < stage_stats(reference, 0, "train")["optimizer_steps"]
@@ -388,7 +429,9 @@ def test_dry_run_prints_commands_and_runs_nothing(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert lines[0].startswith("cluster=slurm nodes=2 (n1, n2) gpus_per_node=4 engines=4")
-    assert sum("--rdzv_endpoint=n1:29500" in line for line in lines) == 3  # one train line per iteration
+    assert (
+        sum("MASTER_ADDR=n1,MASTER_PORT=29500" in line for line in lines) == 3
+    )  # one train line per iteration
     assert not any(tmp_path.iterdir())
     missing = run_cli("cluster=slurm", "loop.dry_run=true", f"loop.output_dir={tmp_path}", timeout=120)
     assert missing.returncode == 2 and "SLURM_JOB_ID" in missing.stderr

@@ -63,10 +63,9 @@ def test_two_node_slurm_dry_run_line_by_line(monkeypatch):
             )
     expected += [
         f"iteration 0 selection: {run} task.stage=selection task.iteration=0",
-        "iteration 0 train: ranks 0-7 (world size 8, 2 node(s) x 4, main address gpu07:29500): srun --nodes=2 "
-        "--ntasks-per-node=1 --overlap python -m torch.distributed.run --nnodes=2 --nproc_per_node=4 "
-        "--rdzv_backend=c10d --rdzv_endpoint=gpu07:29500 --rdzv_id=777 -m selfplay.run experiment=x "
-        "task.stage=train task.iteration=0",
+        "iteration 0 train: ranks 0-7 (world size 8, 2 node(s) x 4, rendezvous gpu07:29500): srun --nodes=2 "
+        "--ntasks-per-node=4 --overlap --kill-on-bad-exit=1 --export=ALL,MASTER_ADDR=gpu07,MASTER_PORT=29500 "
+        "python -m selfplay.run experiment=x task.stage=train task.iteration=0",
         f"iteration 0 evaluate: {run} task.stage=evaluate task.iteration=0",
     ]
     assert lines == expected

@@ -75,3 +75,49 @@ def test_runner_launches_what_the_dry_run_prints(tmp_path, monkeypatch, which):
         assert len(commands) == len(printed)
         assert sum("task.shard=" in c for c in commands) == 2 * 2 * engines  # 2 iterations x 2 stages
     CALLS.clear()
+
+
+def test_training_ranks_on_one_machine_rendezvous_on_loopback():
+    from selfplay.loop.cluster import Resources
+    from selfplay.loop.placement import train_launches
+
+    res = Resources("local", ["here"], 0, "here", [], 1, 2, "inprocess")
+    launches = train_launches(RELAUNCH, res, 3, 29611)
+    assert [env["RANK"] for _, env in launches] == ["0", "1"]
+    for cmd, env in launches:
+        assert cmd == [*RELAUNCH, "task.stage=train", "task.iteration=3"]
+        assert env["MASTER_ADDR"] == "127.0.0.1" and env["MASTER_PORT"] == "29611"
+        assert env["WORLD_SIZE"] == env["LOCAL_WORLD_SIZE"] == "2" and env["GLOO_SOCKET_IFNAME"] == "lo"
+
+
+def test_rank_environment_from_a_launcher_or_slurm():
+    from selfplay.train.distributed import rank_environment
+
+    assert rank_environment({}) == {}
+    assert rank_environment({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}) == {
+        "RANK": "3",
+        "LOCAL_RANK": "1",
+        "WORLD_SIZE": "4",
+        "LOCAL_WORLD_SIZE": "2",
+    }
+    slurm = {"SLURM_PROCID": "13", "SLURM_LOCALID": "5", "SLURM_NTASKS": "32", "SLURM_NNODES": "4"}
+    assert rank_environment(slurm) == {
+        "RANK": "13",
+        "LOCAL_RANK": "5",
+        "WORLD_SIZE": "32",
+        "LOCAL_WORLD_SIZE": "8",
+    }
+
+
+def test_the_rendezvous_socket_listens_on_its_address_only():
+    from selfplay.train.distributed import listening_socket
+    from tests.sockets import listening_sockets
+
+    sock = listening_socket("127.0.0.1", 0)
+    try:
+        port = sock.getsockname()[1]
+        import os
+
+        assert ("0100007F", port) in listening_sockets(os.getpid())
+    finally:
+        sock.close()
