@@ -7,7 +7,11 @@
 Same tiny policy, same pairs (sampled by that policy, judged by the built-in rule), same trainer
 settings. Prints seconds of each (median of --reps) and the ratio.
 
-  python bench/train.py [--out results/train_bench_cpu.md] [--prompts 128] [--reps 3]
+  python bench/train.py [--out results/train_bench_cpu.md] [--prompts 128] [--reps 3] [--size tiny|30m]
+
+--size 30m widens the tiny policy to ~30M parameters (hidden 512, 8 layers, 8 heads, MLP 2048: the
+generate bench's model shape) with 128-token responses, where the forward passes, not fixed costs,
+dominate a step.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=128)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--epochs", type=float, default=2.0)
+    ap.add_argument("--size", choices=["tiny", "30m"], default="tiny")
     args = ap.parse_args()
 
     import torch
@@ -59,10 +64,23 @@ def main() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    policy = str(tiny_model_path(TinyModelConfig()))
+    wide = args.size == "30m"
+    shape = (
+        TinyModelConfig(hidden_size=512, num_layers=8, num_heads=8, pretrain_steps=100)
+        if wide
+        else TinyModelConfig()
+    )
+    policy = str(tiny_model_path(shape))
     prompts = load_prompt_pool(PromptsConfig()).pool[: args.prompts]
+    max_tokens = 128 if wide else 48
     comps, backend = sample_completions(
-        policy, prompts, GenerateConfig(max_tokens=48, max_model_len=512), ModelConfig(), "bench", 4, 0
+        policy,
+        prompts,
+        GenerateConfig(max_tokens=max_tokens, max_model_len=512, ignore_eos=wide),  # 30m: 128-token responses
+        ModelConfig(),
+        "bench",
+        4,
+        0,
     )
     text = {p.prompt_id: p.messages[-1]["content"] for p in prompts}
     cands = [
@@ -84,7 +102,7 @@ def main() -> None:
         cfg = TrainConfig(  # the tiny preset's training settings (conf/preset/tiny.yaml)
             reference_logprobs=mode,
             epochs=args.epochs,
-            learning_rate=1e-3,
+            learning_rate=1e-5 if wide else 1e-3,
             beta=0.2,
             batch_size=8,
             gradient_accumulation_steps=1,
@@ -95,7 +113,7 @@ def main() -> None:
         rows, ref_stats = training_rows(pairs, sampled, tokenizer, cfg, policy)
         Dataset.from_list(rows).save_to_disk(str(work / "data"))
         stats = train_policy(
-            work / "data", policy, None, cfg, ModelConfig(), work / "trainer", work / "model"
+            work / "data", policy, None, cfg, ModelConfig(tiny=shape), work / "trainer", work / "model"
         )
         seconds = time.perf_counter() - start
         shutil.rmtree(work)
@@ -115,9 +133,13 @@ def main() -> None:
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, CUDA {torch.cuda.is_available()}; torch "
         f"{torch.__version__}, trl {trl.__version__}.",
-        f"Data: {len(pairs)} pairs sampled by the built-in tiny policy ({backend} backend, "
+        f"Policy: {'the tiny policy widened to hidden 512, 8 layers, 8 heads, MLP 2048' if wide else 'the built-in tiny policy (hidden 64, 2 layers)'}, "
+        f"{sum(p.numel() for p in __import__('transformers').AutoModelForCausalLM.from_pretrained(policy).parameters()) / 1e6:.1f}M parameters; "
+        f"responses up to {max_tokens} tokens (mean {statistics.mean(c.num_tokens for c in comps):.0f}).",
+        f"Data: {len(pairs)} pairs sampled by that policy ({backend} backend, "
         f"{args.prompts} prompts x 4), {args.epochs:g} epochs, batch 8; median of {args.reps} runs "
         "(each: building the training rows + TRL training, model load and save included).",
+        f"Command: `python bench/train.py --size {args.size} --prompts {args.prompts} --reps {args.reps}`.",
         "",
         "| mode | seconds | optimizer steps | reference log-probs |",
         "|---|---|---|---|",

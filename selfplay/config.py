@@ -74,6 +74,11 @@ class LogprobsMode(Choice):
     processed = "processed"
 
 
+class EngineLifetime(Choice):
+    persistent = "persistent"
+    per_stage = "per_stage"
+
+
 class Pairing(Choice):
     best_vs_worst = "best_vs_worst"
     best_vs_random = "best_vs_random"
@@ -258,6 +263,11 @@ class GenerateConfig:
     the distribution actually sampled from (after temperature and top-p; what vLLM's V0 engine returned,
     and so very likely what the paper's self-play runs used). Processed values are never reused as DPO
     reference log-probs."""
+    engine: EngineLifetime = EngineLifetime.persistent
+    """persistent = one vLLM engine per process serves every sampling stage of every iteration, its weights
+    reloaded in place for each new policy (on GPUs it sleeps while other stages need the memory);
+    per_stage = a new engine for each sampling stage, closed at its end (isolation, debugging). Records
+    are identical either way."""
     engine_args: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for `vllm.LLM` (vLLM's engine arguments, e.g. max_num_seqs,
     enable_prefix_caching, quantization), applied last, over our own CPU scheduler settings; set them

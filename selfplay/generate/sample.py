@@ -57,9 +57,9 @@ def sample_completions(
         return [], backend
     with Progress(label, len(fits) * num_samples, "responses") as progress:
         if backend == "vllm":
-            from selfplay.generate.vllm_backend import VllmEngine
+            from selfplay.generate.engine_pool import vllm_engine
 
-            with VllmEngine(
+            with vllm_engine(
                 policy_path, gen, str(model.dtype), model.trust_remote_code, model.allow_pickle
             ) as engine:
                 samples = engine.generate(fits, gen, num_samples, progress)

@@ -91,6 +91,28 @@ def vllm_version() -> str:
     return str(getattr(vllm, "__version__", "?"))
 
 
+def refresh_cpu_gemm(worker) -> int:
+    """Rebuild the CPU GEMM handle of every linear layer that still holds its weight, from that weight.
+
+    On a CPU, vLLM 0.32 wraps each linear layer's weight in a oneDNN (or packed) handle when the model
+    loads (`cpu_linear`) and drops the plain weight. An in-place `reload_weights` rebuilds those layers,
+    but a layer whose weight is shared with another one is missed: with tied embeddings the LM head's
+    handle stays on the old embedding, so samples after a reload differ from a new engine's (measured
+    on the tiny policy). Rebuilding the handles of layers that kept a weight makes a reloaded engine
+    sample exactly what a new engine on that checkpoint samples (tested through whole runs: per_stage
+    vs persistent records are byte-identical). Runs inside the engine's worker; returns the number of
+    layers refreshed."""
+    from vllm.model_executor.layers.utils import dispatch_cpu_unquantized_gemm
+
+    refreshed = 0
+    for module in worker.model_runner.get_model().modules():
+        weight = getattr(module, "weight", None)
+        if hasattr(module, "cpu_linear") and weight is not None and weight.ndim == 2 and weight.numel():
+            dispatch_cpu_unquantized_gemm(module, remove_weight=False)
+            refreshed += 1
+    return refreshed
+
+
 class VllmEngine:
     """Context manager around `vllm.LLM` configured from `GenerateConfig`."""
 
@@ -101,10 +123,12 @@ class VllmEngine:
         dtype: str,
         trust_remote_code: bool,
         allow_pickle: bool = False,
+        sleep_mode: bool = False,
     ):
         import torch
 
         self.on_cpu = not torch.cuda.is_available()
+        self.can_sleep = sleep_mode and not self.on_cpu  # vLLM's sleep mode needs CUDA
         if self.on_cpu and cfg.tensor_parallel_size > 1:
             raise SelfplayError(
                 f"generate.tensor_parallel_size={cfg.tensor_parallel_size} but no CUDA device is visible "
@@ -145,6 +169,8 @@ class VllmEngine:
             kwargs.update(cpu_scheduler_settings(self.context, engine_args))
         else:
             kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+            if self.can_sleep:
+                kwargs["enable_sleep_mode"] = True
         kwargs.update(engine_args)
         from selfplay.models.loading import loading
 
@@ -156,6 +182,25 @@ class VllmEngine:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def reload_weights(self, path: str) -> None:
+        """Load another checkpoint of the same model into this engine, in place (no new engine or KV
+        cache); the prefix cache is emptied so no prompt state computed with the old weights is reused."""
+        from selfplay.models.loading import loading
+
+        with loading(path):
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(path)})
+        if self.on_cpu:
+            self.llm.collective_rpc(refresh_cpu_gemm)
+        self.llm.reset_prefix_cache()
+
+    def sleep(self) -> None:
+        """GPU only: offload the weights and free the KV cache until `wake_up`."""
+        self.llm.sleep(level=1)
+
+    def wake_up(self) -> None:
+        self.llm.wake_up()
+        self.llm.reset_prefix_cache()
 
     def close(self) -> None:
         """Free the engine's memory so the next stage (training) can have it."""

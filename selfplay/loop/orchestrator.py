@@ -59,8 +59,13 @@ def run_loop(
     check_lora_targets(cfg.train, initial, cfg.model.trust_remote_code)
     warnings = training_warnings(cfg, parameter_count(initial, cfg.model.trust_remote_code), from_prompts)
     layout = RunLayout((Path(cfg.loop.output_dir) / cfg.loop.run_name).resolve())
+    from selfplay.generate.engine_pool import POOL
+
     with RunLock(layout.lock_file):  # one orchestrator per run directory
-        return _run(cfg, relaunch, table, stages, initial, warnings, layout)
+        try:
+            return _run(cfg, relaunch, table, stages, initial, warnings, layout)
+        finally:
+            POOL.close()  # the persistent generation engine, if one was started
 
 
 def _run(
@@ -141,6 +146,10 @@ def run_task(cfg: Config, table: tuple[Stage, ...] = STAGES) -> Path:
         if err is exc:
             raise
         raise err from None
+    finally:
+        from selfplay.generate.engine_pool import POOL
+
+        POOL.close()  # a worker process closes its engine before it exits
 
 
 def _run_task(cfg: Config, table: tuple[Stage, ...]) -> Path:

@@ -27,6 +27,7 @@ EXTENDING_KEYS = frozenset(
         "loop.isolation",
         "loop.dry_run",
         "loop.stop_after",
+        "generate.engine",  # how engines live, not what they sample: records are the same
         "loop.progress",
         "loop.progress_interval",
         "loop.hang_timeout",

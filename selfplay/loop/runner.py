@@ -62,6 +62,10 @@ def run_stage(
     for stale in (partial / STATS, ctx.layout.error_file(partial)):
         stale.unlink(missing_ok=True)
     log.info("iteration %d %s: running", t, stage)
+    if not spec.samples:
+        from selfplay.generate.engine_pool import POOL
+
+        POOL.release_memory()  # a persistent engine sleeps (GPUs) while this stage needs the memory
     start = time.time()
     try:
         stats = execute(ctx, spec, place(spec, ctx.config, res or local_resources(ctx.config)), res, relaunch)

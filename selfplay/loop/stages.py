@@ -424,6 +424,9 @@ class Stage:
     sharded: Sharded | None = None
     ranks: StageFn | None = None
     enabled: Callable[[Config], bool] = lambda cfg: True
+    samples: bool = False
+    """Whether it samples from the policy with the generation engine (a persistent engine stays awake for
+    it; before any other stage it sleeps on GPUs, so the memory is free)."""
     outputs: tuple[str, ...] = ()
     """What the next stages read from its folder (besides a sharded stage's output): checked to exist
     before a resume trusts the stage's marker."""
@@ -448,7 +451,7 @@ def _evolving(cfg: Config) -> bool:
 
 STAGES: tuple[Stage, ...] = (
     Stage("prompts", run=run_prompts, outputs=(PROMPTS, HELDOUT_PROMPTS)),
-    Stage("generate", sharded=Sharded(COMPLETIONS, Completion, generate_shard, generate_stats)),
+    Stage("generate", sharded=Sharded(COMPLETIONS, Completion, generate_shard, generate_stats), samples=True),
     Stage("judge", sharded=Sharded(JUDGMENTS, Judgment, judge_shard, judge_stats)),
     Stage(
         "logprobs",
@@ -456,13 +459,14 @@ STAGES: tuple[Stage, ...] = (
         enabled=needs_logprobs_stage,
     ),
     Stage("selection", run=run_selection, outputs=(PAIRS, KEPT_PAIRS)),
-    Stage("evolve", run=run_evolve, enabled=_evolving, outputs=(PROMPTS, REWRITES)),
+    Stage("evolve", run=run_evolve, enabled=_evolving, samples=True, outputs=(PROMPTS, REWRITES)),
     Stage(
         "evolved_generate",
         sharded=Sharded(
             COMPLETIONS, Completion, partial(generate_shard, salt="evolved"), generate_stats, "evolve"
         ),
         enabled=_evolving,
+        samples=True,
     ),
     Stage(
         "evolved_judge",
@@ -477,7 +481,13 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage("evolved_selection", run=run_evolved_selection, enabled=_evolving, outputs=(PAIRS, KEPT_PAIRS)),
     Stage("train", run=prepare_training, ranks=train_ranks, outputs=(f"{MODEL}/config.json",)),
-    Stage("evaluate", run=run_evaluate, enabled=lambda cfg: cfg.evaluate.enabled, outputs=(HELDOUT,)),
+    Stage(
+        "evaluate",
+        run=run_evaluate,
+        enabled=lambda cfg: cfg.evaluate.enabled,
+        samples=True,
+        outputs=(HELDOUT,),
+    ),
     Stage("push", run=run_push, enabled=lambda cfg: cfg.hub.push, outputs=(PUSHED,)),
 )
 """Every stage, in run order."""

@@ -147,6 +147,23 @@ def test_killed_run_resumes_and_equals_the_uninterrupted_run(vllm_run, tmp_path)
 
 
 @pytest.mark.vllm
+def test_an_engine_per_stage_writes_what_the_persistent_engine_writes(vllm_run, tmp_path):
+    """generate.engine=per_stage starts a new vLLM engine for every sampling stage; the default
+    persistent engine reloads the next policy's weights in place. Records and weights are identical."""
+    reference, ref_proc = vllm_run
+    assert ref_proc.returncode == 0 and "generate.engine" not in " ".join(ref_proc.args)
+    proc = run_cli(
+        "debug=tiny", "generate.backend=vllm", "generate.engine=per_stage", f"loop.output_dir={tmp_path}"
+    )
+    run_dir = tmp_path / "default"
+    check_finished_run(run_dir, proc, 2, "vllm")
+    assert_same_records(run_dir, reference, 2)
+    for t in range(2):
+        rel = f"iter_{t:03d}/train/model/model.safetensors"
+        assert (run_dir / rel).read_bytes() == (reference / rel).read_bytes()
+
+
+@pytest.mark.vllm
 def test_two_parallel_shard_processes_equal_the_unsharded_run(vllm_run, tmp_path):
     reference, ref_proc = vllm_run
     assert ref_proc.returncode == 0

@@ -1,0 +1,170 @@
+"""Where a run's wall time goes, generate.engine=per_stage vs persistent, side by side in one process:
+
+  engine start/stop   starting and closing vLLM engines (and in-place weight reloads, persistent only)
+  model loads         transformers model loads outside vLLM (training's policy, judges, log-prob models)
+  stage compute       the stages' own time (sampling, judging, log-probs, training, evaluation) minus the
+                      two above
+  overhead            the rest of the wall time: orchestration, record I/O, markers, config checks
+
+for the default run (the built-in tiny policy, 3 iterations x 96 prompts x 4 samples) and for a
+~30M-parameter policy (the tiny policy widened to hidden 512, 8 layers, 8 heads; 2 iterations x 32
+prompts x 4 samples x 64 tokens). Every stage runs in this process (the default `loop.isolation`), so
+there are no process starts to count. Prints a table and the ratios.
+
+  python bench/loop.py [--out results/loop_bench_cpu.md] [--sizes default,30m]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SIZES = {
+    "default": [],  # `python -m selfplay.run` as it is
+    "30m": [
+        "model.tiny.hidden_size=512",
+        "model.tiny.num_layers=8",
+        "model.tiny.num_heads=8",
+        "model.tiny.pretrain_steps=100",
+        "loop.iterations=2",
+        "prompts.per_iteration=32",
+        "prompts.heldout_size=16",
+        "generate.num_samples=4",
+        "generate.max_tokens=64",
+        "train.learning_rate=1e-5",
+    ],
+}
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    from selfplay.config import register_configs
+    from selfplay.run import to_config
+
+    register_configs()
+    with initialize_config_module(config_module="selfplay.conf", version_base=None):
+        return to_config(hydra_compose(config_name="config", overrides=overrides))
+
+
+def timed_model_loads() -> dict[str, float]:
+    """Count the seconds of every transformers model load (policy for training or teacher forcing,
+    reward models): the Auto classes' from_pretrained, timed where every load of the project goes."""
+    import transformers
+
+    spent = {"seconds": 0.0, "loads": 0}
+    for cls in (transformers.AutoModelForCausalLM, transformers.AutoModelForSequenceClassification):
+        original = cls.from_pretrained.__func__
+
+        def load(klass, *args, _original=original, **kwargs):
+            t = time.perf_counter()
+            try:
+                return _original(klass, *args, **kwargs)
+            finally:
+                spent["seconds"] += time.perf_counter() - t
+                spent["loads"] += 1
+
+        cls.from_pretrained = classmethod(load)
+    return spent
+
+
+def one_run(size: str, engine: str, out: Path, spent: dict) -> dict:
+    from selfplay.generate.engine_pool import POOL
+    from selfplay.run import execute
+
+    POOL.close()
+    POOL.starts, POOL.reloads = 0, 0
+    POOL.seconds = dict.fromkeys(POOL.seconds, 0.0)
+    spent["seconds"], spent["loads"] = 0.0, 0
+    cfg = compose(
+        [*SIZES[size], f"generate.engine={engine}", f"loop.output_dir={out}", "loop.progress=false"]
+    )
+    t = time.perf_counter()
+    execute(cfg, "selfplay.run")
+    wall = time.perf_counter() - t
+    rows = [json.loads(line) for line in (out / "default" / "metrics.jsonl").read_text().splitlines()]
+    stages = sum(r["seconds"] for r in rows)
+    iterations = 1 + max(r["iteration"] for r in rows)
+    engine_s = POOL.seconds["start"] + POOL.seconds["close"] + POOL.seconds["reload"] + POOL.seconds["sleep"]
+    loads = spent["seconds"]
+    compute = stages - engine_s - loads
+    return {
+        "size": size,
+        "engine": engine,
+        "iterations": iterations,
+        "wall": wall,
+        "per_iteration": wall / iterations,
+        "engine_s": engine_s,
+        "starts": POOL.starts,
+        "reloads": POOL.reloads,
+        "loads_s": loads,
+        "loads": spent["loads"],
+        "compute": compute,
+        "overhead": wall - compute,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--sizes", default="default,30m")
+    args = ap.parse_args()
+    import torch
+    import vllm
+
+    spent = timed_model_loads()
+    results = []
+    from selfplay.models.tiny import tiny_model_path
+
+    for size in args.sizes.split(","):
+        tiny_model_path(compose(SIZES[size]).model.tiny)  # build (and cache) the policy outside the timing
+        for engine in ("per_stage", "persistent"):
+            tmp = Path(tempfile.mkdtemp(prefix=f"loop-bench-{size}-{engine}-"))
+            results.append(one_run(size, engine, tmp, spent))
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    lines = [
+        f"# Loop wall time: one engine per stage vs one persistent engine ({time.strftime('%Y-%m-%d')})",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, CUDA {torch.cuda.is_available()}; "
+        f"torch {torch.__version__}, vllm {vllm.__version__}. Every stage in one process (no process starts).",
+        "",
+        "| policy | generate.engine | iterations | wall s | s / iteration | engine starts | reloads "
+        "| engine start/stop/reload s | model loads (s) | stage compute s | overhead s | overhead % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['size']} | {r['engine']} | {r['iterations']} | {r['wall']:.1f} | {r['per_iteration']:.1f} "
+            f"| {r['starts']} | {r['reloads']} | {r['engine_s']:.1f} | {r['loads']} ({r['loads_s']:.1f}) "
+            f"| {r['compute']:.1f} | {r['overhead']:.1f} | {100 * r['overhead'] / r['wall']:.0f}% |"
+        )
+    lines.append("")
+    for size in args.sizes.split(","):
+        a, b = (
+            next(r for r in results if r["size"] == size and r["engine"] == e)
+            for e in ("per_stage", "persistent")
+        )
+        lines.append(
+            f"{size}: persistent / per_stage wall time = {b['wall'] / a['wall']:.2f} "
+            f"({a['wall'] / b['wall']:.2f}x faster); engine starts {a['starts']} -> {b['starts']}; "
+            f"overhead {100 * a['overhead'] / a['wall']:.0f}% -> {100 * b['overhead'] / b['wall']:.0f}% of the run"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()

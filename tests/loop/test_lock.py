@@ -1,0 +1,98 @@
+"""One orchestrator per run directory: a second `python -m selfplay.run` on a run in use is refused in one
+line naming the holder; a stale lock (dead pid on this host, or not refreshed for long on another host)
+is taken over."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from selfplay.errors import SelfplayError
+from selfplay.loop import lock as lock_module
+from selfplay.loop.lock import RunLock
+from tests.integration.cli import start_cli
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_second_holder_is_refused_naming_the_first(tmp_path):
+    path = tmp_path / "run" / ".lock"
+    with RunLock(path):
+        held = json.loads(path.read_text())
+        assert held["pid"] == os.getpid() and held["host"] == socket.gethostname()
+        with pytest.raises(
+            SelfplayError, match=f"is in use by another selfplay process \\(pid {os.getpid()} on "
+        ):
+            RunLock(path).acquire()
+    assert not path.exists()  # released
+
+
+def test_a_dead_holder_on_this_host_is_taken_over(tmp_path, caplog):
+    path = tmp_path / ".lock"
+    path.write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname(), "started": "then"}))
+    with RunLock(path):
+        assert json.loads(path.read_text())["pid"] == os.getpid()
+    assert "taking over the stale lock" in caplog.text
+
+
+def test_a_half_written_lock_is_taken_over(tmp_path):
+    path = tmp_path / ".lock"
+    path.write_text('{"pid": 12')  # a crash while the lock was written
+    with RunLock(path):
+        assert json.loads(path.read_text())["pid"] == os.getpid()
+
+
+def test_another_hosts_lock_is_stale_only_when_no_longer_refreshed(tmp_path, monkeypatch):
+    path = tmp_path / ".lock"
+    path.write_text(json.dumps({"pid": 1, "host": "node-elsewhere", "started": "then"}))
+    with pytest.raises(SelfplayError, match="pid 1 on node-elsewhere"):
+        RunLock(path).acquire()
+    old = time.time() - lock_module.STALE_SECONDS - 5
+    os.utime(path, (old, old))
+    with RunLock(path):
+        assert json.loads(path.read_text())["host"] == socket.gethostname()
+
+
+def test_the_holder_refreshes_its_lock(tmp_path, monkeypatch):
+    monkeypatch.setattr(lock_module, "REFRESH_SECONDS", 0.05)
+    path = tmp_path / ".lock"
+    with RunLock(path):
+        old = time.time() - 100
+        os.utime(path, (old, old))
+        time.sleep(0.3)
+        assert time.time() - path.stat().st_mtime < 5
+
+
+def test_two_runs_on_one_directory(tmp_path):
+    """The real thing: a run in progress, then the same command again in another process."""
+    args = ("debug=tiny", "generate.backend=hf", "loop.iterations=1", f"loop.output_dir={tmp_path}")
+    first = start_cli(*args, log=tmp_path / "first.log")
+    try:
+        lock_file = tmp_path / "default" / ".lock"
+        deadline = time.time() + 120
+        while not lock_file.exists() and first.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert first.poll() is None and lock_file.exists()
+        second = subprocess.run(
+            [sys.executable, "-m", "selfplay.run", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        assert second.returncode == 2
+        lines = [line for line in second.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and f"pid {first.pid} on {socket.gethostname()}" in lines[0], lines
+        assert first.wait(timeout=300) == 0, (tmp_path / "first.log").read_text()[-2000:]
+        assert not lock_file.exists()
+    finally:
+        if first.poll() is None:
+            first.kill()
