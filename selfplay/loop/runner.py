@@ -61,6 +61,9 @@ def run_stage(
     partial.mkdir(parents=True, exist_ok=True)
     for stale in (partial / STATS, ctx.layout.error_file(partial)):
         stale.unlink(missing_ok=True)
+    for half_written in partial.rglob(".*.tmp-*"):  # a killed writer's temporary file, never renamed
+        if half_written.is_file():
+            half_written.unlink(missing_ok=True)
     log.info("iteration %d %s: running", t, stage)
     if not spec.samples:
         from selfplay.generate.engine_pool import POOL

@@ -102,3 +102,15 @@ def test_stop_after_ends_the_last_iteration_there(tmp_path):
     CALLS.clear()
     run_loop(fake_config(tmp_path), table=FAKE_TABLE)  # the same run, carried on (stop_after only steers)
     assert names(CALLS) == [(1, "train"), (1, "train_ranks"), (1, "evaluate")]
+
+
+def test_a_killed_writers_temporary_file_is_not_left_in_the_finished_stage(tmp_path):
+    """A kill between a record's write and its rename leaves `.<file>.tmp-<pid>` in a resumable stage's
+    partial folder (kept for its finished shards); the rerun removes it before the stage goes on."""
+    cfg = fake_config(tmp_path)
+    partial = tmp_path / "runs" / "default" / "iter_000" / ".generate.partial"
+    partial.mkdir(parents=True)
+    (partial / ".part-00000-of-00001.parquet.tmp-999999").write_bytes(b"half")
+    run_dir = run_loop(cfg, table=FAKE_TABLE)
+    assert run_dir == partial.parent.parent and (run_dir / "iter_000" / "generate" / "_SUCCESS").is_file()
+    assert list(run_dir.rglob(".*.tmp-*")) == []
