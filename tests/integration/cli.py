@@ -1,8 +1,10 @@
 """Run `python -m selfplay.run` as a user would, in a subprocess."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,3 +36,15 @@ def start_cli(*overrides: str, log: Path) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def kill_inside(*overrides: str, partial: Path, log: Path) -> None:
+    """Start a run and SIGKILL its whole process group as soon as `partial` (a stage's partial folder)
+    exists: a real kill inside that stage. Fails if the run ends first."""
+    proc = start_cli(*overrides, log=log)
+    deadline = time.time() + 300
+    while not partial.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, f"the run ended before reaching {partial.name}"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

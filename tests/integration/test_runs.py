@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.conftest import vllm_importable
-from tests.integration.cli import run_cli, start_cli
+from tests.integration.cli import kill_inside, run_cli, start_cli
 from tests.sockets import listening_sockets, outside_loopback
 
 STAGES = ["prompts", "generate", "judge", "selection", "train", "evaluate"]
@@ -123,14 +123,7 @@ def test_killed_run_resumes_and_equals_the_uninterrupted_run(vllm_run, tmp_path)
     assert ref_proc.returncode == 0
     args = ("debug=tiny", "generate.backend=vllm", f"loop.output_dir={tmp_path}")
     run_dir = tmp_path / "default"
-    proc = start_cli(*args, log=tmp_path / "killed.log")
-    partial = run_dir / "iter_001" / ".generate.partial"
-    deadline = time.time() + 300
-    while not partial.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before reaching iteration 1's generate stage"
-    os.killpg(proc.pid, signal.SIGKILL)  # a real kill, inside the stage (the engine is up: it is quick)
-    proc.wait()
+    kill_inside(*args, partial=run_dir / "iter_001" / ".generate.partial", log=tmp_path / "killed.log")
     assert not (run_dir / "iter_001" / "generate" / "_SUCCESS").exists()
     finished = {s: (run_dir / "iter_000" / s / "_SUCCESS").read_text() for s in STAGES}
     finished_mtimes = {s: (run_dir / "iter_000" / s / "_SUCCESS").stat().st_mtime_ns for s in STAGES}

@@ -4,16 +4,13 @@ that `datasets` loads and TRL's DPOTrainer trains on as it is, model cards, a tw
 `python -m selfplay.report`, and the hub push planned offline."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from selfplay.loop.tracking import read_tensorboard_scalars
-from tests.integration.cli import REPO, cli_env, run_cli, start_cli
+from tests.integration.cli import REPO, cli_env, kill_inside, run_cli
 
 
 def stats(run_dir, t, stage):
@@ -120,15 +117,7 @@ def test_tensorboard_scalars_once_per_iteration_across_a_kill(vllm_run, tmp_path
         f"loop.output_dir={tmp_path}",
     )
     run_dir = tmp_path / "default"
-    proc = start_cli(*args, log=tmp_path / "killed.log")
-    partial = run_dir / "iter_001" / ".generate.partial"
-    deadline = time.time() + 300
-    while not partial.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before iteration 1"
-    time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_inside(*args, partial=run_dir / "iter_001" / ".generate.partial", log=tmp_path / "killed.log")
     resumed = run_cli(*args)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     scalars = read_tensorboard_scalars(run_dir / "tracking" / "tensorboard")
@@ -152,48 +141,21 @@ def test_tensorboard_scalars_once_per_iteration_across_a_kill(vllm_run, tmp_path
 
 
 def test_a_two_job_sweep_and_its_comparison(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "selfplay.run",
-            "-m",
-            "debug=tiny",
-            "generate.backend=hf",
-            "loop.iterations=1",
-            "evaluate.enabled=false",
-            "selection.metric=alignment_potential,random",
-            f"loop.output_dir={tmp_path}",
-        ],
-        cwd=REPO,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
+    sweep = (
+        "-m",  # Hydra's multirun
+        "debug=tiny",
+        "generate.backend=hf",
+        "loop.iterations=1",
+        "evaluate.enabled=false",
+        "selection.metric=alignment_potential,random",
+        f"loop.output_dir={tmp_path}",
     )
+    proc = run_cli(*sweep)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = sorted(p.parent.name for p in tmp_path.rglob("metrics.jsonl"))
     assert runs == ["selection.metric=alignment_potential", "selection.metric=random"]
     assert (tmp_path / "multirun.yaml").is_file()  # Hydra's sweep record stays with the runs, not in the cwd
-    again = subprocess.run(  # a rerun of the sweep resumes (here: skips) every job
-        [
-            sys.executable,
-            "-m",
-            "selfplay.run",
-            "-m",
-            "debug=tiny",
-            "generate.backend=hf",
-            "loop.iterations=1",
-            "evaluate.enabled=false",
-            "selection.metric=alignment_potential,random",
-            f"loop.output_dir={tmp_path}",
-        ],
-        cwd=REPO,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    again = run_cli(*sweep)  # a rerun of the sweep resumes (here: skips) every job
     assert again.returncode == 0 and again.stderr.count("done before, skipped") == 2 * 5
     report = subprocess.run(
         [sys.executable, "-m", "selfplay.report", str(tmp_path), "--out", str(tmp_path / "cmp")],
