@@ -97,7 +97,7 @@ def default_device() -> str:
 @contextmanager
 def loading(path: str, key: str = "model.path"):
     """A library's refusal to run a model's own code, as our one-line error naming our config key
-    (never the library's `trust_remote_code=True` advice)."""
+    (never the library's advice to pass its own remote-code flag)."""
     try:
         yield
     except SelfplayError:
