@@ -2,7 +2,10 @@
 
   ours-vllm  selfplay's vllm backend (VllmEngine.generate + record building)
   raw-vllm   vllm.LLM.generate with the same SamplingParams, without our wrapper
-  ours-hf    selfplay's transformers backend (hf_generate + record building)
+  ours-hf    selfplay's transformers backend (hf_generate + record building), batched
+             (generate.hf_batch_size sequences per forward, the default)
+  ours-hf-1  the same backend one prompt per forward (hf_batch_size = K: what it did before it was
+             batched, bit for bit); the samples of both must be the same tokens
 
 Steady state: each engine/model is started and warmed up first; engine start times are reported
 apart. Prints tokens/s of each and the ratios ours-vllm/ours-hf and ours-vllm/raw-vllm.
@@ -22,6 +25,7 @@ import platform
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
@@ -153,6 +157,21 @@ def main() -> None:
     )
     assert sum(c.num_tokens for c in comps) == total_tokens
     rows["ours-hf"] = (t, start_hf)
+    one_prompt = replace(gen, hf_batch_size=args.samples)
+    t, comps_one = timed(
+        lambda: to_completions(
+            tok, requests, hf_generate(model, tok, requests, one_prompt, args.samples), 0, folder
+        ),
+        args.reps,
+    )
+    rows["ours-hf-1"] = (t, start_hf)
+    same = sum(a.token_ids == b.token_ids for a, b in zip(comps, comps_one))
+    lp_diff = max(
+        abs(x - y)
+        for a, b in zip(comps, comps_one)
+        if a.token_ids == b.token_ids
+        for x, y in zip(a.logprobs, b.logprobs)
+    )
 
     lines = [
         f"# Generation throughput ({time.strftime('%Y-%m-%d')})",
@@ -171,8 +190,12 @@ def main() -> None:
     tps = {k: total_tokens / v[0] for k, v in rows.items()}
     lines += [
         "",
-        f"ours-vllm / ours-hf = {tps['ours-vllm'] / tps['ours-hf']:.2f}x (goal >= 2x)",
+        f"ours-vllm / ours-hf = {tps['ours-vllm'] / tps['ours-hf']:.2f}x; ours-vllm / ours-hf-1 = "
+        f"{tps['ours-vllm'] / tps['ours-hf-1']:.2f}x (goal >= 2x: vLLM worth its install)",
         f"ours-vllm / raw-vllm = {tps['ours-vllm'] / tps['raw-vllm']:.1%} (goal >= 90%)",
+        f"ours-hf (batched, hf_batch_size={gen.hf_batch_size}) / ours-hf-1 (one prompt per forward) = "
+        f"{tps['ours-hf'] / tps['ours-hf-1']:.2f}x (goal >= 3x); same tokens in {same}/{len(comps)} "
+        f"responses, largest log-prob difference {lp_diff:.1e}",
     ]
     text = "\n".join(lines)
     print(text)

@@ -159,55 +159,11 @@ def first_rewards(run_dir: Path) -> list[tuple[int, float, float]]:
     return found
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="results/gpu_check.md")
-    ap.add_argument("--work", default=None)
-    args = ap.parse_args()
+def write_report(out, params, on_cuda, meter, results, failures, batching) -> str:
     import torch
 
-    on_cuda = torch.cuda.is_available()
-    work = Path(args.work or tempfile.mkdtemp(prefix="gpu-check-"))
-    policy, rm = build_models(work / "models", on_cuda)
-    meter = StageMeter()
-    meter.install()
-    base = [
-        "preset=none",
-        f"model.path={policy}",
-        "generate.backend=hf",
-        "generate.num_samples=4",
-        "generate.max_tokens=64",
-        "generate.max_model_len=1024",
-        "judge.kind=reward_model",
-        f"judge.model_path={rm}",
-        "logprobs.source=teacher_forcing",
-        "prompts.per_iteration=32",
-        "prompts.heldout_size=16",
-        "train.learning_rate=1e-6",
-        "train.gradient_checkpointing=true",
-        "train.batch_size=4",
-        "train.global_batch_size=8",
-        "evaluate.num_samples=1",
-        "loop.progress=false",
-    ]
-    results = {}
-    failures = []
-    for name, extra in (
-        ("dpo", ["train.loss=dpo", "loop.iterations=2"]),
-        ("simpo", ["train.loss=simpo", "loop.iterations=1"]),
-        ("lora", ["train.loss=dpo", "train.lora.enabled=true", "loop.iterations=1"]),
-    ):
-        t = time.perf_counter()
-        try:
-            results[name] = (run(name, [*base, *extra], meter, work / "runs"), time.perf_counter() - t)
-        except BaseException as err:  # record and go on: the check's job is to report every path
-            failures.append(f"{name}: {type(err).__name__}: {str(err)[:300]}")
     device = (
         torch.cuda.get_device_name(0) if on_cuda else f"CPU ({platform.machine()}, rehearsal: small shape)"
-    )
-    params = sum(
-        p.numel()
-        for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(policy).parameters()
     )
     lines = [
         f"# GPU check ({time.strftime('%Y-%m-%d')}): {device}",
@@ -236,10 +192,120 @@ def main() -> None:
     if held:
         lines.append(f"\nLargest memory held after a stage: {max(held):.3f} GiB (goal: ~0).")
     lines += ["", "Failures: " + ("none" if not failures else ""), *[f"- {f}" for f in failures]]
+    if batching:
+        lines += ["", *batching]
     text = "\n".join(lines) + "\n"
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text)
+    return text
+
+
+def hf_batching(policy: str, on_cuda: bool) -> list[str]:
+    """The transformers backend batched (generate.hf_batch_size=64) vs one prompt per forward on the
+    policy in bf16: same tokens?, largest log-prob difference, and the speed ratio."""
+    import torch
+
+    from selfplay.config import GenerateConfig, PromptsConfig
+    from selfplay.data.prompts import load_prompt_pool
+    from selfplay.generate.hf_backend import hf_generate
+    from selfplay.generate.requests import make_requests
+    from selfplay.models.loading import load_causal_lm, load_tokenizer
+
+    tok = load_tokenizer(policy)
+    model = load_causal_lm(policy, "bfloat16" if on_cuda else "float32")
+    prompts = load_prompt_pool(PromptsConfig()).pool[:8]
+    requests = make_requests(tok, prompts, 0, "gpu-check")
+    gen = GenerateConfig(max_tokens=64, max_model_len=1024, ignore_eos=True)
+    times, outs = {}, {}
+    for name, size in (("batched", 64), ("one prompt per forward", 4)):
+        hf_generate(model, tok, requests[:1], gen, 4)  # warm-up
+        if on_cuda:
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        outs[name] = hf_generate(
+            model, tok, requests, __import__("dataclasses").replace(gen, hf_batch_size=size), 4
+        )
+        if on_cuda:
+            torch.cuda.synchronize()
+        times[name] = time.perf_counter() - t
+    pairs = [
+        (a, b) for ga, gb in zip(outs["batched"], outs["one prompt per forward"]) for a, b in zip(ga, gb)
+    ]
+    same = sum(a.token_ids == b.token_ids for a, b in pairs)
+    diff = max(
+        (abs(x - y) for a, b in pairs if a.token_ids == b.token_ids for x, y in zip(a.logprobs, b.logprobs)),
+        default=float("nan"),
+    )
+    tokens = 8 * 4 * 64
+    del model
+    return [
+        f"transformers backend, {model_dtype(on_cuda)}, 8 prompts x 4 samples x 64 tokens: batched "
+        f"{times['batched']:.2f} s ({tokens / times['batched']:.0f} tokens/s), one prompt per forward "
+        f"{times['one prompt per forward']:.2f} s ({tokens / times['one prompt per forward']:.0f} tokens/s), "
+        f"{times['one prompt per forward'] / times['batched']:.1f}x; same tokens in {same}/{len(pairs)} responses "
+        f"(a response that differs diverges from one sampled token on), largest log-prob difference where "
+        f"the same {diff:.1e}."
+    ]
+
+
+def model_dtype(on_cuda: bool) -> str:
+    return "bf16 on CUDA" if on_cuda else "fp32 on CPU"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="results/gpu_check.md")
+    ap.add_argument("--work", default=None)
+    args = ap.parse_args()
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    on_cuda = torch.cuda.is_available()
+    work = Path(args.work or tempfile.mkdtemp(prefix="gpu-check-"))
+    policy, rm = build_models(work / "models", on_cuda)
+    meter = StageMeter()
+    meter.install()
+    base = [
+        "preset=none",
+        f"model.path={policy}",
+        "generate.backend=hf",
+        "generate.num_samples=4",
+        "generate.max_tokens=64",
+        "generate.max_model_len=1024",
+        "judge.kind=reward_model",
+        f"judge.model_path={rm}",
+        "logprobs.source=teacher_forcing",
+        "prompts.per_iteration=32",
+        "prompts.heldout_size=16",
+        "train.learning_rate=1e-6",
+        "train.gradient_checkpointing=true",
+        "train.batch_size=4",
+        "train.global_batch_size=8",
+        "evaluate.num_samples=1",
+        "loop.progress=false",
+    ]
+    results: dict = {}
+    failures: list[str] = []
+    batching: list[str] = []
+    params = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(policy).parameters())
+    report = lambda: write_report(args.out, params, on_cuda, meter, results, failures, batching)  # noqa: E731
+    for name, extra in (
+        ("dpo", ["train.loss=dpo", "loop.iterations=2"]),
+        ("simpo", ["train.loss=simpo", "loop.iterations=1"]),
+        ("lora", ["train.loss=dpo", "train.lora.enabled=true", "loop.iterations=1"]),
+    ):
+        t = time.perf_counter()
+        try:
+            results[name] = (run(name, [*base, *extra], meter, work / "runs"), time.perf_counter() - t)
+        except BaseException as err:  # record and go on: the check's job is to report every path
+            failures.append(f"{name}: {type(err).__name__}: {str(err)[:300]}")
+        report()  # after every run, so a run cut off by the time limit still leaves its figures
+    try:
+        batching.extend(hf_batching(policy, on_cuda))
+    except Exception as err:
+        failures.append(f"hf batching: {type(err).__name__}: {str(err)[:300]}")
+    text = report()
     print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
     sys.exit(1 if failures else 0)

@@ -29,6 +29,8 @@ def check_config(cfg: Config) -> None:
         )
     if g.max_tokens < 1:
         raise SelfplayError(f"generate.max_tokens={g.max_tokens} must be >= 1")
+    if g.hf_batch_size < 1:
+        raise SelfplayError(f"generate.hf_batch_size={g.hf_batch_size} must be >= 1")
     if not 0 < g.top_p <= 1:
         raise SelfplayError(f"generate.top_p={g.top_p} must be in (0, 1]")
     if g.temperature <= 0:

@@ -253,6 +253,9 @@ class GenerateConfig:
     """Skip CUDA graph capture (faster start; slower decode on GPUs)."""
     cpu_kv_cache_gib: float = 1.0
     """KV cache size on a CPU (vLLM otherwise takes ~11 GiB)."""
+    hf_batch_size: int = 64
+    """Sequences (prompts x K) per forward pass of the transformers backend (generate.backend=hf);
+    lower it where the KV cache of that many sequences does not fit."""
     stop: list[str] = field(default_factory=list)
     """Stop strings: a response ends before the first one (finish_reason "stop")."""
     ignore_eos: bool = False

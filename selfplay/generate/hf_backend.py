@@ -1,4 +1,16 @@
-"""transformers `generate` backend: the fallback when vLLM is absent, and the raw-log-prob yardstick."""
+"""transformers backend: the fallback when vLLM is absent, and the raw-log-prob yardstick.
+
+Prompts are sampled in batches (`generate.hf_batch_size` sequences per forward: prompts x K), left-
+padded, with one KV cache per batch. Each prompt draws its tokens from its own random generator seeded
+with the prompt's seed, as vLLM does per request, so a prompt's samples do not depend on which prompts
+share its batch; a batch of one prompt reproduces transformers' `generate` bit for bit. Batching changes
+only the shapes of the matrix products, so log-probs can differ in the last bits (~4e-6 measured)
+between batch sizes. The sampling math is transformers' own: its minimum-length rule and temperature,
+top-k and top-p warpers, in the order its `generate` applies them. Stop strings are matched on the
+decoded text of each row's last tokens, as vLLM matches its output text. Sampling settings in the
+model's own `generation_config` (repetition penalty, a default top-k) are not applied, as the vLLM
+backend does not apply them either: generate.* alone says how to sample.
+"""
 
 from __future__ import annotations
 
@@ -9,67 +21,134 @@ from selfplay.generate.requests import RawSample, SampleRequest
 def hf_generate(
     model, tokenizer, requests: list[SampleRequest], cfg: GenerateConfig, num_samples: int, progress=None
 ) -> list[list[RawSample]]:
-    """K samples per request, one request at a time so each prompt's seed alone fixes its samples.
+    """K samples per request, in batches of prompts of similar length; results in request order.
 
-    Log-probs come from the returned raw logits (before temperature/top-p), like vLLM's raw mode.
-    """
+    Log-probs come from the raw logits (before temperature/top-p), like vLLM's raw mode, or from the
+    processed scores (the distribution sampled from) with `logprobs_mode=processed`."""
+    per_batch = max(1, cfg.hf_batch_size // num_samples)
+    # Similar lengths together (less padding); ties in request order, so the plan depends on the
+    # requests alone.
+    order = sorted(range(len(requests)), key=lambda i: len(requests[i].prompt_ids))
+    out: list[list[RawSample] | None] = [None] * len(requests)
+    for start in range(0, len(order), per_batch):
+        chunk = order[start : start + per_batch]
+        groups = _sample_batch(model, tokenizer, [requests[i] for i in chunk], cfg, num_samples)
+        for i, group in zip(chunk, groups):
+            out[i] = group
+        if progress is not None:
+            progress.update(len(chunk) * num_samples)
+    return [g for g in out if g is not None]
+
+
+def _sample_batch(
+    model, tokenizer, requests: list[SampleRequest], cfg: GenerateConfig, k: int
+) -> list[list[RawSample]]:
     import torch
+    from transformers.generation import (
+        LogitsProcessorList,
+        MinNewTokensLengthLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
 
     device = next(model.parameters()).device
     processed = cfg.logprobs_mode == "processed"
-    eos_ids = _eos_ids(model, tokenizer)
+    eos_ids = sorted(_eos_ids(model, tokenizer))
+    eos = torch.tensor(eos_ids, device=device)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
     context = cfg.max_model_len or getattr(model.config, "max_position_embeddings", None)
-    out: list[list[RawSample]] = []
-    for req in requests:
-        torch.manual_seed(req.seed)
-        ids = torch.tensor([req.prompt_ids], device=device)
-        with torch.inference_mode():
-            gen = model.generate(
-                input_ids=ids,
-                attention_mask=torch.ones_like(ids),
-                do_sample=True,
-                temperature=cfg.temperature,
-                top_p=cfg.top_p,
-                top_k=cfg.top_k if cfg.top_k > 0 else None,
-                max_new_tokens=min(cfg.max_tokens, context - len(req.prompt_ids))
-                if context
-                else cfg.max_tokens,
-                min_new_tokens=cfg.max_tokens if cfg.ignore_eos else None,
-                stop_strings=list(cfg.stop) or None,
-                tokenizer=tokenizer if cfg.stop else None,
-                num_return_sequences=num_samples,
-                output_logits=not processed,
-                output_scores=processed,
-                return_dict_in_generate=True,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=sorted(eos_ids),
-            )
-        new = gen.sequences[:, ids.shape[1] :]
-        # The sampled token's log-prob one step at a time (never [K, T, V] in fp32): under the raw logits,
-        # or under the processed scores (after temperature, top-k and top-p: the sampling distribution).
-        steps = gen.scores if processed else gen.logits
-        picked = torch.stack(
-            [
-                step.float().gather(-1, new[:, t, None]).squeeze(-1) - torch.logsumexp(step.float(), dim=-1)
-                for t, step in enumerate(steps)
-            ],
-            dim=1,
+    width = max(len(r.prompt_ids) for r in requests)
+    rows = len(requests) * k
+
+    ids = torch.full((rows, width), pad, dtype=torch.long, device=device)
+    mask = torch.zeros((rows, width), dtype=torch.long, device=device)
+    limit = torch.empty(rows, dtype=torch.long, device=device)  # new tokens allowed per row
+    for b, req in enumerate(requests):
+        n = len(req.prompt_ids)
+        ids[b * k : (b + 1) * k, width - n :] = torch.tensor(req.prompt_ids, device=device)
+        mask[b * k : (b + 1) * k, width - n :] = 1
+        limit[b * k : (b + 1) * k] = min(cfg.max_tokens, context - n) if context else cfg.max_tokens
+    generators = [torch.Generator(device=device).manual_seed(req.seed) for req in requests]
+
+    # transformers' sampling pipeline, in its generate's order.
+    processors = LogitsProcessorList()
+    if cfg.ignore_eos:
+        processors.append(MinNewTokensLengthLogitsProcessor(width, cfg.max_tokens, eos, device=device))
+    if cfg.temperature != 1.0:
+        processors.append(TemperatureLogitsWarper(cfg.temperature))
+    if cfg.top_k > 0:
+        processors.append(TopKLogitsWarper(top_k=cfg.top_k))
+    if cfg.top_p < 1.0:
+        processors.append(TopPLogitsWarper(top_p=cfg.top_p))
+    # A stop string ends a row once it appears in the text of the row's last tokens (enough of them to
+    # hold the longest stop string), checked after every token, as vLLM checks its output text.
+    stop_window = max((len(s) for s in cfg.stop), default=0) + 4
+
+    tokens: list[torch.Tensor] = []
+    logprobs: list[torch.Tensor] = []
+    done = torch.zeros(rows, dtype=torch.bool, device=device)
+    ended_at = torch.full((rows,), -1, dtype=torch.long, device=device)  # step of each row's last token
+    # Positions as transformers' generate derives them from the mask (padding positions are masked).
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    with torch.inference_mode():
+        out = model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
         )
+        for step in range(int(limit.max())):
+            raw = out.logits[:, -1].to(dtype=torch.float32, copy=True)
+            scores = processors(ids, raw)  # type: ignore[arg-type]
+            probs = torch.softmax(scores, dim=-1)
+            nxt = torch.full((rows,), pad, dtype=torch.long, device=device)
+            for b, gen in enumerate(generators):
+                if not bool(done[b * k : (b + 1) * k].all()):
+                    nxt[b * k : (b + 1) * k] = torch.multinomial(
+                        probs[b * k : (b + 1) * k], 1, generator=gen
+                    ).squeeze(1)
+            nxt = torch.where(done, pad, nxt)
+            picked = scores if processed else raw
+            logprobs.append(picked.gather(-1, nxt[:, None]).squeeze(-1) - torch.logsumexp(picked, dim=-1))
+            tokens.append(nxt)
+            ids = torch.cat([ids, nxt[:, None]], dim=-1)
+            ends = torch.isin(nxt, eos) | (step + 1 >= limit)
+            if cfg.stop:
+                ends |= _stopped(tokenizer, ids[:, -min(step + 1, stop_window) :], cfg.stop, done, device)
+            ended_at = torch.where(~done & ends, step, ended_at)
+            done |= ends
+            if bool(done.all()):
+                break
+            mask = torch.cat([mask, torch.ones((rows, 1), dtype=torch.long, device=device)], dim=-1)
+            out = model(
+                input_ids=nxt[:, None],
+                attention_mask=mask,
+                position_ids=(mask.sum(-1, keepdim=True) - 1),
+                past_key_values=out.past_key_values,
+                use_cache=True,
+            )
+    new = torch.stack(tokens, dim=1).tolist()
+    lps = torch.stack(logprobs, dim=1).tolist()
+    last = ended_at.tolist()
+    eos_set = set(eos_ids)
+    groups: list[list[RawSample]] = []
+    for b in range(len(requests)):
         group = []
-        for k in range(num_samples):
-            toks = new[k].tolist()
-            if cfg.stop:  # a sequence ended by a stop string is padded while the others go on
-                while toks and toks[-1] == tokenizer.pad_token_id and tokenizer.pad_token_id not in eos_ids:
-                    toks.pop()
-            end = next((i for i, t in enumerate(toks) if t in eos_ids), None)
-            if end is None:
-                group.append(RawSample(toks, picked[k, : len(toks)].tolist(), "length"))
-            else:
-                group.append(RawSample(toks[: end + 1], picked[k, : end + 1].tolist(), "stop"))
-        out.append(group)
-        if progress is not None:
-            progress.update(num_samples)
-    return out
+        for r in range(b * k, (b + 1) * k):
+            toks = new[r][: last[r] + 1]
+            reason = "stop" if toks and toks[-1] in eos_set else "length"
+            group.append(RawSample(toks, lps[r][: last[r] + 1], reason))
+        groups.append(group)
+    return groups
+
+
+def _stopped(tokenizer, tails, stop: list[str], done, device):
+    """Rows (not yet done) whose recent text contains a stop string."""
+    import torch
+
+    hit = [
+        not finished and any(s in tokenizer.decode(tail, skip_special_tokens=True) for s in stop)
+        for tail, finished in zip(tails.tolist(), done.tolist())
+    ]
+    return torch.tensor(hit, dtype=torch.bool, device=device)
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

@@ -1,4 +1,5 @@
-"""Sharded generation: the same records from 1 shard or 3, and finished shards kept on a rerun."""
+"""Sharded generation: the same records from 1 shard or 3 (the transformers backend: the same responses,
+log-probs to the last bits), and finished shards kept on a rerun."""
 
 from dataclasses import replace
 
@@ -47,9 +48,13 @@ def test_one_shard_equals_three_shards_vllm(tiny_policy, tmp_path):
 
 
 def test_one_shard_equals_three_shards_hf(tiny_policy, tmp_path):
+    # The transformers backend batches the prompts of a shard, so the shards change the shapes of its
+    # matrix products: the same responses, log-probs equal to the last bits.
     _, one = run_generate(tmp_path, tiny_policy, 1, "hf")
     _, three = run_generate(tmp_path, tiny_policy, 3, "hf")
-    assert one == three
+    strip = [replace(c, logprobs=[], logprob_sum=0.0) for c in one]
+    assert strip == [replace(c, logprobs=[], logprob_sum=0.0) for c in three]
+    assert max(abs(a - b) for x, y in zip(one, three) for a, b in zip(x.logprobs, y.logprobs)) < 1e-5
 
 
 def test_rerun_redoes_only_missing_shards(tiny_policy, tmp_path, monkeypatch):
