@@ -2,9 +2,11 @@
 
   engine start/stop   starting and closing vLLM engines (and in-place weight reloads, persistent only)
   model loads         transformers model loads outside vLLM (training's policy, judges, log-prob models)
+  record I/O          the stages' reads and writes of record files (completions, rewards, pairs, parts)
   stage compute       the stages' own time (sampling, judging, log-probs, training, evaluation) minus the
-                      two above
-  overhead            the rest of the wall time: orchestration, record I/O, markers, config checks
+                      three above
+  overhead            the rest of the wall time (everything but stage compute): the three above,
+                      orchestration, markers, config checks, the results file and plots
 
 for the default run (the built-in tiny policy, 3 iterations x 96 prompts x 4 samples) and for a
 ~30M-parameter policy (the tiny policy widened to hidden 512, 8 layers, 8 heads; 2 iterations x 32
@@ -78,7 +80,81 @@ def timed_model_loads() -> dict[str, float]:
     return spent
 
 
-def one_run(size: str, engine: str, out: Path, spent: dict) -> dict:
+def timed_record_io() -> dict[str, float]:
+    """Count the seconds of the stages' record reads and writes (the names the loop modules bound)."""
+    import selfplay.loop.context as context
+    import selfplay.loop.shards as shards
+    import selfplay.loop.stages as stages
+
+    spent = {"seconds": 0.0, "depth": 0}
+    names = {
+        stages: ("read_records", "write_records", "read_jsonl", "write_jsonl"),
+        context: ("read_records",),
+        shards: ("concat_files", "read_records", "write_records"),
+    }
+    for module, funcs in names.items():
+        for name in funcs:
+            original = getattr(module, name)
+
+            def timed(*args, _original=original, **kwargs):
+                spent["depth"] += 1
+                t = time.perf_counter()
+                try:
+                    return _original(*args, **kwargs)
+                finally:
+                    spent["depth"] -= 1
+                    if spent["depth"] == 0:
+                        spent["seconds"] += time.perf_counter() - t
+
+            setattr(module, name, timed)
+    return spent
+
+
+def stage_clock(spent: dict, io: dict) -> list[dict]:
+    """Per stage: when it started, its seconds, and the engine and model-load seconds inside it (the
+    runner's stage execution, wrapped here)."""
+    import selfplay.loop.runner as runner
+    from selfplay.generate.engine_pool import POOL
+
+    rows: list[dict] = []
+    original = runner.execute
+
+    def clocked(ctx, spec, *args, **kwargs):
+        engine0, loads0, io0 = sum(POOL.seconds.values()), spent["seconds"], io["seconds"]
+        t = time.perf_counter()
+        try:
+            return original(ctx, spec, *args, **kwargs)
+        finally:
+            rows.append(
+                {
+                    "iteration": ctx.iteration,
+                    "start": t,
+                    "seconds": time.perf_counter() - t,
+                    "engine": sum(POOL.seconds.values()) - engine0,
+                    "loads": spent["seconds"] - loads0,
+                    "io": io["seconds"] - io0,
+                }
+            )
+
+    runner.execute = clocked
+    return rows
+
+
+def per_iteration(stages: list[dict], iterations: int) -> list[dict]:
+    """Each iteration's wall time (from its first stage's start to the next iteration's, the last one
+    to the end of its last stage) and its overhead (wall minus stage compute)."""
+    out = []
+    for t in range(iterations):
+        mine = [r for r in stages if r["iteration"] == t]
+        later = [r["start"] for r in stages if r["iteration"] > t]
+        end = min(later) if later else max(r["start"] + r["seconds"] for r in mine)
+        wall = end - min(r["start"] for r in mine)
+        compute = sum(r["seconds"] - r["engine"] - r["loads"] - r["io"] for r in mine)
+        out.append({"wall": wall, "overhead": wall - compute})
+    return out
+
+
+def one_run(size: str, engine: str, out: Path, spent: dict, clock: list[dict]) -> dict:
     from selfplay.generate.engine_pool import POOL
     from selfplay.run import execute
 
@@ -86,6 +162,7 @@ def one_run(size: str, engine: str, out: Path, spent: dict) -> dict:
     POOL.starts, POOL.reloads = 0, 0
     POOL.seconds = dict.fromkeys(POOL.seconds, 0.0)
     spent["seconds"], spent["loads"] = 0.0, 0
+    clock.clear()
     cfg = compose(
         [*SIZES[size], f"generate.engine={engine}", f"loop.output_dir={out}", "loop.progress=false"]
     )
@@ -93,11 +170,11 @@ def one_run(size: str, engine: str, out: Path, spent: dict) -> dict:
     execute(cfg, "selfplay.run")
     wall = time.perf_counter() - t
     rows = [json.loads(line) for line in (out / "default" / "metrics.jsonl").read_text().splitlines()]
-    stages = sum(r["seconds"] for r in rows)
     iterations = 1 + max(r["iteration"] for r in rows)
     engine_s = POOL.seconds["start"] + POOL.seconds["close"] + POOL.seconds["reload"] + POOL.seconds["sleep"]
     loads = spent["seconds"]
-    compute = stages - engine_s - loads
+    # Engine, load and record I/O seconds inside the stages (the engine's close at the end of the run is not).
+    compute = sum(r["seconds"] - r["engine"] - r["loads"] - r["io"] for r in clock)
     return {
         "size": size,
         "engine": engine,
@@ -110,7 +187,10 @@ def one_run(size: str, engine: str, out: Path, spent: dict) -> dict:
         "loads_s": loads,
         "loads": spent["loads"],
         "compute": compute,
+        "io": sum(r["io"] for r in clock),
         "overhead": wall - compute,
+        "iterations_split": per_iteration(clock, iterations),
+        "outside": wall - sum(r["wall"] for r in per_iteration(clock, iterations)),
     }
 
 
@@ -123,6 +203,7 @@ def main() -> None:
     import vllm
 
     spent = timed_model_loads()
+    clock = stage_clock(spent, timed_record_io())
     results = []
     from selfplay.models.tiny import tiny_model_path
 
@@ -130,7 +211,7 @@ def main() -> None:
         tiny_model_path(compose(SIZES[size]).model.tiny)  # build (and cache) the policy outside the timing
         for engine in ("per_stage", "persistent"):
             tmp = Path(tempfile.mkdtemp(prefix=f"loop-bench-{size}-{engine}-"))
-            results.append(one_run(size, engine, tmp, spent))
+            results.append(one_run(size, engine, tmp, spent, clock))
             shutil.rmtree(tmp, ignore_errors=True)
 
     lines = [
@@ -140,15 +221,30 @@ def main() -> None:
         f"torch {torch.__version__}, vllm {vllm.__version__}. Every stage in one process (no process starts).",
         "",
         "| policy | generate.engine | iterations | wall s | s / iteration | engine starts | reloads "
-        "| engine start/stop/reload s | model loads (s) | stage compute s | overhead s | overhead % |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| engine start/stop/reload s | model loads (s) | record I/O s | stage compute s | overhead s | overhead % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r['size']} | {r['engine']} | {r['iterations']} | {r['wall']:.1f} | {r['per_iteration']:.1f} "
-            f"| {r['starts']} | {r['reloads']} | {r['engine_s']:.1f} | {r['loads']} ({r['loads_s']:.1f}) "
+            f"| {r['starts']} | {r['reloads']} | {r['engine_s']:.1f} | {r['loads']} ({r['loads_s']:.1f}) | {r['io']:.1f} "
             f"| {r['compute']:.1f} | {r['overhead']:.1f} | {100 * r['overhead'] / r['wall']:.0f}% |"
         )
+    lines += [
+        "",
+        "Per iteration (wall from its first stage's start to the next iteration's; overhead = wall minus "
+        "stage compute, so engine starts, reloads, model loads and record I/O count as overhead), and what lies "
+        "outside every iteration (start-up checks, the final results.md and plots, closing the engine):",
+        "",
+        "| policy | generate.engine | iteration: wall s / overhead s (%) | outside the iterations s |",
+        "|---|---|---|---|",
+    ]
+    for r in results:
+        split = ", ".join(
+            f"{t}: {it['wall']:.1f} / {it['overhead']:.1f} ({100 * it['overhead'] / it['wall']:.0f}%)"
+            for t, it in enumerate(r["iterations_split"])
+        )
+        lines.append(f"| {r['size']} | {r['engine']} | {split} | {r['outside']:.1f} |")
     lines.append("")
     for size in args.sizes.split(","):
         a, b = (
