@@ -1,8 +1,10 @@
 """One orchestrator per run directory: a lock file (`<run>/.lock`: pid, host, start time) taken with an
 exclusive create and refreshed every few seconds while the run lives. A second `python -m selfplay.run`
 on the same run (a run started twice, a requeued SLURM job overlapping its predecessor) is refused in
-one line naming the holder; a lock whose holder is gone (its pid is dead on this host, or it has not
-been refreshed for `STALE_SECONDS` on a shared file system) is taken over."""
+one line naming the holder; a lock whose holder is gone (on this host: its pid is dead, or now belongs to
+another process, told apart by the kernel's start time of the pid and the boot id, as after a container
+restart that recycles pids; on another host: not refreshed for `STALE_SECONDS` on a shared file system)
+is taken over."""
 
 from __future__ import annotations
 
@@ -32,6 +34,34 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _process_start(pid: int) -> int | None:
+    """When the kernel started process `pid` (clock ticks since boot; Linux), None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat[stat.rindex(")") + 2 :].split()[19])  # field 22; the name may hold spaces
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+def _same_process(holder: dict) -> bool:
+    """Whether the holder's pid still runs the process that wrote the lock (this host)."""
+    pid = int(holder.get("pid", -1))
+    if not _alive(pid):
+        return False
+    boot, started = holder.get("boot_id"), holder.get("process_start")
+    if boot is not None and boot != _boot_id():
+        return False  # written before a reboot: its pid now names some other process
+    now = _process_start(pid)
+    return started is None or now is None or started == now
+
+
 class RunLock:
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -41,6 +71,8 @@ class RunLock:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "process_start": _process_start(os.getpid()),
+            "boot_id": _boot_id(),
         }
 
     def __enter__(self) -> RunLock:
@@ -60,7 +92,7 @@ class RunLock:
         if holder is None:
             return True  # unreadable: a crash while it was being written
         if holder.get("host") == self.me["host"]:
-            return not _alive(int(holder.get("pid", -1)))
+            return not _same_process(holder)
         try:
             return time.time() - self.path.stat().st_mtime > STALE_SECONDS
         except OSError:

@@ -96,3 +96,34 @@ def test_two_runs_on_one_directory(tmp_path):
     finally:
         if first.poll() is None:
             first.kill()
+
+
+def test_a_recycled_pid_on_this_host_is_taken_over(tmp_path, caplog):
+    # The holder's pid is alive but names another process now (a restarted container recycles pids;
+    # the lock's own process may even get the same pid): the kernel's start time tells them apart.
+    path = tmp_path / ".lock"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        start = lock_module._process_start(other.pid)
+        assert start is not None
+        for pid, started in (
+            (other.pid, start - 1),
+            (os.getpid(), lock_module._process_start(os.getpid()) - 1),
+        ):
+            held = {"pid": pid, "host": socket.gethostname(), "started": "then", "process_start": started}
+            path.write_text(json.dumps(held))
+            with RunLock(path):
+                assert json.loads(path.read_text())["pid"] == os.getpid()
+        # The same pid with its own start time is the live holder: refused.
+        held = {"pid": other.pid, "host": socket.gethostname(), "started": "now", "process_start": start}
+        path.write_text(json.dumps(held))
+        with pytest.raises(SelfplayError, match=f"pid {other.pid} on "):
+            RunLock(path).acquire()
+        # Written before a reboot (another boot id): taken over though the pid is alive.
+        path.write_text(json.dumps({**held, "boot_id": "an-earlier-boot"}))
+        with RunLock(path):
+            pass
+    finally:
+        other.kill()
+        other.wait()
+    assert caplog.text.count("taking over the stale lock") == 3
