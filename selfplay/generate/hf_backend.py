@@ -14,6 +14,9 @@ backend does not apply them either: generate.* alone says how to sample.
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 from selfplay.config import GenerateConfig
 from selfplay.generate.requests import RawSample, SampleRequest
 
@@ -89,12 +92,15 @@ def _sample_batch(
     logprobs: list[torch.Tensor] = []
     done = torch.zeros(rows, dtype=torch.bool, device=device)
     ended_at = torch.full((rows,), -1, dtype=torch.long, device=device)  # step of each row's last token
-    # Positions as transformers' generate derives them from the mask (padding positions are masked).
-    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    # Positions as transformers' generate derives them from the mask (padding positions are masked),
+    # for models whose forward takes them (as generate passes them); logits of the last position only.
+    takes = inspect.signature(model.forward).parameters
+    with_positions = "position_ids" in takes
+    first: dict[str, Any] = {"logits_to_keep": 1} if "logits_to_keep" in takes else {}
+    if with_positions:
+        first["position_ids"] = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
     with torch.inference_mode():
-        out = model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
-        )
+        out = model(input_ids=ids, attention_mask=mask, use_cache=True, **first)
         for step in range(int(limit.max())):
             raw = out.logits[:, -1].to(dtype=torch.float32, copy=True)
             scores = processors(ids, raw)  # type: ignore[arg-type]
@@ -118,12 +124,13 @@ def _sample_batch(
             if bool(done.all()):
                 break
             mask = torch.cat([mask, torch.ones((rows, 1), dtype=torch.long, device=device)], dim=-1)
+            step_positions = {"position_ids": mask.sum(-1, keepdim=True) - 1} if with_positions else {}
             out = model(
                 input_ids=nxt[:, None],
                 attention_mask=mask,
-                position_ids=(mask.sum(-1, keepdim=True) - 1),
                 past_key_values=out.past_key_values,
                 use_cache=True,
+                **step_positions,
             )
     new = torch.stack(tokens, dim=1).tolist()
     lps = torch.stack(logprobs, dim=1).tolist()

@@ -120,3 +120,49 @@ def test_stop_strings_end_rows_independently(tiny_policy, prompts):
     comps = to_completions(tok, requests, got, 0, "m", cfg.stop)
     assert all(word not in c.text for c in comps)
     assert sum(c.finish_reason == "stop" for c in comps) >= hits
+
+
+def small_model(arch: str, tok):
+    """A random 2-layer model of another architecture around the tiny tokenizer: Gemma-2 (sliding-window
+    attention, logit soft-capping), GPT-2 (learned absolute positions), Qwen2 (grouped KV heads)."""
+    from transformers import (
+        Gemma2Config,
+        Gemma2ForCausalLM,
+        GPT2Config,
+        GPT2LMHeadModel,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
+
+    common = dict(
+        vocab_size=len(tok),
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    small = dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )
+    torch.manual_seed(0)
+    if arch == "gemma2":
+        return Gemma2ForCausalLM(Gemma2Config(**small, head_dim=32, sliding_window=16, **common)).eval()
+    if arch == "gpt2":
+        return GPT2LMHeadModel(GPT2Config(n_embd=64, n_layer=2, n_head=2, n_positions=512, **common)).eval()
+    return Qwen2ForCausalLM(Qwen2Config(**small, **common)).eval()
+
+
+@pytest.mark.parametrize("arch", ["gemma2", "gpt2", "qwen2"])
+def test_other_architectures(tiny_chatml_policy, prompts, arch):
+    tok = load_tokenizer(tiny_chatml_policy)
+    model = small_model(arch, tok)
+    requests = make_requests(tok, prompts, 0, "arch")  # 25-30 tokens: past Gemma-2's 16-token window
+    cfg = GenerateConfig(max_tokens=32, max_model_len=512, ignore_eos=True, hf_batch_size=36)
+    want = reference(model, tok, requests[:3], cfg, 3)
+    alone = hf_generate(model, tok, requests[:3], dataclasses.replace(cfg, hf_batch_size=3), 3)
+    assert [[(s.token_ids, s.logprobs) for s in g] for g in alone] == want
+    batched = hf_generate(model, tok, requests, cfg, 3)
+    assert [[s.token_ids for s in g] for g in batched[:3]] == [[t for t, _ in g] for g in want]
