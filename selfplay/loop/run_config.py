@@ -28,6 +28,7 @@ EXTENDING_KEYS = frozenset(
         "loop.dry_run",
         "loop.stop_after",
         "generate.engine",  # how engines live, not what they sample: records are the same
+        "generate.hf_batch_size",  # how many sequences share a forward pass: the same responses
         "loop.progress",
         "loop.progress_interval",
         "loop.hang_timeout",

@@ -64,6 +64,18 @@ def test_changed_config_is_refused_naming_the_keys(tmp_path):
         save_or_check(layout, compose_config(["selection.weight=2.5", "train.beta=0.5"]))
 
 
+def test_a_run_saved_before_hf_batch_size_existed_resumes(tmp_path):
+    import yaml
+
+    layout = RunLayout(tmp_path / "run")
+    save_or_check(layout, compose_config())
+    saved = yaml.safe_load(layout.config_file.read_text())
+    del saved["generate"]["hf_batch_size"]  # what a run started by an earlier version saved
+    layout.config_file.write_text(yaml.safe_dump(saved))
+    save_or_check(layout, compose_config())
+    save_or_check(layout, compose_config(["generate.hf_batch_size=8"]))  # batching may change on resume
+
+
 def test_readme_config_reference_is_current():
     from selfplay.config_doc import reference
 
