@@ -9,6 +9,8 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import re
+from contextlib import contextmanager
 from typing import Any
 
 from selfplay.config import GenerateConfig
@@ -113,6 +115,28 @@ def refresh_cpu_gemm(worker) -> int:
     return refreshed
 
 
+@contextmanager
+def kv_cache_too_small(cfg: GenerateConfig, on_cpu: bool, context: int | None):
+    """vLLM's refusal of a KV cache smaller than one whole-context sequence, as one line naming our keys."""
+    try:
+        yield
+    except Exception as err:
+        text = str(err)
+        if "To serve at least one request" not in text:
+            raise
+        fits = re.search(r"maximum model length is (\d+)", text)
+        room = f" (it holds about {fits.group(1)} tokens)" if fits else ""
+        size = (
+            f"generate.cpu_kv_cache_gib={cfg.cpu_kv_cache_gib}"
+            if on_cpu
+            else f"generate.gpu_memory_utilization={cfg.gpu_memory_utilization}"
+        )
+        raise SelfplayError(
+            f"{size}: vLLM's KV cache is too small for one sequence of the context, "
+            f"generate.max_model_len={context}{room}; raise the first or lower the second"
+        ) from None
+
+
 class VllmEngine:
     """Context manager around `vllm.LLM` configured from `GenerateConfig`."""
 
@@ -141,8 +165,14 @@ class VllmEngine:
             )
         # In-process engine: seconds to start instead of tens, and no spawn guard needed in callers.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        if self.on_cpu:
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, round(cfg.cpu_kv_cache_gib))))
+        if self.on_cpu and os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+            # vLLM's legacy variable wins over the engine argument below (whole GiB only).
+            log.warning(
+                "VLLM_CPU_KVCACHE_SPACE=%s is set: vLLM sizes its CPU KV cache from it, not from "
+                "generate.cpu_kv_cache_gib=%s",
+                os.environ["VLLM_CPU_KVCACHE_SPACE"],
+                cfg.cpu_kv_cache_gib,
+            )
         from vllm import LLM
 
         kwargs: dict[str, Any] = dict(
@@ -174,7 +204,7 @@ class VllmEngine:
         kwargs.update(engine_args)
         from selfplay.models.loading import loading
 
-        with loading(model_path):
+        with loading(model_path), kv_cache_too_small(cfg, self.on_cpu, self.context):
             self.llm: Any = LLM(**kwargs)
 
     def __enter__(self) -> VllmEngine:

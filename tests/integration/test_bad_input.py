@@ -135,6 +135,24 @@ def test_overlong_prompts_are_counted(tmp_path, capsys):
     assert stats["prompts_too_long"] == 3
 
 
+@pytest.mark.vllm
+def test_a_kv_cache_smaller_than_one_sequence_is_one_line(tmp_path, capsys):
+    code, err = run(
+        [
+            *FAST,
+            "generate.backend=vllm",
+            "generate.engine=per_stage",
+            "generate.cpu_kv_cache_gib=0.0003",
+            "generate.max_model_len=256",
+            "loop.stop_after=generate",
+            f"loop.output_dir={tmp_path}",
+        ],
+        capsys,
+    )
+    one_line(code, err, "generate.cpu_kv_cache_gib=0.0003: vLLM's KV cache is too small")
+    assert "generate.max_model_len=256" in err[0]
+
+
 def test_heldout_overlapping_the_pool_is_warned_and_removed(tmp_path, capsys, caplog, pool_file):
     heldout = prompt_file(tmp_path / "h.jsonl", [{"prompt": words(i)} for i in range(5)])  # all in the pool
     code, err = run(
