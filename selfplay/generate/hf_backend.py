@@ -59,10 +59,12 @@ def _sample_batch(
     processed = cfg.logprobs_mode == "processed"
     eos_ids = sorted(_eos_ids(model, tokenizer))
     eos = torch.tensor(eos_ids, device=device)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos_ids or [0])[0]
     context = cfg.max_model_len or getattr(model.config, "max_position_embeddings", None)
     width = max(len(r.prompt_ids) for r in requests)
     rows = len(requests) * k
+    if context is not None and all(len(r.prompt_ids) >= context for r in requests):
+        return [[RawSample([], [], "length") for _ in range(k)] for _ in requests]  # no room to sample
 
     ids = torch.full((rows, width), pad, dtype=torch.long, device=device)
     mask = torch.zeros((rows, width), dtype=torch.long, device=device)
@@ -71,7 +73,8 @@ def _sample_batch(
         n = len(req.prompt_ids)
         ids[b * k : (b + 1) * k, width - n :] = torch.tensor(req.prompt_ids, device=device)
         mask[b * k : (b + 1) * k, width - n :] = 1
-        limit[b * k : (b + 1) * k] = min(cfg.max_tokens, context - n) if context else cfg.max_tokens
+        # At least one step: a prompt that fills the context is the caller's to skip (sample_completions does).
+        limit[b * k : (b + 1) * k] = max(1, min(cfg.max_tokens, context - n) if context else cfg.max_tokens)
     generators = [torch.Generator(device=device).manual_seed(req.seed) for req in requests]
 
     # transformers' sampling pipeline, in its generate's order.
@@ -106,8 +109,9 @@ def _sample_batch(
             scores = processors(ids, raw)  # type: ignore[arg-type]
             probs = torch.softmax(scores, dim=-1)
             nxt = torch.full((rows,), pad, dtype=torch.long, device=device)
+            finished = done.view(len(requests), k).all(dim=1).tolist()  # one device sync per step
             for b, gen in enumerate(generators):
-                if not bool(done[b * k : (b + 1) * k].all()):
+                if not finished[b]:
                     nxt[b * k : (b + 1) * k] = torch.multinomial(
                         probs[b * k : (b + 1) * k], 1, generator=gen
                     ).squeeze(1)
