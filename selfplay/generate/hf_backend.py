@@ -18,6 +18,7 @@ import inspect
 from typing import Any
 
 from selfplay.config import GenerateConfig
+from selfplay.errors import SelfplayError
 from selfplay.generate.requests import RawSample, SampleRequest
 
 
@@ -58,13 +59,11 @@ def _sample_batch(
     device = next(model.parameters()).device
     processed = cfg.logprobs_mode == "processed"
     eos_ids = sorted(_eos_ids(model, tokenizer))
-    eos = torch.tensor(eos_ids, device=device)
+    eos = torch.tensor(eos_ids, dtype=torch.long, device=device)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos_ids or [0])[0]
     context = cfg.max_model_len or getattr(model.config, "max_position_embeddings", None)
     width = max(len(r.prompt_ids) for r in requests)
     rows = len(requests) * k
-    if context is not None and all(len(r.prompt_ids) >= context for r in requests):
-        return [[RawSample([], [], "length") for _ in range(k)] for _ in requests]  # no room to sample
 
     ids = torch.full((rows, width), pad, dtype=torch.long, device=device)
     mask = torch.zeros((rows, width), dtype=torch.long, device=device)
@@ -73,8 +72,8 @@ def _sample_batch(
         n = len(req.prompt_ids)
         ids[b * k : (b + 1) * k, width - n :] = torch.tensor(req.prompt_ids, device=device)
         mask[b * k : (b + 1) * k, width - n :] = 1
-        # At least one step: a prompt that fills the context is the caller's to skip (sample_completions does).
-        limit[b * k : (b + 1) * k] = max(1, min(cfg.max_tokens, context - n) if context else cfg.max_tokens)
+        # A prompt that fills the context gets no tokens (sample_completions skips those before).
+        limit[b * k : (b + 1) * k] = min(cfg.max_tokens, context - n) if context else cfg.max_tokens
     generators = [torch.Generator(device=device).manual_seed(req.seed) for req in requests]
 
     # transformers' sampling pipeline, in its generate's order.
@@ -93,7 +92,10 @@ def _sample_batch(
 
     tokens: list[torch.Tensor] = []
     logprobs: list[torch.Tensor] = []
-    done = torch.zeros(rows, dtype=torch.bool, device=device)
+    done = limit <= 0
+    if bool(done.all()):
+        return [[RawSample([], [], "length") for _ in range(k)] for _ in requests]
+    finished = done.view(len(requests), k).all(dim=1).tolist()  # per prompt: all its rows ended
     ended_at = torch.full((rows,), -1, dtype=torch.long, device=device)  # step of each row's last token
     # Positions as transformers' generate derives them from the mask (padding positions are masked),
     # for models whose forward takes them (as generate passes them); logits of the last position only.
@@ -104,12 +106,16 @@ def _sample_batch(
         first["position_ids"] = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
     with torch.inference_mode():
         out = model(input_ids=ids, attention_mask=mask, use_cache=True, **first)
+        if getattr(out, "past_key_values", None) is None:
+            raise SelfplayError(
+                f"generate.backend=hf: a {model.config.model_type} model returns no attention key/value "
+                "cache to sample from in batches; use generate.backend=vllm for it"
+            )
         for step in range(int(limit.max())):
             raw = out.logits[:, -1].to(dtype=torch.float32, copy=True)
             scores = processors(ids, raw)  # type: ignore[arg-type]
             probs = torch.softmax(scores, dim=-1)
             nxt = torch.full((rows,), pad, dtype=torch.long, device=device)
-            finished = done.view(len(requests), k).all(dim=1).tolist()  # one device sync per step
             for b, gen in enumerate(generators):
                 if not finished[b]:
                     nxt[b * k : (b + 1) * k] = torch.multinomial(
@@ -125,9 +131,12 @@ def _sample_batch(
                 ends |= _stopped(tokenizer, ids[:, -min(step + 1, stop_window) :], cfg.stop, done, device)
             ended_at = torch.where(~done & ends, step, ended_at)
             done |= ends
-            if bool(done.all()):
+            finished = done.view(len(requests), k).all(dim=1).tolist()  # the step's one device sync
+            if all(finished):
                 break
-            mask = torch.cat([mask, torch.ones((rows, 1), dtype=torch.long, device=device)], dim=-1)
+            # Ended rows attend to nothing new and their positions stay put, so they never run past the
+            # context (learned position tables) nor move a batch-wide position statistic.
+            mask = torch.cat([mask, (~done).long()[:, None]], dim=-1)
             step_positions = {"position_ids": mask.sum(-1, keepdim=True) - 1} if with_positions else {}
             out = model(
                 input_ids=nxt[:, None],

@@ -131,6 +131,8 @@ def kv_cache_too_small(cfg: GenerateConfig, on_cpu: bool, context: int | None):
             if on_cpu
             else f"generate.gpu_memory_utilization={cfg.gpu_memory_utilization}"
         )
+        if on_cpu and os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+            size = f"VLLM_CPU_KVCACHE_SPACE={os.environ['VLLM_CPU_KVCACHE_SPACE']} (it overrides {size})"
         raise SelfplayError(
             f"{size}: vLLM's KV cache is too small for one sequence of the context, "
             f"generate.max_model_len={context}{room}; raise the first or lower the second"

@@ -1,10 +1,10 @@
 """One orchestrator per run directory: a lock file (`<run>/.lock`: pid, host, start time) taken with an
 exclusive create and refreshed every few seconds while the run lives. A second `python -m selfplay.run`
 on the same run (a run started twice, a requeued SLURM job overlapping its predecessor) is refused in
-one line naming the holder; a lock whose holder is gone (on this host: its pid is dead, or now belongs to
-another process, told apart by the kernel's start time of the pid and the boot id, as after a container
-restart that recycles pids; on another host: not refreshed for `STALE_SECONDS` on a shared file system)
-is taken over."""
+one line naming the holder; a lock whose holder is gone (on this host and in this pid namespace: its
+pid is dead, or now belongs to another process, told apart by the kernel's start time of the pid and
+the boot id, as after a container restart that recycles pids; elsewhere: not refreshed for
+`STALE_SECONDS`) is taken over."""
 
 from __future__ import annotations
 
@@ -50,13 +50,22 @@ def _boot_id() -> str | None:
         return None
 
 
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def _same_process(holder: dict) -> bool:
-    """Whether the holder's pid still runs the process that wrote the lock (this host)."""
+    """Whether the holder's pid still runs the process that wrote the lock (this host, same pid
+    namespace)."""
     pid = int(holder.get("pid", -1))
     if not _alive(pid):
         return False
     boot, started = holder.get("boot_id"), holder.get("process_start")
-    if boot is not None and boot != _boot_id():
+    here = _boot_id()
+    if boot is not None and here is not None and boot != here:
         return False  # written before a reboot: its pid now names some other process
     now = _process_start(pid)
     return started is None or now is None or started == now
@@ -73,6 +82,7 @@ class RunLock:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "process_start": _process_start(os.getpid()),
             "boot_id": _boot_id(),
+            "pid_namespace": _pid_namespace(),
         }
 
     def __enter__(self) -> RunLock:
@@ -91,8 +101,11 @@ class RunLock:
     def stale(self, holder: dict | None) -> bool:
         if holder is None:
             return True  # unreadable: a crash while it was being written
-        if holder.get("host") == self.me["host"]:
+        theirs, mine = holder.get("pid_namespace"), self.me["pid_namespace"]
+        if holder.get("host") == self.me["host"] and (theirs is None or mine is None or theirs == mine):
             return not _same_process(holder)
+        # Another host, or another pid namespace on this one (containers sharing the host's name):
+        # its pids mean nothing here, only whether it still refreshes the lock.
         try:
             return time.time() - self.path.stat().st_mtime > STALE_SECONDS
         except OSError:
@@ -123,6 +136,8 @@ class RunLock:
                         f"run '{self.path.parent}' is in use by another selfplay process ({who}); wait for it, "
                         f"or remove {self.path} if that process is gone"
                     ) from None
+                if self.holder() != holder:  # another starter took it over meanwhile: look again
+                    continue
                 log.warning("taking over the stale lock of %s (%s)", self.path.parent, holder)
                 self.path.unlink(missing_ok=True)
                 continue

@@ -166,3 +166,31 @@ def test_other_architectures(tiny_chatml_policy, prompts, arch):
     assert [[(s.token_ids, s.logprobs) for s in g] for g in alone] == want
     batched = hf_generate(model, tok, requests, cfg, 3)
     assert [[s.token_ids for s in g] for g in batched[:3]] == [[t for t, _ in g] for g in want]
+
+
+def test_rows_near_a_learned_position_table_end(tiny_chatml_policy, prompts):
+    # GPT-2's positions are a table of n_positions rows: rows that end early (less room) must not walk
+    # past it while their batch goes on, and a prompt that fills the context gets no tokens.
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from selfplay.generate.requests import SampleRequest
+
+    tok = load_tokenizer(tiny_chatml_policy)
+    torch.manual_seed(0)
+    config = GPT2Config(
+        n_embd=64,
+        n_layer=2,
+        n_head=2,
+        n_positions=48,
+        vocab_size=len(tok),
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    model = GPT2LMHeadModel(config).eval()
+    requests = make_requests(tok, prompts, 0, "table")
+    requests = [*requests, SampleRequest("full", (requests[0].prompt_ids * 3)[:48], 7)]
+    cfg = GenerateConfig(max_tokens=40, ignore_eos=True, hf_batch_size=64)  # context: the model's 48
+    got = hf_generate(model, tok, requests, cfg, 2)
+    for req, group in zip(requests, got):
+        assert [len(s.token_ids) for s in group] == [max(0, min(40, 48 - len(req.prompt_ids)))] * 2

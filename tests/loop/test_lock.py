@@ -127,3 +127,17 @@ def test_a_recycled_pid_on_this_host_is_taken_over(tmp_path, caplog):
         other.kill()
         other.wait()
     assert caplog.text.count("taking over the stale lock") == 3
+
+
+def test_a_holder_in_another_pid_namespace_is_judged_by_its_refreshes(tmp_path, monkeypatch):
+    # Containers sharing the host's name (host networking) but not its pids: a pid there means nothing
+    # here, so a dead-looking pid is not taken over while the lock is refreshed.
+    path = tmp_path / ".lock"
+    held = {"pid": dead_pid(), "host": socket.gethostname(), "started": "now", "pid_namespace": "pid:[1]"}
+    path.write_text(json.dumps(held))
+    with pytest.raises(SelfplayError, match="is in use by another selfplay process"):
+        RunLock(path).acquire()
+    old = time.time() - lock_module.STALE_SECONDS - 5
+    os.utime(path, (old, old))
+    with RunLock(path):
+        assert json.loads(path.read_text())["pid"] == os.getpid()
