@@ -122,7 +122,7 @@ def test_stop_strings_end_rows_independently(tiny_policy, prompts):
     assert sum(c.finish_reason == "stop" for c in comps) >= hits
 
 
-def small_model(arch: str, tok):
+def small_model(arch: str, tok, positions: int = 512):
     """A random 2-layer model of another architecture around the tiny tokenizer: Gemma-2 (sliding-window
     attention, logit soft-capping), GPT-2 (learned absolute positions), Qwen2 (grouped KV heads)."""
     from transformers import (
@@ -151,7 +151,9 @@ def small_model(arch: str, tok):
     if arch == "gemma2":
         return Gemma2ForCausalLM(Gemma2Config(**small, head_dim=32, sliding_window=16, **common)).eval()
     if arch == "gpt2":
-        return GPT2LMHeadModel(GPT2Config(n_embd=64, n_layer=2, n_head=2, n_positions=512, **common)).eval()
+        return GPT2LMHeadModel(
+            GPT2Config(n_embd=64, n_layer=2, n_head=2, n_positions=positions, **common)
+        ).eval()
     return Qwen2ForCausalLM(Qwen2Config(**small, **common)).eval()
 
 
@@ -171,23 +173,10 @@ def test_other_architectures(tiny_chatml_policy, prompts, arch):
 def test_rows_near_a_learned_position_table_end(tiny_chatml_policy, prompts):
     # GPT-2's positions are a table of n_positions rows: rows that end early (less room) must not walk
     # past it while their batch goes on, and a prompt that fills the context gets no tokens.
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     from selfplay.generate.requests import SampleRequest
 
     tok = load_tokenizer(tiny_chatml_policy)
-    torch.manual_seed(0)
-    config = GPT2Config(
-        n_embd=64,
-        n_layer=2,
-        n_head=2,
-        n_positions=48,
-        vocab_size=len(tok),
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    model = GPT2LMHeadModel(config).eval()
+    model = small_model("gpt2", tok, positions=48)
     requests = make_requests(tok, prompts, 0, "table")
     requests = [*requests, SampleRequest("full", (requests[0].prompt_ids * 3)[:48], 7)]
     cfg = GenerateConfig(max_tokens=40, ignore_eos=True, hf_batch_size=64)  # context: the model's 48
