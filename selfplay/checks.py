@@ -11,7 +11,9 @@ from selfplay.errors import SelfplayError
 log = logging.getLogger(__name__)
 
 
-def check_config(cfg: Config) -> None:
+def check_config(cfg: Config, world_size: int | None = None) -> None:
+    """`world_size`: the training processes the run will really launch (nodes x processes per node on
+    a cluster; default train.num_processes)."""
     s, g, lp = cfg.selection, cfg.generate, cfg.loop
     if cfg.preset_name == "tiny" and cfg.model.path != TINY_MODEL:
         raise SelfplayError(
@@ -49,7 +51,7 @@ def check_config(cfg: Config) -> None:
         raise SelfplayError("train.batch_size and train.gradient_accumulation_steps must be >= 1")
     if cfg.evaluate.enabled and cfg.evaluate.num_samples < 1:
         raise SelfplayError(f"evaluate.num_samples={cfg.evaluate.num_samples} must be >= 1")
-    check_train(cfg)
+    check_train(cfg, world_size)
     if cfg.evolve.enabled:
         check_evolve(cfg)
     check_judge(cfg.judge, "judge")
@@ -98,7 +100,9 @@ def expected_pairs(cfg: Config) -> int:
     return pairs
 
 
-def training_warnings(cfg: Config, parameters: int | None, plan: bool = True) -> list[str]:
+def training_warnings(
+    cfg: Config, parameters: int | None, plan: bool = True, world_size: int | None = None
+) -> list[str]:
     """Settings far outside the usual range for their loss and model size (warned, not refused), and
     a schedule with few steps; a schedule whose warmup takes every step is refused."""
     from selfplay.train.schedule import check_schedule, planned_schedule
@@ -117,14 +121,14 @@ def training_warnings(cfg: Config, parameters: int | None, plan: bool = True) ->
             "training of real models uses 1e-7 to 1e-5 (the paper presets 3e-7 to 1e-6); this will likely wreck it"
         )
     if plan:  # with the most pairs iteration 0 can keep (a run on a file checks at its train stage)
-        schedule = planned_schedule(expected_pairs(cfg), t, t.num_processes)
+        schedule = planned_schedule(expected_pairs(cfg), t, world_size or t.num_processes)
         few = check_schedule(schedule, t, "train (at most, in iteration 0)")
         if few:
             out.append(few)
     return out
 
 
-def check_train(cfg: Config) -> None:
+def check_train(cfg: Config, world_size: int | None = None) -> None:
     """Training settings that would fail later, refused before any model loads."""
     from selfplay.train.trl_args import (
         check_trl_args,
@@ -148,7 +152,7 @@ def check_train(cfg: Config) -> None:
         )
     if t.num_processes < 1:
         raise SelfplayError(f"train.num_processes={t.num_processes} must be >= 1")
-    gradient_accumulation(t, t.num_processes)
+    gradient_accumulation(t, world_size or t.num_processes)
     deepspeed_config(t.deepspeed)
     check_trl_args(t)
     if t.lora.enabled and t.lora.r < 1:

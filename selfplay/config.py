@@ -551,8 +551,19 @@ class ClusterConfig:
     node's GPUs, training on all of them; slurm: the same over every node of the allocation."""
     gpus_per_node: int | None = None
     """GPUs per node; null = all visible (gpus) or SLURM_GPUS_ON_NODE / SLURM_GPUS_PER_NODE (slurm)."""
-    master_port: int = 29500
-    """Rendezvous port of multi-node training (on the first node of the allocation)."""
+    master_addr: str | None = None
+    """Address that rank 0 of training binds and the other ranks connect to; null = 127.0.0.1 on one
+    machine, the first node of the allocation on SLURM (its name resolved on that node; a name that
+    resolves to a loopback address there while other nodes are elsewhere is refused at start)."""
+    master_port: int | None = None
+    """Rendezvous port of training; null = a free port chosen by rank 0 at each launch and published to
+    the other ranks through the stage's folder (no fixed port for two jobs to collide on)."""
+    rendezvous_timeout: float = 300.0
+    """Seconds the training ranks wait for each other to join; past it rank 0 fails naming the ranks
+    that never arrived (and their nodes), the others naming the address they could not reach."""
+    srun_args: list[str] = field(default_factory=list)
+    """Extra arguments for every srun step the run starts (slurm), e.g. ["--mem-per-gpu=64G"] where
+    the site enforces memory, or a container option."""
 
 
 @dataclass
@@ -591,6 +602,65 @@ class Config:
     hub: HubConfig = field(default_factory=HubConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
+
+
+RESOURCE_KEYS = frozenset(
+    {
+        # Where the run lives and how far it goes: a moved run directory resumes; more iterations extend it.
+        "loop.output_dir",
+        "loop.run_name",
+        "loop.iterations",
+        "loop.restart_from",
+        "loop.dry_run",
+        "loop.stop_after",
+        # How the work is spread over processes, engines and devices. Sampling seeds are per prompt, so
+        # shards and batch shapes do not change what is sampled (in fp32; in bf16 rounding may).
+        "loop.threads",
+        "loop.shards",
+        "loop.shard_workers",
+        "loop.isolation",
+        "generate.engine",
+        "generate.hf_batch_size",
+        "generate.tensor_parallel_size",
+        "generate.gpu_memory_utilization",
+        "generate.enforce_eager",
+        "generate.cpu_kv_cache_gib",
+        "generate.engine_args",
+        "judge.batch_size",
+        "evaluate.judge.batch_size",
+        "logprobs.batch_size",
+        "train.num_processes",
+        "train.deepspeed",
+        "train.gradient_checkpointing",
+        "train.save_steps",
+        "train.save_total_limit",
+        "cluster.kind",
+        "cluster.gpus_per_node",
+        "cluster.master_addr",
+        "cluster.master_port",
+        "cluster.rendezvous_timeout",
+        "cluster.srun_args",
+        # Watching, reporting and publishing.
+        "loop.progress",
+        "loop.progress_interval",
+        "loop.hang_timeout",
+        "loop.stage_timeout",
+        "tracking.backend",
+        "tracking.project",
+        "hub.push",
+        "hub.repo_id",
+        "hub.private",
+        # Set per launched process.
+        "task.stage",
+        "task.iteration",
+        "task.shard",
+    }
+)
+"""Keys that choose resources, not results: they may change when a run resumes (finished stages are
+kept; unfinished ones run with the new values). Every other key defines the run's records, and a
+resume with a changed value is refused, naming it. A key that a later version adds resumes as its
+default. (train.num_processes changes the batch per optimizer step unless train.global_batch_size is
+set; tensor parallelism and process counts change floating-point summation order.)"""
 
 
 @dataclass

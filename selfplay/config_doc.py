@@ -1,7 +1,8 @@
 """Prints the config reference (every field, its default and its one-line doc) as Markdown.
 
-The README's reference section is this output (`python -m selfplay.config_doc --write README.md`
-refreshes it). A test keeps the two equal, so defaults are written once, in `selfplay/config.py`.
+docs/config.md is this output under a short introduction (`python -m selfplay.config_doc --write
+docs/config.md` refreshes it). A test keeps the two equal, so defaults are written once, in
+`selfplay/config.py`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ SECTIONS = [
     "task",
     "",
 ]
-"""Sections of `python -m selfplay.run`'s config, in README order."""
+"""Sections of `python -m selfplay.run`'s config, in page order."""
 SELECT_SECTIONS = ["", "columns"]
 """Sections of `python -m selfplay.select`'s own fields (its selection/judge/model/logprobs are the above)."""
 
@@ -107,8 +108,8 @@ def reference() -> str:
 
 
 def write_into(readme: str) -> None:
-    """Replace everything after the README's "## Config reference" intro (its first table) with the
-    current reference."""
+    """Replace everything after the page's introduction (from its first table on) with the current
+    reference."""
     with open(readme) as f:
         text = f.read()
     head, sep, _ = text.partition("\n### `model`\n")
@@ -122,6 +123,6 @@ if __name__ == "__main__":
     import sys
 
     if sys.argv[1:2] == ["--write"]:
-        write_into(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+        write_into(sys.argv[2] if len(sys.argv) > 2 else "docs/config.md")
     else:
         print(reference())

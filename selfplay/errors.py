@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import signal
+import threading
 
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 # How libraries that wrap the OS error (safetensors' Rust writer, Arrow) still spell it.
@@ -11,6 +14,32 @@ STORAGE_TEXTS = ("No space left on device", "Disk quota exceeded", "Read-only fi
 
 class SelfplayError(Exception):
     """A problem with the user's input or configuration; printed as one line by `selfplay.run`."""
+
+
+class Terminated(BaseException):
+    """SIGTERM (Ctrl-C is KeyboardInterrupt): raised in the main thread so that cleanup runs (launched
+    processes stopped, the run's lock released) before the process exits with 128 + the signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """Within the block, SIGTERM raises `Terminated` in the main thread (no-op in other threads)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def storage_problem(exc: BaseException) -> str | None:

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 HEARTBEAT_ENV = "SELFPLAY_HEARTBEAT"
+PER_RANK_ENV = "SELFPLAY_HEARTBEAT_PER_RANK"
+"""Set for a launch whose tasks share one heartbeat path (an srun step of every training rank): each
+task then beats into `<path>.rank<r>`, and the watcher takes the quietest rank."""
 PROGRESS_ENV = "SELFPLAY_PROGRESS"
 EVERY_ENV = "SELFPLAY_PROGRESS_EVERY"
 
@@ -45,6 +48,8 @@ def beat(what: str, done: int = 0, total: int | None = None, **extra: Any) -> No
     path = os.environ.get(HEARTBEAT_ENV)
     if not path:
         return
+    if os.environ.get(PER_RANK_ENV):
+        path = rank_heartbeat(path, int(os.environ.get("SLURM_PROCID", os.environ.get("RANK", "0"))))
     record = {"what": what, "done": done, "total": total, "time": time.time(), **extra}
     tmp = Path(f"{path}.tmp-{os.getpid()}")
     try:
@@ -52,6 +57,10 @@ def beat(what: str, done: int = 0, total: int | None = None, **extra: Any) -> No
         os.replace(tmp, path)
     except OSError:  # a full disk must not stop the work itself; the watcher sees silence
         pass
+
+
+def rank_heartbeat(path: str | Path, rank: int) -> str:
+    return f"{path}.rank{rank}"
 
 
 def read_beat(path: Path) -> dict[str, Any] | None:
@@ -84,8 +93,9 @@ def describe(
 class Progress:
     """`with Progress("iteration 0 generate", total, "responses") as p: ... p.update(n)`"""
 
-    def __init__(self, what: str, total: int | None, unit: str = ""):
-        self.what, self.total, self.unit = what, total, unit
+    def __init__(self, what: str, total: int | None, unit: str = "", lines: bool = True):
+        """`lines=False`: heartbeats only (a training rank other than 0: rank 0 prints the lines)."""
+        self.what, self.total, self.unit, self.lines = what, total, unit, lines
         self.done = 0
         self.extra: dict[str, Any] = {}
         self.start = self.last_line = self.last_beat = time.time()
@@ -104,14 +114,14 @@ class Progress:
         if now - self.last_beat >= 1.0:
             self.last_beat = now
             beat(self.what, self.done, self.total, **self.extra)
-        if _enabled() and now - self.last_line >= _every():
+        if self.lines and _enabled() and now - self.last_line >= _every():
             self.last_line = now
             log.info(describe(self.what, self.done, self.total, self.unit, now - self.start, self.extra))
 
     def close(self) -> None:
         elapsed = time.time() - self.start
         beat(self.what, self.done, self.total, **self.extra)
-        if _enabled() and self.done:
+        if self.lines and _enabled() and self.done:
             log.info(
                 describe(self.what, self.done, self.total, self.unit, elapsed, self.extra)
                 + f" in {elapsed:.1f}s"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from selfplay.config import Config, register_configs  # noqa: E402
-from selfplay.errors import SelfplayError, storage_problem  # noqa: E402
+from selfplay.errors import SelfplayError, Terminated, storage_problem  # noqa: E402
 
 register_configs()
 log = logging.getLogger("selfplay")
@@ -93,6 +94,15 @@ def execute(config: Config, module: str, table=None) -> None:
     except SelfplayError as err:
         print(f"selfplay: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except (Terminated, KeyboardInterrupt) as stop:
+        signum = stop.signum if isinstance(stop, Terminated) else signal.SIGINT
+        where = Path(config.loop.output_dir) / config.loop.run_name
+        print(
+            f"selfplay: stopped by {signal.Signals(signum).name}; the processes it started were ended. Rerun "
+            f"the same command to resume {where} (finished stages and shards are kept)",
+            file=sys.stderr,
+        )
+        sys.exit(128 + int(signum))
     except Exception as exc:  # a full or read-only disk outside a stage (config, metrics, tracking)
         problem = storage_problem(exc)
         if problem is None:

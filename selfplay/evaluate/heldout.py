@@ -5,6 +5,7 @@ rates between policies, sample by sample (same prompt, same seed; ties count 1/2
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from selfplay.config import GenerateConfig, ModelConfig
@@ -22,20 +23,29 @@ def evaluate_policies(
     model: ModelConfig,
     num_samples: int,
     iteration: int,
-    judge: Judge,
+    judge: Judge | Callable[[], Judge],
     label: str = "evaluate",
+    release: Callable[[], None] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Sample and judge each policy on the held-out prompts (the same seeds for every policy); stats
-    per policy (`summary`) and one row per sample (policy, prompt_id, sample_index, text, num_tokens,
-    reward)."""
+    """Sample each policy on the held-out prompts (the same seeds for every policy), then judge every
+    sample; stats per policy (`summary`) and one row per sample (policy, prompt_id, sample_index, text,
+    num_tokens, reward). All sampling ends before the judge loads: `judge` may be a function that loads
+    it, called after `release()` has freed the generation engine's memory (a reward model never shares
+    a GPU with an awake engine)."""
     from selfplay.generate.sample import sample_completions
 
+    samples = {
+        name: sample_completions(
+            path, heldout, gen, model, HELDOUT_SALT, num_samples, iteration, f"{label} ({name}: sampling)"
+        )[0]
+        for name, path in policies.items()
+    }
+    if release is not None:
+        release()
+    judge = judge if isinstance(judge, Judge) else judge()
     stats: dict[str, Any] = {"heldout_prompts": len(heldout), "heldout_judge": judge_name(judge.cfg)}
     rows: list[dict[str, Any]] = []
-    for name, path in policies.items():
-        completions, _ = sample_completions(
-            path, heldout, gen, model, HELDOUT_SALT, num_samples, iteration, f"{label} ({name}: sampling)"
-        )
+    for name, completions in samples.items():
         judgments = judge(heldout, completions, f"{label} ({name}: judging)")
         ours = [
             {

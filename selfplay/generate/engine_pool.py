@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -131,12 +132,19 @@ class EnginePool:
         return self.engine
 
     def release_memory(self) -> None:
-        """Before a stage that is not sampling: on GPUs the engine sleeps (its memory is freed)."""
+        """Before work that is not sampling (a stage, or evaluate's judge): on GPUs the engine sleeps
+        (its memory is freed), and what a finished transformers-backend sampler left cached is freed."""
         if self.engine is not None and not self.asleep and self.engine.can_sleep:
             t = time.perf_counter()
             self.engine.sleep()
             self.seconds["sleep"] += time.perf_counter() - t
             self.asleep = True
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            import gc
+
+            gc.collect()
+            torch.cuda.empty_cache()
 
     def close(self) -> None:
         if self.engine is not None:

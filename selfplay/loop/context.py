@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from selfplay.config import Config, TrainConfig
 from selfplay.data.files import read_records
+from selfplay.loop.integrity import verify
 from selfplay.loop.layout import RunLayout
 
 R = TypeVar("R")
@@ -34,6 +35,13 @@ class StageContext:
     """pi_0."""
     stage: str = ""
     """The stage's name (for progress lines and error messages)."""
+    world_size: int | None = None
+    """Training processes the run launches (nodes x processes per node on a cluster); None =
+    train.num_processes."""
+
+    @property
+    def train_world_size(self) -> int:
+        return self.world_size or self.config.train.num_processes
 
     @property
     def label(self) -> str:
@@ -44,8 +52,12 @@ class StageContext:
         return reference_policy(self.config.train, self.policy, self.initial_policy)
 
     def input(self, stage: str, name: str) -> Path:
-        """A file a finished stage of this iteration wrote."""
-        return self.layout.stage_dir(self.iteration, stage) / name
+        """A file a finished stage of this iteration wrote, checked against the checksum its stage
+        recorded (once per process) when it exists."""
+        path = self.layout.stage_dir(self.iteration, stage) / name
+        if path.exists():
+            verify(self.layout, path)
+        return path
 
     def earlier(
         self,
@@ -62,5 +74,6 @@ class StageContext:
         for t in range(self.iteration):
             for stage in stages:
                 path = self.layout.stage_dir(t, stage) / name
+                verify(self.layout, path)
                 out += [r for r in read_records(path, cls, where=where) if keep(r, t)]
         return out

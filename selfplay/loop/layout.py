@@ -22,6 +22,8 @@ PAIRS = "pairs.jsonl"
 KEPT_PAIRS = "kept_pairs.parquet"
 """The kept pairs in TRL's conversational preference format (datasets / `trl dpo` load it as it is)."""
 MODEL_CARD = "README.md"
+EVALUATED_CARD = "model_card.md"
+"""The evaluate stage's copy of the policy's model card, with the held-out results (pushed as its README)."""
 PUSHED = "pushed.json"
 REWRITES = "rewrites.jsonl"
 HELDOUT = "heldout.jsonl"
@@ -79,6 +81,18 @@ class RunLayout:
         """Where a stage writes while it runs; renamed to `stage_dir` when it finishes."""
         return self.iteration_dir(iteration) / f".{stage}.partial"
 
+    def locate(self, path: Path) -> tuple[int, str, str] | None:
+        """(iteration, stage, path inside the stage folder) of a path in a finished stage's folder of
+        this run; None for any other path (outside the run, a partial folder, the run's own files)."""
+        try:
+            parts = Path(path).resolve().relative_to(self.root.resolve()).parts
+        except ValueError:
+            return None
+        if len(parts) < 3 or not parts[0].startswith("iter_") or parts[1].startswith("."):
+            return None
+        digits = parts[0][len("iter_") :]
+        return (int(digits), parts[1], "/".join(parts[2:])) if digits.isdigit() else None
+
     def marker(self, iteration: int, stage: str) -> Path:
         return self.stage_dir(iteration, stage) / MARKER
 
@@ -108,6 +122,17 @@ class RunLayout:
     @staticmethod
     def error_file(folder: Path, shard: int | None = None) -> Path:
         return folder / (ERROR if shard is None else f"_error-{shard:05d}.txt")
+
+    @staticmethod
+    def rendezvous_file(folder: Path) -> Path:
+        """Where rank 0 of training publishes the port it bound (cluster.master_port null)."""
+        return folder / "_rendezvous.json"
+
+    @staticmethod
+    def where_file(folder: Path, shard: int | None = None, rank: int | None = None) -> Path:
+        """Where a launched shard, stage or training process records where it ran (node, devices)."""
+        name = "_where" + (f"-shard-{shard:05d}" if shard is not None else "")
+        return folder / (name + (f"-rank-{rank:05d}" if rank is not None else "") + ".json")
 
     @staticmethod
     def part_files(folder: Path) -> list[Path]:

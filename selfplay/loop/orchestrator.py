@@ -15,21 +15,23 @@ from selfplay import progress
 from selfplay.checks import check_config, check_lora_targets, parse_restart_from, training_warnings
 from selfplay.config import Config
 from selfplay.data.prompts import load_prompt_pool
-from selfplay.errors import SelfplayError, storage_problem
-from selfplay.loop import summary
-from selfplay.loop.cluster import local_resources
+from selfplay.errors import SelfplayError, sigterm_raises, storage_problem
+from selfplay.loop import launch, summary
+from selfplay.loop.cluster import Resources, local_resources, rendezvous_address
 from selfplay.loop.context import StageContext, reference_policy
-from selfplay.loop.launch import write_stats
+from selfplay.loop.integrity import check_sizes
+from selfplay.loop.launch import write_placement, write_stats
 from selfplay.loop.layout import RunLayout
 from selfplay.loop.lock import RunLock
 from selfplay.loop.markers import fingerprint, read_marker
-from selfplay.loop.placement import describe
-from selfplay.loop.run_config import config_dict, identity, save_or_check
+from selfplay.loop.placement import describe, distributed_training
+from selfplay.loop.run_config import config_dict, save_or_check
 from selfplay.loop.runner import place, run_stage
 from selfplay.loop.shards import run_shard
 from selfplay.loop.stages import STAGES, Stage, stage, stages_for
 from selfplay.loop.tracking import check_backend, open_tracker
 from selfplay.models.loading import check_tokenizer, parameter_count, resolve_policy_path
+from selfplay.train.distributed import rank_environment
 
 log = logging.getLogger(__name__)
 
@@ -40,31 +42,38 @@ def run_loop(
     """Run (or resume) the whole loop; returns the run directory. `relaunch` is the command that
     starts this same run again (used to launch stage, shard and training processes). With
     `loop.dry_run` it prints the commands every stage would launch and returns None."""
-    check_config(cfg)
+    res = local_resources(cfg)  # first: the checks use the world size the run really launches
+    check_config(cfg, res.train_world_size)
     check_backend(cfg.tracking)
     progress.configure(cfg.loop.progress, cfg.loop.progress_interval)
     if cfg.loop.dry_run:
-        print("\n".join(dry_run(cfg, relaunch or [sys.executable, "-m", "selfplay.run"], table)))
+        print("\n".join(dry_run(cfg, relaunch or [sys.executable, "-m", "selfplay.run"], table, res)))
         return None
     stages = stages_for(cfg, table)
     if cfg.loop.stop_after is not None and cfg.loop.stop_after not in stages:
         raise SelfplayError(
             f"loop.stop_after={cfg.loop.stop_after}: not a stage of this run ({', '.join(stages)})"
         )
+    if res.train_world_size > 1 and "train" in stages and distributed_training(cfg, res):
+        rendezvous_address(res)  # a rendezvous no remote rank could reach: one line now, not a hang later
     from_prompts = "prompts" in stages  # a run that trains on a file has no prompt pool
     if from_prompts:
         _check_prompt_budget(cfg)
     initial = resolve_policy_path(cfg.model)
     check_tokenizer(initial, cfg.model.trust_remote_code)
     check_lora_targets(cfg.train, initial, cfg.model.trust_remote_code)
-    warnings = training_warnings(cfg, parameter_count(initial, cfg.model.trust_remote_code), from_prompts)
+    params = parameter_count(initial, cfg.model.trust_remote_code)
+    warnings = training_warnings(cfg, params, from_prompts, res.train_world_size)
     layout = RunLayout((Path(cfg.loop.output_dir) / cfg.loop.run_name).resolve())
     from selfplay.generate.engine_pool import POOL
 
-    with RunLock(layout.lock_file):  # one orchestrator per run directory
+    with RunLock(layout.lock_file) as lock, sigterm_raises():  # one orchestrator per run directory
+        launch.on_change = lock.record_children
         try:
-            return _run(cfg, relaunch, table, stages, initial, warnings, layout)
+            return _run(cfg, relaunch, table, stages, initial, warnings, layout, res)
         finally:
+            launch.stop_all()  # Ctrl-C, SIGTERM or an error: nothing this run started outlives it
+            launch.on_change = None
             POOL.close()  # the persistent generation engine, if one was started
 
 
@@ -76,8 +85,9 @@ def _run(
     initial: str,
     warnings: list[str],
     layout: RunLayout,
+    res: Resources,
 ) -> Path:
-    save_or_check(layout, cfg)  # a refused resume is the only line a refused run prints
+    run_id = save_or_check(layout, cfg)  # a refused resume is the only line a refused run prints
     for warning in warnings:
         log.warning(warning)
     if cfg.loop.restart_from:
@@ -91,16 +101,16 @@ def _run(
         import torch
 
         torch.set_num_threads(cfg.loop.threads)
-    run_id = identity(cfg)
     check_finished_outputs(layout, stages, table, cfg.loop.iterations, run_id)
-    res = local_resources(cfg)
     last = cfg.loop.iterations - 1
     tracker = open_tracker(layout, cfg.tracking, config_dict(cfg))
     try:
         for t in range(cfg.loop.iterations):
             policy = initial if t == 0 else str(layout.policy_dir(t - 1))
             for name in stages:
-                ctx = StageContext(cfg, layout, t, layout.partial_dir(t, name), policy, initial, name)
+                ctx = StageContext(
+                    cfg, layout, t, layout.partial_dir(t, name), policy, initial, name, res.train_world_size
+                )
                 marker = run_stage(ctx, stage(name, table), fingerprint(run_id, t, name), res, relaunch)
                 if tracker is not None:
                     tracker.stage_done(t, name, marker)
@@ -120,10 +130,12 @@ def _run(
 
 def run_task(cfg: Config, table: tuple[Stage, ...] = STAGES) -> Path:
     """Worker mode: one stage (or one shard of a sharded stage, or one rank of training) of a run. A
-    one-line error is also left in the stage's folder, so the orchestrator can report it."""
+    one-line error is also left in the stage's folder, so the orchestrator can report it. SIGTERM (the
+    orchestrator stopping it) unwinds, so that its engine is shut down properly."""
     progress.beat(f"iteration {cfg.task.iteration} {cfg.task.stage}: started")
     try:
-        return _run_task(cfg, table)
+        with sigterm_raises():
+            return _run_task(cfg, table)
     except Exception as exc:
         problem = None if isinstance(exc, SelfplayError) else storage_problem(exc)
         if not isinstance(exc, SelfplayError) and problem is None:
@@ -172,23 +184,47 @@ def _run_task(cfg: Config, table: tuple[Stage, ...]) -> Path:
             f"task: {partial} does not exist (the orchestrator creates it before launching workers)"
         )
     ctx = StageContext(cfg, layout, t, partial, policy, initial, task.stage)
+    worker_threads(cfg)
     if spec.sharded is not None:
         if task.shard is None or not 0 <= task.shard < cfg.loop.shards:
             raise SelfplayError(f"task.shard={task.shard} must be in [0, loop.shards={cfg.loop.shards})")
+        write_placement(partial, shard=task.shard)
         return run_shard(ctx, spec.sharded, task.shard, cfg.loop.shards)
     if spec.ranks is not None:  # one training process; rank 0 reports
+        rank = int(rank_environment(os.environ).get("RANK", "0"))
+        write_placement(partial, rank=rank)
         stats = spec.ranks(ctx)
-        if int(os.environ.get("RANK", "0")) == 0:
+        if rank == 0:
             write_stats(partial, stats)
         return partial
     assert spec.run is not None
+    write_placement(partial)
     write_stats(partial, spec.run(ctx))
     return partial
 
 
-def dry_run(cfg: Config, relaunch: list[str], table: tuple[Stage, ...] = STAGES) -> list[str]:
+def worker_threads(cfg: Config) -> None:
+    """A launched process uses `loop.threads` CPU threads, or the CPUs its SLURM step was given (torch
+    would otherwise start a thread per core of the node in every process: processes side by side then
+    slow each other down many times). Where SLURM does not pin the step to its CPUs, vLLM's CPU engine
+    is told not to bind its threads to cores of its own choosing."""
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    threads = cfg.loop.threads or (int(cpus) if cpus.isdigit() else None)
+    if not threads:
+        return
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if cpus and not torch.cuda.is_available() and len(os.sched_getaffinity(0)) > threads:
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+
+
+def dry_run(
+    cfg: Config, relaunch: list[str], table: tuple[Stage, ...] = STAGES, res: Resources | None = None
+) -> list[str]:
     """Every command each stage would launch for this cluster config, one line each."""
-    res = local_resources(cfg)
+    res = res or local_resources(cfg)
     lines = [
         f"cluster={res.kind} nodes={len(res.nodes)} ({', '.join(res.nodes)}) gpus_per_node={res.gpus_per_node} "
         f"engines={len(res.slots)} (tensor_parallel_size={cfg.generate.tensor_parallel_size}) "
@@ -212,6 +248,7 @@ def check_finished_outputs(
             if marker is None or marker.get("fingerprint") != fingerprint(run_id, t, name):
                 continue
             shutil.rmtree(layout.partial_dir(t, name), ignore_errors=True)
+            check_sizes(layout, t, name, marker)  # every file it wrote, at its size
             for out in stage(name, table).declared_outputs:
                 path = layout.stage_dir(t, name) / out
                 if not path.exists():

@@ -74,20 +74,46 @@ def task_args(stage: str, iteration: int, shard: int | None = None) -> list[str]
     return args + ([f"task.shard={shard}"] if shard is not None else [])
 
 
-def srun(node: str, env: dict[str, str]) -> list[str]:
-    exports = ",".join(["ALL", *(f"{k}={v}" for k, v in env.items())])
-    return ["srun", "--nodes=1", "--ntasks=1", f"--nodelist={node}", "--overlap", f"--export={exports}"]
+def srun_step(res: Resources, node: str, gpus: int, cpus: int) -> list[str]:
+    """One task on `node` in a step of its own that SLURM gives `gpus` GPUs and `cpus` CPUs (`--exact`:
+    only those, so steps of a node get disjoint devices; no `--overlap`, which would let them share).
+    Counts are always explicit: srun otherwise reads the job's SLURM_NTASKS / SLURM_GPUS_PER_NODE /
+    SLURM_CPUS_PER_TASK from its environment and asks for the whole job's share."""
+    return [
+        "srun",
+        "--nodes=1",
+        "--ntasks=1",
+        f"--nodelist={node}",
+        *([f"--gpus-per-node={gpus}"] if gpus else []),
+        *([f"--cpus-per-task={cpus}"] if cpus else []),
+        "--exact",
+        "--kill-on-bad-exit=1",
+        *res.srun_args,
+    ]
 
 
-def stage_command(relaunch: list[str], stage: str, iteration: int) -> list[str]:
-    return [*relaunch, *task_args(stage, iteration)]
+def stage_command(relaunch: list[str], stage: str, iteration: int, res: Resources | None = None) -> list[str]:
+    """A stage as its own process: here, or on SLURM a step on the first node with one engine's GPUs."""
+    cmd = [*relaunch, *task_args(stage, iteration)]
+    if res is not None and res.kind == "slurm":
+        slot = res.slots[0]
+        return [*srun_step(res, slot.node or res.nodes[0], slot.gpus, slot.cpus), *cmd]
+    return cmd
 
 
 def shard_command(
-    relaunch: list[str], slot: Slot, stage: str, iteration: int, shard: int, shards: int
+    relaunch: list[str],
+    slot: Slot,
+    stage: str,
+    iteration: int,
+    shard: int,
+    shards: int,
+    res: Resources | None = None,
 ) -> list[str]:
     cmd = [*relaunch, f"loop.shards={shards}", *task_args(stage, iteration, shard)]
-    return [*srun(slot.node, slot.env), *cmd] if slot.node is not None else cmd
+    if slot.node is None or res is None:
+        return cmd
+    return [*srun_step(res, slot.node, slot.gpus, slot.cpus), *cmd]
 
 
 # Network interfaces of gloo's and NCCL's own connections on one machine: loopback (a user's own
@@ -100,35 +126,41 @@ def train_launches(
 ) -> list[tuple[list[str], dict[str, str]]]:
     """The training processes as (command, environment) pairs. On one machine: one process per rank,
     its place (RANK, LOCAL_RANK, WORLD_SIZE) in its environment and the rendezvous on 127.0.0.1. On
-    SLURM: one `srun` with a task per rank on every training node (each task's place from
-    SLURM_PROCID / SLURM_LOCALID), the rendezvous on the first node's address."""
+    SLURM: one `srun` step with a task per rank on every node, the node's GPUs bound to the step (each
+    task sees them all and takes the one of its SLURM_LOCALID), the rendezvous on the first node.
+    `port` 0: rank 0 binds a free port and publishes it to the others (see selfplay/train/distributed.py)."""
     cmd = [*relaunch, *task_args("train", iteration)]
     if res.kind == "slurm":
+        world, per_node = res.train_world_size, res.train_procs_per_node
         return [
             (
                 [
                     "srun",
                     f"--nodes={res.train_nodes}",
-                    f"--ntasks-per-node={res.train_procs_per_node}",
-                    "--overlap",
+                    f"--ntasks={world}",
+                    f"--ntasks-per-node={per_node}",
+                    *([f"--gpus-per-node={res.gpus_per_node}"] if res.gpus_per_node else []),
+                    *([f"--cpus-per-task={res.train_cpus}"] if res.train_cpus else []),
+                    "--exact",
                     "--kill-on-bad-exit=1",
+                    *res.srun_args,
                     f"--export=ALL,MASTER_ADDR={res.main_addr},MASTER_PORT={port}",
                     *cmd,
                 ],
                 {},
             )
         ]
-    world = str(res.train_procs_per_node)
+    procs = str(res.train_procs_per_node)
     return [
         (
             cmd,
             {
-                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_ADDR": res.main_addr,
                 "MASTER_PORT": str(port),
                 "RANK": str(rank),
                 "LOCAL_RANK": str(rank),
-                "WORLD_SIZE": world,
-                "LOCAL_WORLD_SIZE": world,
+                "WORLD_SIZE": procs,
+                "LOCAL_WORLD_SIZE": procs,
                 **LOOPBACK_INTERFACES,
             },
         )
@@ -150,23 +182,24 @@ def describe(
         lines = []
         for i in range(where.shards):
             slot = where.slots[i % where.workers]
-            cmd = shard_command(relaunch, slot, stage, iteration, i, where.shards)
+            cmd = shard_command(relaunch, slot, stage, iteration, i, where.shards, res)
             lines.append(
                 f"{head} shard {i}/{where.shards} on {slot.node or 'this node'}: "
                 f"{show(cmd, slot.env if slot.node is None else None)}"
             )
         return lines
     if where.where == RANKS:
-        launches = train_launches(relaunch, res, iteration, cfg.cluster.master_port)
+        port = cfg.cluster.master_port or 0
+        launches = train_launches(relaunch, res, iteration, port)
         head = (
             f"{head} ranks 0-{res.train_world_size - 1} (world size {res.train_world_size}, "
             f"{res.train_nodes} node(s) x {res.train_procs_per_node}, rendezvous "
-            f"{res.main_addr if res.kind == 'slurm' else '127.0.0.1'}:{cfg.cluster.master_port})"
+            f"{res.main_addr}:{port or 'a free port'})"
         )
         if len(launches) == 1:
             return [f"{head}: {show(launches[0][0], launches[0][1])}"]
         return [f"{head} rank {rank}: {show(cmd, env)}" for rank, (cmd, env) in enumerate(launches)]
     if where.where == PROCESS:
-        return [f"{head} {show(stage_command(relaunch, stage, iteration))}"]
+        return [f"{head} {show(stage_command(relaunch, stage, iteration, res))}"]
     suffix = f" ({where.shards} shards)" if where.where == SHARDS else ""
     return [f"{head} in the orchestrator process{suffix}"]

@@ -1,4 +1,10 @@
-"""The run's saved config: written on the first start, compared on every resume."""
+"""The run's saved config: written on the first start, compared on every resume.
+
+Keys in `RESOURCE_KEYS` (selfplay/config.py) may change on resume; any other changed key is refused,
+naming it. A key this version has and the saved config lacks (added by a later version of selfplay)
+resumes as long as it holds its default; it then stays out of the run's identity, so the stage
+fingerprints of the run are the ones it was started with.
+"""
 
 from __future__ import annotations
 
@@ -8,43 +14,11 @@ from typing import Any
 
 import yaml
 
-from selfplay.config import Config
+from selfplay.config import RESOURCE_KEYS, Config
 from selfplay.errors import SelfplayError
 from selfplay.loop.layout import RunLayout
 
-EXTENDING_KEYS = frozenset(
-    {
-        "loop.output_dir",  # where the run lives, not what it is: a moved run directory resumes
-        "loop.run_name",
-        "loop.iterations",
-        "loop.restart_from",
-        "loop.threads",
-        "loop.shards",
-        "loop.shard_workers",
-        "task.stage",
-        "task.iteration",
-        "task.shard",
-        "loop.isolation",
-        "loop.dry_run",
-        "loop.stop_after",
-        "generate.engine",  # how engines live, not what they sample: records are the same
-        "generate.hf_batch_size",  # how many sequences share a forward pass: the same responses
-        "loop.progress",
-        "loop.progress_interval",
-        "loop.hang_timeout",
-        "loop.stage_timeout",
-        "tracking.backend",
-        "tracking.project",
-        "hub.push",
-        "hub.repo_id",
-        "hub.private",
-        "cluster.kind",
-        "cluster.gpus_per_node",
-        "cluster.master_port",
-    }
-)
-"""Keys that may change on resume: they extend or steer the run without changing its records
-(sampling seeds are per prompt, so sharding does not change what is generated)."""
+ABSENT = "<absent>"
 
 
 def config_dict(cfg: Config) -> dict[str, Any]:
@@ -64,42 +38,85 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict):
+        if isinstance(v, dict) and not (key.endswith("engine_args") or key.endswith("trl_args")):
             out.update(flatten(v, key + "."))
         else:
             out[key] = v
     return out
 
 
-def identity(cfg: Config) -> dict[str, Any]:
-    """The flattened config minus the keys allowed to change on resume."""
-    return {k: v for k, v in flatten(config_dict(cfg)).items() if k not in EXTENDING_KEYS}
+def saved_config(layout: RunLayout) -> dict[str, Any] | None:
+    """The flattened config the run was started with, None for a new run."""
+    if not layout.config_file.is_file():
+        return None
+    try:
+        return flatten(yaml.safe_load(layout.config_file.read_text()) or {})
+    except yaml.YAMLError as err:
+        raise SelfplayError(
+            f"{layout.config_file} is not readable YAML ({str(err).splitlines()[0]}); restore it or start a new "
+            "loop.run_name"
+        ) from None
 
 
-def save_or_check(layout: RunLayout, cfg: Config, check_only: bool = False) -> None:
-    """Save the resolved config on the first start; on resume refuse a changed config, naming keys."""
-    current = config_dict(cfg)
-    if layout.config_file.is_file():
-        saved = flatten(yaml.safe_load(layout.config_file.read_text()) or {})
-        now = flatten(current)
-        changed = sorted(
-            k
-            for k in set(saved) | set(now)
-            if k not in EXTENDING_KEYS and saved.get(k, "<absent>") != now.get(k, "<absent>")
-        )
+def identity(cfg: Config, saved: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What defines the run's records: the flattened config minus the resource keys, and minus keys the
+    saved config (of a run started by an earlier version) does not have."""
+    now = flatten(config_dict(cfg))
+    return {k: v for k, v in now.items() if k not in RESOURCE_KEYS and (saved is None or k in saved)}
+
+
+def changed_keys(saved: dict[str, Any], cfg: Config) -> list[tuple[str, Any, Any]]:
+    """(key, saved value, value now) of every result key that differs; a key missing on one side counts
+    as its schema default (a key added or removed by another version of selfplay)."""
+    now = flatten(config_dict(cfg))
+    defaults = flatten(config_dict(type(cfg)()))
+    out = []
+    for k in sorted(set(saved) | set(now)):
+        if k in RESOURCE_KEYS or (k not in now and k not in defaults):
+            continue  # a key no longer in the schema has no effect now
+        before = saved.get(k, defaults.get(k, ABSENT))
+        after = now.get(k, defaults.get(k, ABSENT))
+        if before != after:
+            out.append((k, saved.get(k, ABSENT), now.get(k, ABSENT)))
+    return out
+
+
+def save_or_check(layout: RunLayout, cfg: Config, check_only: bool = False) -> dict[str, Any]:
+    """Save the resolved config on the first start; on resume refuse a changed config, naming keys.
+    Returns the run's identity (what its stage fingerprints are made of)."""
+    saved = saved_config(layout)
+    if saved is not None:
+        changed = changed_keys(saved, cfg)
         if changed:
-            detail = ", ".join(
-                f"{k}: {saved.get(k, '<absent>')!r} -> {now.get(k, '<absent>')!r}" for k in changed[:6]
-            )
+            detail = ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed[:6])
             raise SelfplayError(
                 f"run '{layout.root}' was started with a different config ({detail}"
-                f"{', ...' if len(changed) > 6 else ''}); use a new loop.run_name or restore these keys"
+                f"{', ...' if len(changed) > 6 else ''}); use a new loop.run_name or restore these keys "
+                "(resource keys such as batch sizes, memory and process counts may change: see RESOURCE_KEYS)"
             )
     elif check_only:
         raise SelfplayError(f"run '{layout.root}' has no config.yaml: shard tasks run inside a started run")
+    run_id = identity(cfg, saved)
     if check_only:
-        return
+        return run_id
     layout.root.mkdir(parents=True, exist_ok=True)
+    current = config_dict(cfg)
+    if saved is not None:  # keep the keys the run was started with: a later version's new keys stay out
+        current = _only(current, lambda key: key in saved or key in RESOURCE_KEYS)
     tmp = layout.config_file.with_suffix(".yaml.tmp")
     tmp.write_text(yaml.safe_dump(current, sort_keys=False))
     tmp.replace(layout.config_file)
+    return run_id
+
+
+def _only(tree: dict[str, Any], keep, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and not (key.endswith("engine_args") or key.endswith("trl_args")):
+            sub = _only(v, keep, key + ".")
+            if sub:
+                out[k] = sub
+        elif keep(key):
+            out[k] = v
+    return out

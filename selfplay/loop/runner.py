@@ -4,10 +4,13 @@ rename its partial folder into place and write its marker last. The only module 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 from selfplay.config import Config
@@ -15,7 +18,8 @@ from selfplay.errors import SelfplayError, storage_problem
 from selfplay.loop import launch
 from selfplay.loop.cluster import Resources, local_resources
 from selfplay.loop.context import StageContext
-from selfplay.loop.layout import STATS
+from selfplay.loop.integrity import checksums, verify
+from selfplay.loop.layout import STATS, RunLayout
 from selfplay.loop.markers import read_marker, write_marker
 from selfplay.loop.placement import (
     LOOPBACK_INTERFACES,
@@ -65,13 +69,15 @@ def run_stage(
         if half_written.is_file():
             half_written.unlink(missing_ok=True)
     log.info("iteration %d %s: running", t, stage)
+    verify(layout, Path(ctx.policy))  # the policy this stage starts from (once per process)
     if not spec.samples:
         from selfplay.generate.engine_pool import POOL
 
         POOL.release_memory()  # a persistent engine sleeps (GPUs) while this stage needs the memory
     start = time.time()
     try:
-        stats = execute(ctx, spec, place(spec, ctx.config, res or local_resources(ctx.config)), res, relaunch)
+        res = res or local_resources(ctx.config)
+        stats = execute(ctx, spec, place(spec, ctx.config, res), res, relaunch)
     except SelfplayError:
         raise
     except Exception as exc:
@@ -83,8 +89,12 @@ def run_stage(
             "same command (finished stages are kept, this one starts again)"
         ) from None
     seconds = time.time() - start
+    placed = gather_placement(partial)
+    if placed:
+        stats = {**stats, "placement": placed}
     os.replace(partial, final)
     marker = {
+        "files": checksums(final),  # what the next stages read is checked against these
         "fingerprint": fp,
         "stage": stage,
         "iteration": t,
@@ -101,7 +111,7 @@ def run_stage(
 
 
 def execute(
-    ctx: StageContext, spec: Stage, where: Placement, res: Resources | None, relaunch: list[str] | None
+    ctx: StageContext, spec: Stage, where: Placement, res: Resources, relaunch: list[str] | None
 ) -> dict[str, Any]:
     def command_line() -> list[str]:
         if relaunch is None:
@@ -121,7 +131,7 @@ def execute(
                 s = where.slots[slot]
                 log_path = ctx.layout.log_file(ctx.iteration, spec.name, shard, shards)
                 ctx.layout.error_file(ctx.out, shard).unlink(missing_ok=True)  # from an earlier failure
-                argv = shard_command(cmd, s, spec.name, ctx.iteration, shard, shards)
+                argv = shard_command(cmd, s, spec.name, ctx.iteration, shard, shards, res)
                 name = f"iteration {ctx.iteration} {spec.name} shard {shard}/{shards}"
                 return launch.Watched(launch.spawn(argv, s.env, log_path), log_path, name, watch(ctx))
 
@@ -130,7 +140,7 @@ def execute(
         return run_sharded_stage(ctx, spec.name, spec.sharded, where, start_workers)
     if where.where == PROCESS:
         log_path = ctx.layout.log_file(ctx.iteration, spec.name)
-        argv = stage_command(command_line(), spec.name, ctx.iteration)
+        argv = stage_command(command_line(), spec.name, ctx.iteration, res)
         rc = launch.run_process(argv, {}, log_path, f"{ctx.label} process", watch(ctx))
         return launch.read_stats(
             ctx.out, f"iteration {ctx.iteration} {spec.name}: the stage process", rc, log_path
@@ -140,13 +150,14 @@ def execute(
     if spec.ranks is None:
         return stats
     if where.where == RANKS:
-        return {**stats, **_ranks(ctx, spec, res or local_resources(ctx.config), command_line())}
+        return {**stats, **_ranks(ctx, spec, res, command_line())}
     return {**stats, **spec.ranks(ctx)}
 
 
 def _ranks(ctx: StageContext, spec: Stage, res: Resources, relaunch: list[str]) -> dict[str, Any]:
     """The training processes (rank 0's log is the stage's log; rank r's beside it)."""
-    port = ctx.config.cluster.master_port if res.kind == "slurm" else launch.free_port()
+    port = ctx.config.cluster.master_port or 0  # 0: rank 0 binds a free port and publishes it
+    RunLayout.rendezvous_file(ctx.out).unlink(missing_ok=True)  # an earlier launch's
     log_path = ctx.layout.log_file(ctx.iteration, spec.name)
     extra = {}
     if ctx.config.train.deepspeed:
@@ -170,6 +181,17 @@ def _ranks(ctx: StageContext, spec: Stage, res: Resources, relaunch: list[str]) 
     return launch.read_stats(
         ctx.out, f"iteration {ctx.iteration} {spec.name}: training processes", rc, failed_log
     )
+
+
+def gather_placement(folder) -> list[dict[str, Any]]:
+    """Where each launched process of the stage ran (node, devices, rank or shard), from the records
+    they left (removed here): kept in the stage's stats."""
+    out = []
+    for f in sorted(folder.glob("_where*.json")):
+        with contextlib.suppress(OSError, ValueError):
+            out.append(json.loads(f.read_text()))
+        f.unlink(missing_ok=True)
+    return sorted(out, key=lambda w: (w.get("shard", -1), w.get("rank", -1)))
 
 
 _SELECTION_DROPS = {

@@ -16,7 +16,7 @@ from selfplay.data.files import concat_files, read_records, write_records
 from selfplay.data.records import Prompt
 from selfplay.errors import SelfplayError
 from selfplay.loop.context import StageContext
-from selfplay.loop.launch import Watched, reason
+from selfplay.loop.launch import Watched, reason, stop
 from selfplay.loop.layout import PROMPTS, RunLayout
 from selfplay.loop.placement import Placement
 from selfplay.loop.stages import Sharded
@@ -105,32 +105,36 @@ def run_worker_pool(
     running: dict[int, tuple[int, int, Watched]] = {}
     failed: list[str] = []
     free = list(range(where.workers))
-    while queue or running:
-        while queue and free:
-            shard, slot = queue.pop(0), free.pop(0)
-            w = start(shard, slot)
-            running[w.proc.pid] = (shard, slot, w)
-            log.info(
-                "iteration %d %s: shard %d/%d started (pid %d, log %s)",
-                ctx.iteration,
-                name,
-                shard,
-                shards,
-                w.proc.pid,
-                w.log_path,
-            )
-        time.sleep(0.2)
-        for pid, (shard, slot, w) in list(running.items()):
-            killed = w.check() if w.proc.poll() is None else None
-            if w.proc.poll() is None:
-                continue
-            running.pop(pid)
-            free.append(slot)
-            if killed is not None:
-                failed.append(f"shard {shard}/{shards} killed: {killed} (log {w.log_path})")
-            elif w.proc.returncode != 0 or not part_done(ctx.out, shard, shards):
-                why = reason(RunLayout.error_file(ctx.out, shard))
-                failed.append(f"shard {shard}/{shards} (exit {w.proc.returncode}{why}; log {w.log_path})")
+    try:
+        while queue or running:
+            while queue and free:
+                shard, slot = queue.pop(0), free.pop(0)
+                w = start(shard, slot)
+                running[w.proc.pid] = (shard, slot, w)
+                log.info(
+                    "iteration %d %s: shard %d/%d started (pid %d, log %s)",
+                    ctx.iteration,
+                    name,
+                    shard,
+                    shards,
+                    w.proc.pid,
+                    w.log_path,
+                )
+            time.sleep(0.2)
+            for pid, (shard, slot, w) in list(running.items()):
+                killed = w.check() if w.poll() is None else None
+                if w.poll() is None:
+                    continue
+                running.pop(pid)
+                free.append(slot)
+                if killed is not None:
+                    failed.append(f"shard {shard}/{shards} killed: {killed} (log {w.log_path})")
+                elif w.proc.returncode != 0 or not part_done(ctx.out, shard, shards):
+                    why = reason(RunLayout.error_file(ctx.out, shard))
+                    failed.append(f"shard {shard}/{shards} (exit {w.proc.returncode}{why}; log {w.log_path})")
+    finally:
+        for _, _, w in running.values():  # Ctrl-C, SIGTERM, an error: the running shards end too
+            stop(w.proc)
     if failed:
         raise SelfplayError(
             f"iteration {ctx.iteration} {name}: {len(failed)} shard(s) failed: {'; '.join(failed)}. "

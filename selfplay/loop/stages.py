@@ -25,6 +25,7 @@ from selfplay.errors import SelfplayError
 from selfplay.loop.context import StageContext
 from selfplay.loop.layout import (
     COMPLETIONS,
+    EVALUATED_CARD,
     HELDOUT,
     HELDOUT_PROMPTS,
     JUDGMENTS,
@@ -40,6 +41,7 @@ from selfplay.loop.layout import (
     TRAIN_DATA,
     TRAIN_HISTORY,
     TRAINER,
+    RunLayout,
 )
 
 log = logging.getLogger(__name__)
@@ -260,7 +262,7 @@ def prepare_training(ctx: StageContext) -> dict:
         raise SelfplayError(
             f"iteration {ctx.iteration} train: every kept pair's prompt fills train.max_length={cfg.train.max_length}"
         )
-    world = cfg.train.num_processes  # the schedule the training processes will run, checked before they start
+    world = ctx.train_world_size  # the schedule the training processes will run, checked before they start
     warning = check_schedule(
         planned_schedule(len(rows), cfg.train, world), cfg.train, f"iteration {ctx.iteration} train"
     )
@@ -294,19 +296,27 @@ def train_ranks(ctx: StageContext) -> dict:
         ctx.out / MODEL,
         ctx.label,
         ctx.out / TRAIN_HISTORY,
+        RunLayout.rendezvous_file(ctx.out),
+        cfg.cluster.rendezvous_timeout,
     )
     if int(os.environ.get("RANK", "0")) == 0:
-        write_card(ctx, ctx.out / MODEL, stats)
+        write_card(ctx, ctx.out / MODEL / MODEL_CARD, stats)
     return stats
 
 
-def write_card(ctx: StageContext, model_dir: Path, train: dict, evaluation: dict | None = None) -> None:
+def write_card(ctx: StageContext, path: Path, train: dict, evaluation: dict | None = None) -> None:
+    """The policy's model card, written atomically by the stage that owns `path`'s folder: train into
+    its model folder; evaluate, with the held-out results, into its own (the push stage uploads it)."""
+    import os
+
     from selfplay.loop.markers import read_marker
     from selfplay.train.card import model_card
 
     selection = (read_marker(ctx.layout.marker(ctx.iteration, "selection")) or {}).get("stats", {})
     text = model_card(ctx.config, ctx.iteration, ctx.policy, train, selection, evaluation)
-    (model_dir / MODEL_CARD).write_text(text)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def evaluation_judge(cfg: Config):
@@ -325,6 +335,9 @@ def run_evaluate(ctx: StageContext) -> dict:
     policies = {"after": str(ctx.layout.policy_dir(t))}
     if t == 0:
         policies = {"before": ctx.initial_policy, **policies}
+    from selfplay.generate.engine_pool import POOL
+
+    key = "judge" if cfg.evaluate.judge.kind == "selection" else "evaluate.judge"
     stats, rows = evaluate_policies(
         policies,
         heldout,
@@ -332,10 +345,9 @@ def run_evaluate(ctx: StageContext) -> dict:
         cfg.model,
         cfg.evaluate.num_samples,
         t,
-        load_judge(
-            evaluation_judge(cfg), "judge" if cfg.evaluate.judge.kind == "selection" else "evaluate.judge"
-        ),
+        lambda: load_judge(evaluation_judge(cfg), key),  # loaded once sampling is over...
         ctx.label,
+        POOL.release_memory,  # ...and the engine asleep (GPUs): the judge never shares with it
     )
     after = [r for r in rows if r["policy"] == "after"]
     if t == 0:
@@ -353,7 +365,7 @@ def run_evaluate(ctx: StageContext) -> dict:
     from selfplay.loop.markers import read_marker
 
     train = (read_marker(ctx.layout.marker(t, "train")) or {}).get("stats", {})
-    write_card(ctx, ctx.layout.policy_dir(t), train, stats)  # the card gains the held-out results
+    write_card(ctx, ctx.out / EVALUATED_CARD, train, stats)  # the train stage's card + held-out results
     return stats
 
 
@@ -361,6 +373,9 @@ def push_plan(ctx: StageContext) -> list[tuple[Path, str]]:
     """What the push stage uploads: (local file or folder, path in the repository)."""
     t = ctx.iteration
     items = [(ctx.layout.policy_dir(t), ctx.layout.hub_path(t, MODEL))]
+    card = ctx.input("evaluate", EVALUATED_CARD)
+    if card.is_file():  # the card with the held-out results replaces the train stage's
+        items.append((card, ctx.layout.hub_path(t, f"{MODEL}/{MODEL_CARD}")))
     for stage in ("selection", "evolved_selection"):
         kept = ctx.input(stage, KEPT_PAIRS)
         if kept.is_file():

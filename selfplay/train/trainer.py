@@ -98,6 +98,8 @@ def train_policy(
     model_dir: Path,
     label: str = "train",
     history_file: Path | None = None,
+    rendezvous_file: Path | None = None,
+    rendezvous_timeout: float = 300.0,
 ) -> dict[str, Any]:
     """Train from `policy_path` on the rows saved in `data_dir`; save the next policy to `model_dir`
     (`trainer_dir` is TRL's scratch folder: checkpoints every `train.save_steps`, resumed from when
@@ -111,7 +113,7 @@ def train_policy(
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     datasets.disable_progress_bars()
     on_cuda = torch.cuda.is_available()
-    rank, world_size = join_process_group(on_cuda)
+    rank, world_size = join_process_group(on_cuda, rendezvous_file, rendezvous_timeout)
     if cfg.deepspeed:
         import deepspeed
 
@@ -222,7 +224,7 @@ def latest_checkpoint(trainer_dir: Path) -> Path | None:
 
 
 def progress_callback(label: str, steps: int):
-    """Optimizer steps with the latest loss as progress lines and heartbeats."""
+    """Optimizer steps with the latest loss as progress lines (rank 0) and heartbeats (every rank)."""
     from transformers import TrainerCallback
 
     from selfplay.progress import Progress
@@ -233,9 +235,9 @@ def progress_callback(label: str, steps: int):
             self.loss: float | None = None
 
         def on_train_begin(self, args, state, control, **kwargs):
-            if state.is_world_process_zero:
-                self.progress = Progress(label, steps, "optimizer steps")
-                self.progress.done = state.global_step
+            # Every rank beats (a watcher tells a hung rank from a working one); rank 0 prints lines.
+            self.progress = Progress(label, steps, "optimizer steps", lines=state.is_world_process_zero)
+            self.progress.done = state.global_step
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:

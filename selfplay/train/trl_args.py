@@ -66,7 +66,8 @@ def gradient_accumulation(cfg: TrainConfig, world_size: int) -> int:
     if cfg.global_batch_size % per_step:
         raise SelfplayError(
             f"train.global_batch_size={cfg.global_batch_size} is not a multiple of train.batch_size x "
-            f"train.num_processes = {cfg.batch_size} x {world_size} = {per_step}"
+            f"training processes = {cfg.batch_size} x {world_size} = {per_step} (the processes this run "
+            "launches: train.num_processes, or nodes x GPUs per node with cluster=gpus|slurm)"
         )
     return cfg.global_batch_size // per_step
 

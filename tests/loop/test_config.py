@@ -64,23 +64,59 @@ def test_changed_config_is_refused_naming_the_keys(tmp_path):
         save_or_check(layout, compose_config(["selection.weight=2.5", "train.beta=0.5"]))
 
 
-def test_a_run_saved_before_hf_batch_size_existed_resumes(tmp_path):
+RESOURCE_CHANGES = [
+    "generate.gpu_memory_utilization=0.6",
+    "generate.tensor_parallel_size=2",
+    "generate.enforce_eager=false",
+    "+generate.engine_args.max_num_seqs=64",
+    "judge.batch_size=64",
+    "logprobs.batch_size=4",
+    "train.save_steps=10",
+    "train.num_processes=8",
+    "cluster.kind=slurm",
+    "cluster.rendezvous_timeout=60",
+]
+
+
+def test_resource_keys_may_change_on_resume_result_keys_may_not(tmp_path):
+    layout = RunLayout(tmp_path / "run")
+    first = save_or_check(layout, compose_config())
+    assert save_or_check(layout, compose_config(RESOURCE_CHANGES)) == first  # same stage fingerprints
+    with pytest.raises(SelfplayError, match=r"generate.temperature: 0.8 -> 0.5"):
+        save_or_check(layout, compose_config(["generate.temperature=0.5"]))
+
+
+def test_every_resource_key_is_a_key_of_the_schema():
+    from selfplay.config import RESOURCE_KEYS
+    from selfplay.loop.run_config import config_dict, flatten
+
+    assert set(flatten(config_dict(Config()))) >= RESOURCE_KEYS
+
+
+def test_a_key_added_by_a_later_version_resumes_as_its_default(tmp_path):
     import yaml
 
     layout = RunLayout(tmp_path / "run")
-    save_or_check(layout, compose_config())
+    first = save_or_check(layout, compose_config())
     saved = yaml.safe_load(layout.config_file.read_text())
-    del saved["generate"]["hf_batch_size"]  # what a run started by an earlier version saved
+    del saved["generate"]["top_k"]  # what a run started before this (result) key existed saved
     layout.config_file.write_text(yaml.safe_dump(saved))
-    save_or_check(layout, compose_config())
-    save_or_check(layout, compose_config(["generate.hf_batch_size=8"]))  # batching may change on resume
+    resumed = save_or_check(layout, compose_config())
+    assert "generate.top_k" not in resumed and resumed == {
+        k: v for k, v in first.items() if k != "generate.top_k"
+    }
+    assert "top_k" not in yaml.safe_load(layout.config_file.read_text())["generate"]  # stays out
+    with pytest.raises(SelfplayError, match=r"generate.top_k: '<absent>' -> 20"):
+        save_or_check(layout, compose_config(["generate.top_k=20"]))  # not its default: a change
 
 
-def test_readme_config_reference_is_current():
+def test_config_reference_page_is_current():
     from selfplay.config_doc import reference
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    assert reference().strip() in readme, "README is stale: paste `python -m selfplay.config_doc` into it"
+    page = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
+    assert reference().strip() in page, (
+        "docs/config.md is stale: run python -m selfplay.config_doc --write docs/config.md"
+    )
 
 
 def test_offline_select_config_composes():

@@ -43,11 +43,57 @@ def test_a_dead_holder_on_this_host_is_taken_over(tmp_path, caplog):
     assert "taking over the stale lock" in caplog.text
 
 
-def test_a_half_written_lock_is_taken_over(tmp_path):
+def test_a_half_written_lock_is_taken_over_after_a_grace_period(tmp_path):
     path = tmp_path / ".lock"
+    path.write_text("")  # created, not yet written: its writer may be between the two
+    with pytest.raises(SelfplayError, match=r"is in use by another selfplay process \(\?\)"):
+        RunLock(path).acquire()
     path.write_text('{"pid": 12')  # a crash while the lock was written
+    old = time.time() - lock_module.EMPTY_GRACE_SECONDS - 1
+    os.utime(path, (old, old))
     with RunLock(path):
         assert json.loads(path.read_text())["pid"] == os.getpid()
+
+
+def test_a_requeued_slurm_jobs_earlier_run_is_taken_over_from_any_node(tmp_path, monkeypatch):
+    # The requeued job may start on another first node: the holder's pid means nothing here and its
+    # lock was refreshed moments ago, but SLURM starts a requeued job only after the old run ended.
+    path = tmp_path / ".lock"
+    held = {"pid": 1, "host": "node-elsewhere", "started": "then", "slurm_job": "42", "slurm_restart": 0}
+    path.write_text(json.dumps(held))
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")  # the same run of the job: a live holder, refused
+    with pytest.raises(SelfplayError, match="pid 1 on node-elsewhere"):
+        RunLock(path).acquire()
+    monkeypatch.setenv("SLURM_JOB_ID", "43")  # another job: refused too
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    with pytest.raises(SelfplayError, match="pid 1 on node-elsewhere"):
+        RunLock(path).acquire()
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    with RunLock(path):
+        held_now = json.loads(path.read_text())
+        assert (held_now["slurm_job"], held_now["slurm_restart"]) == ("42", 1)
+
+
+def test_a_stale_holders_live_children_are_waited_for_then_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(lock_module, "CHILD_WAIT_SECONDS", 0.5)
+    path = tmp_path / ".lock"
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        entry = {"pid": child.pid, "process_start": lock_module._process_start(child.pid)}
+        held = {"pid": dead_pid(), "host": socket.gethostname(), "started": "then", "children": [entry]}
+        path.write_text(json.dumps(held))
+        with pytest.raises(
+            SelfplayError, match=f"processes of an earlier run of it are still alive \\(pid {child.pid}"
+        ):
+            RunLock(path).acquire()
+        child.kill()
+        child.wait()
+        with RunLock(path) as lock:
+            lock.record_children([os.getpid()])
+            assert json.loads(path.read_text())["children"][0]["pid"] == os.getpid()
+    finally:
+        child.kill()
 
 
 def test_another_hosts_lock_is_stale_only_when_no_longer_refreshed(tmp_path, monkeypatch):

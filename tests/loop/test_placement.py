@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from selfplay.config import ClusterConfig, GenerateConfig
-from selfplay.loop import launch
+from selfplay.loop import cluster, launch
 from selfplay.loop.orchestrator import dry_run, run_loop, run_task
 from selfplay.loop.placement import show
 from tests.loop.fake_stages import CALLS, FAKE_TABLE, as_task, fake_config
@@ -54,7 +54,7 @@ def test_runner_launches_what_the_dry_run_prints(tmp_path, monkeypatch, which):
     name, cfg, env = next(c for c in configs(tmp_path) if c[0] == which)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    monkeypatch.setattr(launch, "free_port", lambda: cfg.cluster.master_port)
+    monkeypatch.setattr(cluster, "_addresses", lambda name: ["10.0.0.1"])  # the fake nodes resolve
     launched: list[str] = []
 
     def fake_spawn(argv, extra_env, log_path):
@@ -81,7 +81,7 @@ def test_training_ranks_on_one_machine_rendezvous_on_loopback():
     from selfplay.loop.cluster import Resources
     from selfplay.loop.placement import train_launches
 
-    res = Resources("local", ["here"], 0, "here", [], 1, 2, "inprocess")
+    res = Resources("local", ["here"], 0, "127.0.0.1", [], 1, 2, "inprocess")
     launches = train_launches(RELAUNCH, res, 3, 29611)
     assert [env["RANK"] for _, env in launches] == ["0", "1"]
     for cmd, env in launches:
