@@ -23,8 +23,16 @@ def check_config(cfg: Config, world_size: int | None = None) -> None:
         )
     if s.count is None and s.ratio is not None and not 0 < s.ratio <= 1:
         raise SelfplayError(f"selection.ratio={s.ratio} must be in (0, 1] (or set selection.count)")
-    if s.count is not None and s.count < 0:
-        raise SelfplayError(f"selection.count={s.count} must be >= 0")
+    if s.count is not None and s.count < 1:
+        raise SelfplayError(
+            f"selection.count={s.count}: keeps no pair, so nothing would train; set selection.count >= 1 "
+            "(or selection.count=null and selection.ratio)"
+        )
+    if g.engine_args:
+        from selfplay.generate.vllm_backend import check_engine_args, vllm_available
+
+        if vllm_available() and g.backend != "hf":
+            check_engine_args(dict(g.engine_args))  # at start, not when the first engine starts
     if g.num_samples < 2:
         raise SelfplayError(
             f"generate.num_samples={g.num_samples}: pairing needs at least 2 responses per prompt"
@@ -196,6 +204,8 @@ def check_evolve(cfg: Config) -> None:
     if not 0 <= ev.min_length_ratio < ev.max_length_ratio:
         raise SelfplayError("evolve.min_length_ratio must be >= 0 and below evolve.max_length_ratio")
     s = ev.selection
+    if s.count is not None and s.count < 0:
+        raise SelfplayError(f"evolve.selection.count={s.count} must be >= 0")
     if s.count is None and s.ratio is not None and not 0 < s.ratio <= 1:
         raise SelfplayError(
             f"evolve.selection.ratio={s.ratio} must be in (0, 1] (or set evolve.selection.count)"

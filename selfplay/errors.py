@@ -10,6 +10,11 @@ import threading
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 # How libraries that wrap the OS error (safetensors' Rust writer, Arrow) still spell it.
 STORAGE_TEXTS = ("No space left on device", "Disk quota exceeded", "Read-only file system")
+# torch.save (trainer checkpoints: optimizer, scheduler, RNG states) reports a refused write without
+# the OS error: "[enforce fail at inline_container.cc:...] . unexpected pos 576 vs 534", or
+# "PytorchStreamWriter failed writing file ...: file write failed".
+TORCH_WRITE_FAILURES = ("PytorchStreamWriter failed writing file", "unexpected pos")
+TORCH_WRITE_PROBLEM = "the disk refused a write (torch could not save its file: usually no space left on device)"
 
 
 class SelfplayError(Exception):
@@ -54,5 +59,7 @@ def storage_problem(exc: BaseException) -> str | None:
         for text in STORAGE_TEXTS:
             if text in str(current):
                 return text
+        if isinstance(current, RuntimeError) and any(t in str(current) for t in TORCH_WRITE_FAILURES):
+            return TORCH_WRITE_PROBLEM
         current = current.__cause__ or current.__context__
     return None

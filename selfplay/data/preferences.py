@@ -86,8 +86,15 @@ def parse_rows(
             f"{name}: missing column(s) {', '.join(missing)} (has: {', '.join(first)}; set the column names)"
         )
     rows, counts = [], {"dropped_tied": 0}
+    wanted = [*needed, *([str(cols.all_rewards)] if listwise else []), *([cols.id] if cols.id else [])]
     for i, data in enumerate(table):
         where = f"{name}: row {i + 1}"
+        absent = [c for c in wanted if c not in data]
+        if absent:
+            raise SelfplayError(
+                f"{where}: no column '{absent[0]}' (row 1 has it: every row needs the same columns; "
+                f"this row has: {', '.join(data) or 'nothing'})"
+            )
         prompt = data[cols.prompt]
         last = prompt[-1] if isinstance(prompt, (list, tuple)) and prompt else None
         if isinstance(last, dict) and last.get("role") == "assistant":
@@ -105,6 +112,8 @@ def parse_rows(
                 continue
             rewards = (scores[hi], scores[lo])
         if from_list:
+            if str(cols.all_responses) not in data:
+                raise SelfplayError(f"{where}: no column '{cols.all_responses}' (row 1 has it)")
             responses = data[str(cols.all_responses)]
             if not isinstance(responses, (list, tuple)) or len(responses) != len(scores):
                 raise SelfplayError(

@@ -39,6 +39,11 @@ def column_pair(rows: list[Row], a: str, b: str, what: str) -> list[tuple[float,
         )
     out = []
     for i, r in enumerate(rows):
+        absent = [c for c in (a, b) if c not in r.data]
+        if absent:
+            raise SelfplayError(
+                f"row {i + 1}: no {what} column '{absent[0]}' (row 1 has it: every row needs the same columns)"
+            )
         try:
             out.append((float(r.data[a]), float(r.data[b])))
         except (TypeError, ValueError):

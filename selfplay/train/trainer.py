@@ -170,9 +170,11 @@ def train_policy(
     if resume is not None and rank == 0:
         log.info("%s: resuming from %s", label, resume)
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    stats = _train_stats(result, trainer.state.log_history)
-    if resume is not None:
-        stats["resumed_from_step"] = int(resume.name.rsplit("-", 1)[1])
+    resumed_at = int(resume.name.rsplit("-", 1)[1]) if resume is not None else None
+    history = whole_history(trainer.state.log_history, resumed_at)
+    stats = _train_stats(result, history, resumed_at)
+    if resumed_at is not None:
+        stats["resumed_from_step"] = resumed_at
     if cfg.lora.enabled:
         merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
         if rank == 0:
@@ -182,9 +184,7 @@ def train_policy(
     if rank == 0:
         tokenizer.save_pretrained(str(model_dir))
         if history_file is not None:  # TRL's per-step log, for tracking
-            history_file.write_text(
-                "".join(json.dumps(finite(h), allow_nan=False) + "\n" for h in trainer.state.log_history)
-            )
+            history_file.write_text("".join(json.dumps(finite(h), allow_nan=False) + "\n" for h in history))
         (model_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle the next stage never needs
         shutil.rmtree(trainer_dir, ignore_errors=True)  # checkpoints: the stage is done
         unchanged = same_weights(policy_path, model_dir)
@@ -285,10 +285,32 @@ def _trl_config(cfg, trainer_dir, on_cuda, bf16, world_size, precomputed):
         raise SelfplayError(f"train: TRL refused the {str(cfg.loss).upper()} configuration: {err}") from None
 
 
-def _train_stats(result, history: list[dict[str, Any]]) -> dict[str, Any]:
+def whole_history(history: list[dict[str, Any]], resumed_at: int | None) -> list[dict[str, Any]]:
+    """TRL's per-step log over the whole training. After a resume from a checkpoint the trainer's
+    token count starts again from 0: it is continued from the checkpoint's."""
+    if resumed_at is None:
+        return list(history)
+    before = [h["num_tokens"] for h in history if h.get("step", 0) <= resumed_at and "num_tokens" in h]
+    after = [h["num_tokens"] for h in history if h.get("step", 0) > resumed_at and "num_tokens" in h]
+    if not before or not after or after[0] >= before[-1]:
+        return list(history)  # nothing to continue (or the trainer kept counting)
+    base = before[-1]
+    return [
+        {**h, "num_tokens": h["num_tokens"] + base} if h.get("step", 0) > resumed_at and "num_tokens" in h else h
+        for h in history
+    ]
+
+
+def _train_stats(result, history: list[dict[str, Any]], resumed_at: int | None = None) -> dict[str, Any]:
+    """The trainer's statistics of the whole training. After a resume the Trainer's own `training_loss`
+    covers only the steps since the checkpoint: the mean of every step's logged loss (logging_steps=1)
+    replaces it."""
     steps = [h for h in history if "loss" in h]
+    loss = float(result.training_loss)
+    if resumed_at is not None and steps:
+        loss = sum(float(h["loss"]) for h in steps) / len(steps)
     stats: dict[str, Any] = {
-        "train_loss": float(result.training_loss),
+        "train_loss": loss,
         "optimizer_steps": int(result.global_step),
     }
     if steps:

@@ -447,6 +447,23 @@ def test_disk_full_during_a_run(tmp_path, capsys):
         subprocess.run(["umount", "--lazy", str(small)])
 
 
+def test_a_full_disk_under_torch_save_is_a_storage_fault(tmp_path):
+    """Trainer checkpoints go through torch.save, whose error on a full disk names no OS error."""
+    import torch
+
+    from selfplay.errors import storage_problem
+
+    small = tmp_path / "small"
+    if not mounted_tmpfs(small, "size=200k"):
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        with pytest.raises(RuntimeError) as raised:
+            torch.save({"optimizer": torch.zeros(200_000)}, small / "optimizer.pt")
+        assert storage_problem(raised.value) is not None, str(raised.value)
+    finally:
+        subprocess.run(["umount", "--lazy", str(small)])
+
+
 def test_disk_full_inside_a_record_write(tmp_path, monkeypatch):
     """The writer itself on ENOSPC (no mount needed): no temporary or final file left, the error names the file."""
     import errno

@@ -21,7 +21,9 @@ def stopped_after_generate(tmp_path_factory):
     out = tmp_path_factory.mktemp("integrity")
     gen = run_cli(*BASE, "loop.iterations=1", "loop.stop_after=generate", f"loop.output_dir={out / 'gen'}")
     assert gen.returncode == 0, gen.stderr[-3000:]
-    trained = run_cli(*BASE, "loop.iterations=1", "evaluate.enabled=false", f"loop.output_dir={out / 'train'}")
+    trained = run_cli(
+        *BASE, "loop.iterations=1", "evaluate.enabled=false", f"loop.output_dir={out / 'train'}"
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
     return out
 
@@ -49,7 +51,9 @@ def test_markers_record_every_file_with_its_size_and_checksum(stopped_after_gene
     assert "completions.parquet" in json.loads((run / "generate" / "_SUCCESS").read_text())["files"]
 
 
-def test_corrupted_bytes_in_a_finished_record_file_are_refused_before_reading(stopped_after_generate, tmp_path):
+def test_corrupted_bytes_in_a_finished_record_file_are_refused_before_reading(
+    stopped_after_generate, tmp_path
+):
     out = copy(stopped_after_generate / "gen" / "default", tmp_path)
     completions = out / "default" / "iter_000" / "generate" / "completions.parquet"
     data = bytearray(completions.read_bytes())

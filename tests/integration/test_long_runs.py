@@ -2,6 +2,7 @@
 checkpoint and ends with the weights of an uninterrupted run; a hung shard process is killed after
 `loop.hang_timeout` seconds of silence, naming the shard, the silence and its log."""
 
+import json
 import os
 import signal
 import time
@@ -45,6 +46,22 @@ def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_p
     assert "resuming from" in rerun.stderr and "checkpoint-" in rerun.stderr
     ours, theirs = weights(out / "default"), weights(tmp_path / "ref" / "default")
     assert ours.keys() == theirs.keys() and all((ours[k] == theirs[k]).all() for k in ours)
+    # The statistics cover the whole training, not the steps after the checkpoint.
+    stats = [
+        json.loads((d / "default" / "iter_000" / "train" / "_SUCCESS").read_text())["stats"]
+        for d in (out, tmp_path / "ref")
+    ]
+    assert stats[0]["resumed_from_step"] >= 10
+    assert abs(stats[0]["train_loss"] - stats[1]["train_loss"]) < 1e-3 * max(1.0, abs(stats[1]["train_loss"]))
+    history = [
+        [
+            json.loads(line)
+            for line in (d / "default" / "iter_000" / "train" / "history.jsonl").read_text().splitlines()
+        ]
+        for d in (out, tmp_path / "ref")
+    ]
+    per_step = [[(h["step"], h.get("num_tokens")) for h in hist if "loss" in h] for hist in history]
+    assert per_step[0] == per_step[1]  # every step once, tokens counted on from the checkpoint
     train_dir = out / "default" / "iter_000" / "train"
     assert not (train_dir / "trainer").exists()  # checkpoints deleted when the stage finished
     assert not (train_dir / "model" / "training_args.bin").exists()

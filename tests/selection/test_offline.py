@@ -215,6 +215,16 @@ def test_nonfinite_identical_and_bad_input(tmp_path):
             "column 'score_chosen' is present but 'score_rejected' is missing",
         ),
         ([{**EXAMPLE[0], "score_chosen": "high"}], {}, "must be numbers"),
+        (
+            [EXAMPLE[0], {k: v for k, v in EXAMPLE[1].items() if k != "score_rejected"}],
+            {},
+            r"row 2: no reward column 'score_rejected' \(row 1 has it: every row needs the same columns\)",
+        ),
+        (
+            [EXAMPLE[0], {k: v for k, v in EXAMPLE[1].items() if k != "rejected"}],
+            {},
+            r"in.jsonl: row 2: no column 'rejected' \(row 1 has it",
+        ),
         (EXAMPLE, {"columns": ColumnsConfig(chosen="answer")}, "missing column"),
         (EXAMPLE, {"judge": OfflineJudgeConfig(kind="rule", rule="nope")}, None),  # columns present: unused
         (

@@ -3,8 +3,9 @@
 import pytest
 
 from selfplay.checks import check_config, check_lora_targets
-from selfplay.config import Config, LoraConfig, SelectionConfig, TrainConfig
+from selfplay.config import Config, GenerateConfig, LoraConfig, SelectionConfig, TrainConfig
 from selfplay.errors import SelfplayError
+from tests.conftest import vllm_importable
 
 
 @pytest.mark.parametrize(
@@ -18,9 +19,23 @@ from selfplay.errors import SelfplayError
         (Config(train=TrainConfig(global_batch_size=10, batch_size=4)), "not a multiple"),
         (Config(train=TrainConfig(deepspeed="/no/such.json")), "train.deepspeed"),
         (Config(train=TrainConfig(num_processes=0)), "train.num_processes=0"),
+        (
+            Config(selection=SelectionConfig(count=0)),
+            r"selection.count=0: keeps no pair, so nothing would train",
+        ),
+        (
+            Config(generate=GenerateConfig(engine_args={"max_num_seqz": 8})),
+            r"generate.engine_args.max_num_seqz: not an argument of vllm.LLM",
+        ),
+        (
+            Config(generate=GenerateConfig(engine_args={"seed": 1})),
+            "generate.engine_args.seed: set generate.seed",
+        ),
     ],
 )
 def test_bad_training_config(cfg, message):
+    if "engine_args" in message and not vllm_importable():
+        pytest.skip("needs vllm")
     with pytest.raises(SelfplayError, match=message):
         check_config(cfg)
 
