@@ -14,7 +14,9 @@ STORAGE_TEXTS = ("No space left on device", "Disk quota exceeded", "Read-only fi
 # the OS error: "[enforce fail at inline_container.cc:...] . unexpected pos 576 vs 534", or
 # "PytorchStreamWriter failed writing file ...: file write failed".
 TORCH_WRITE_FAILURES = ("PytorchStreamWriter failed writing file", "unexpected pos")
-TORCH_WRITE_PROBLEM = "the disk refused a write (torch could not save its file: usually no space left on device)"
+TORCH_WRITE_PROBLEM = (
+    "the disk refused a write (torch could not save its file: usually no space left on device)"
+)
 
 
 class SelfplayError(Exception):

@@ -26,6 +26,8 @@ EVALUATED_CARD = "model_card.md"
 """The evaluate stage's copy of the policy's model card, with the held-out results (pushed as its README)."""
 PUSHED = "pushed.json"
 REWRITES = "rewrites.jsonl"
+REWRITE_SAMPLES = "rewrite_samples.parquet"
+"""Evolve's raw rewrites, as the policy sampled them (one Completion per rewrite request)."""
 HELDOUT = "heldout.jsonl"
 # Training: the rows every rank reads, the trainer's scratch folder, the next policy.
 TRAIN_DATA = "data"

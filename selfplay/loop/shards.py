@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from selfplay.data.files import concat_files, read_records, write_records
+from selfplay.data.jsonl import write_jsonl
 from selfplay.data.records import Prompt
 from selfplay.errors import SelfplayError
 from selfplay.loop.context import StageContext
@@ -32,7 +33,10 @@ def shard_slice(prompts: list[Prompt], shard: int, shards: int) -> list[Prompt]:
 
 
 def stage_prompts(ctx: StageContext, spec: Sharded) -> list[Prompt]:
-    """The prompt set a sharded stage splits: the iteration's, or the evolved ones."""
+    """The prompt set a sharded stage splits: its own items, or a stage's prompts (the iteration's, or
+    the evolved ones)."""
+    if spec.items is not None:
+        return spec.items(ctx)
     return read_records(ctx.input(spec.prompts_from, PROMPTS), Prompt)
 
 
@@ -41,8 +45,17 @@ def run_shard(ctx: StageContext, spec: Sharded, shard: int, shards: int) -> Path
     prompts = stage_prompts(ctx, spec)
     records = spec.core(ctx, shard_slice(prompts, shard, shards))
     path = part_file(ctx, spec, shard, shards)
-    write_records(path, records, spec.record)
+    if spec.record is dict:  # plain rows (evaluate's)
+        write_jsonl(path, records)
+    else:
+        write_records(path, records, spec.record)
     return path
+
+
+def clipped_shards(ctx: StageContext, spec: Sharded, shards: int, items: int) -> int:
+    """Shards of a stage whose item count is only known when it runs (evolved prompts, evolve's
+    parents, held-out prompts): at most one per item."""
+    return max(1, min(shards, items))
 
 
 def part_file(ctx: StageContext, spec: Sharded, shard: int, shards: int) -> Path:
@@ -60,8 +73,8 @@ def run_sharded_stage(
     parts into the stage's output file."""
     prompts = stage_prompts(ctx, spec)
     shards = where.shards
-    if spec.prompts_from == "evolve":
-        shards = max(1, min(shards, len(prompts)))  # how many rewrites survive is only known now
+    if spec.prompts_from == "evolve" or spec.items is not None:
+        shards = clipped_shards(ctx, spec, shards, len(prompts))
     if shards < 1 or shards > max(1, len(prompts)):
         raise SelfplayError(
             f"loop.shards={shards} must be between 1 and the iteration's {len(prompts)} prompts"

@@ -23,6 +23,7 @@ from selfplay.data.records import COMPLETION_TEXT, Completion, Judgment, Pair, P
 from selfplay.data.trl_format import write_trl_pairs
 from selfplay.errors import SelfplayError
 from selfplay.loop.context import StageContext
+from selfplay.loop.integrity import verify
 from selfplay.loop.layout import (
     COMPLETIONS,
     EVALUATED_CARD,
@@ -36,6 +37,7 @@ from selfplay.loop.layout import (
     PAIRS,
     PROMPTS,
     PUSHED,
+    REWRITE_SAMPLES,
     REWRITES,
     STATS,
     TRAIN_DATA,
@@ -166,27 +168,36 @@ def no_pairs_reason(stats: dict) -> str:
     return f"{n} prompts; dropped: {counts or 'nothing'}"
 
 
-def run_evolve(ctx: StageContext) -> dict:
+def evolve_parents(ctx: StageContext) -> list[Prompt]:
+    """What evolve shards: the prompts it rewrites (all of the iteration's, or its top pairs')."""
+    from selfplay.evolve.rewrite import choose_parents
+
+    prompts = read_records(ctx.input("prompts", PROMPTS), Prompt)
+    pairs = [p for p in read_records(ctx.input("selection", PAIRS), Pair) if p.iteration == ctx.iteration]
+    return choose_parents(prompts, pairs, ctx.config.evolve)
+
+
+def _rewrite_requests(ctx: StageContext, parents: list[Prompt]):
+    from selfplay.evolve.rewrite import rewrite_requests
+    from selfplay.evolve.templates import load_templates
+
+    ev = ctx.config.evolve
+    templates = load_templates(list(ev.strategies), ev.templates_dir)
+    return rewrite_requests(parents, templates, ev, ctx.config.generate.seed, ctx.iteration)
+
+
+def evolve_shard(ctx: StageContext, parents: list[Prompt]) -> list[Completion]:
+    """The policy's rewrites of these parents (one sample per strategy drawn, seeded per request)."""
     from dataclasses import replace
 
-    from selfplay.evolve.length_guard import prompt_length_guard
-    from selfplay.evolve.rewrite import choose_parents, evolved_prompts, rewrite_requests
-    from selfplay.evolve.templates import load_templates
     from selfplay.generate.sample import sample_completions
 
-    cfg, ev = ctx.config, ctx.config.evolve
-    prompts = read_records(ctx.input("prompts", PROMPTS), Prompt)
-    seed_pairs = [
-        p for p in read_records(ctx.input("selection", PAIRS), Pair) if p.iteration == ctx.iteration
-    ]
-    parents = choose_parents(prompts, seed_pairs, ev)
-    triples = rewrite_requests(
-        parents, load_templates(list(ev.strategies), ev.templates_dir), ev, cfg.generate.seed, ctx.iteration
-    )
-    gen = replace(cfg.generate, max_tokens=ev.max_tokens or cfg.generate.max_tokens)
+    cfg = ctx.config
+    gen = replace(cfg.generate, max_tokens=cfg.evolve.max_tokens or cfg.generate.max_tokens)
+    requests = [r for _, r, _ in _rewrite_requests(ctx, parents)]
     rewrites, _ = sample_completions(
         ctx.policy,
-        [r for _, r, _ in triples],
+        requests,
         gen,
         cfg.model,
         f"evolve_{ctx.iteration:03d}",
@@ -194,10 +205,19 @@ def run_evolve(ctx: StageContext) -> dict:
         ctx.iteration,
         f"{ctx.label} (rewrites)",
     )
+    return rewrites
+
+
+def evolve_finish(ctx: StageContext, parents: list[Prompt], output: Path) -> dict:
+    """Over every shard's rewrites: clean and filter them into the evolved prompts."""
+    from selfplay.evolve.length_guard import prompt_length_guard
+    from selfplay.evolve.rewrite import evolved_prompts
+
+    cfg = ctx.config
+    triples = _rewrite_requests(ctx, parents)
+    rewrites = {c.prompt_id: c for c in read_records(output, Completion, COMPLETION_TEXT)}
     too_long = prompt_length_guard(ctx.policy, cfg.model, cfg.generate, cfg.judge)
-    new, rows, counts = evolved_prompts(
-        triples, {c.prompt_id: c for c in rewrites}, ev, too_long, ctx.iteration
-    )
+    new, rows, counts = evolved_prompts(triples, rewrites, cfg.evolve, too_long, ctx.iteration)
     write_records(ctx.out / PROMPTS, new)
     write_jsonl(ctx.out / REWRITES, rows)
     return {"parents": len(parents), "rewrites": len(triples), "evolved_prompts": len(new), **dict(counts)}
@@ -323,47 +343,72 @@ def evaluation_judge(cfg: Config):
     return cfg.judge if cfg.evaluate.judge.kind == "selection" else cfg.evaluate.judge
 
 
-def run_evaluate(ctx: StageContext) -> dict:
-    """Sample and judge pi_{t+1} on the held-out prompts (pi_0 too in iteration 0; later iterations
-    reuse pi_0's and pi_t's samples from earlier evaluations: the same seeds, not regenerated), and its
-    win rates vs pi_0 and vs pi_t."""
-    from selfplay.evaluate.heldout import evaluate_policies, win_rate
+def heldout_prompts(ctx: StageContext) -> list[Prompt]:
+    """What evaluate shards: the held-out prompts the prompts stage wrote."""
+    return read_records(ctx.input("prompts", HELDOUT_PROMPTS), Prompt)
+
+
+def _evaluated_policies(ctx: StageContext) -> dict[str, str]:
+    """pi_{t+1} ("after"), and pi_0 ("before") in iteration 0: later iterations reuse pi_0's and pi_t's
+    held-out samples from earlier evaluations (the same seeds, not regenerated)."""
+    after = {"after": str(ctx.layout.policy_dir(ctx.iteration))}
+    return {"before": ctx.initial_policy, **after} if ctx.iteration == 0 else after
+
+
+def evaluate_shard(ctx: StageContext, heldout: list[Prompt]) -> list[dict]:
+    """Sample and judge these held-out prompts with each evaluated policy: one row per sample."""
+    from selfplay.evaluate.heldout import evaluate_policies
+    from selfplay.generate.engine_pool import POOL
     from selfplay.judge.judging import load_judge
 
-    cfg, t = ctx.config, ctx.iteration
-    heldout = read_records(ctx.input("prompts", HELDOUT_PROMPTS), Prompt)
-    policies = {"after": str(ctx.layout.policy_dir(t))}
-    if t == 0:
-        policies = {"before": ctx.initial_policy, **policies}
-    from selfplay.generate.engine_pool import POOL
-
+    cfg = ctx.config
     key = "judge" if cfg.evaluate.judge.kind == "selection" else "evaluate.judge"
-    stats, rows = evaluate_policies(
-        policies,
+    _, rows = evaluate_policies(
+        _evaluated_policies(ctx),
         heldout,
         cfg.generate,
         cfg.model,
         cfg.evaluate.num_samples,
-        t,
+        ctx.iteration,
         lambda: load_judge(evaluation_judge(cfg), key),  # loaded once sampling is over...
         ctx.label,
         POOL.release_memory,  # ...and the engine asleep (GPUs): the judge never shares with it
     )
+    return rows
+
+
+def evaluate_finish(ctx: StageContext, heldout: list[Prompt], output: Path) -> dict:
+    """Over every shard's rows (put back in the unsharded order: policy, prompt, sample): each policy's
+    summary and the win rates vs pi_0 and vs pi_t; the model card with the held-out results."""
+    from selfplay.evaluate.heldout import summary, win_rate
+    from selfplay.judge.judging import judge_name
+    from selfplay.loop.markers import read_marker
+
+    cfg, t = ctx.config, ctx.iteration
+    names = list(_evaluated_policies(ctx))
+    position = {p.prompt_id: i for i, p in enumerate(heldout)}
+    rows = sorted(
+        read_jsonl(output),
+        key=lambda r: (names.index(r["policy"]), position[r["prompt_id"]], r["sample_index"]),
+    )
+    write_jsonl(output, rows)
+    stats: dict = {"heldout_prompts": len(heldout), "heldout_judge": judge_name(evaluation_judge(cfg))}
+    for name in names:
+        stats.update(summary([r for r in rows if r["policy"] == name], name))
     after = [r for r in rows if r["policy"] == "after"]
     if t == 0:
         initial = previous = [r for r in rows if r["policy"] == "before"]
     else:
-        initial = [
-            r for r in read_jsonl(ctx.layout.stage_dir(0, "evaluate") / HELDOUT) if r["policy"] == "before"
-        ]
-        previous = [
-            r for r in read_jsonl(ctx.layout.stage_dir(t - 1, "evaluate") / HELDOUT) if r["policy"] == "after"
-        ]
+        first, last = (
+            ctx.layout.stage_dir(0, "evaluate") / HELDOUT,
+            ctx.layout.stage_dir(t - 1, "evaluate") / HELDOUT,
+        )
+        verify(ctx.layout, first)
+        verify(ctx.layout, last)
+        initial = [r for r in read_jsonl(first) if r["policy"] == "before"]
+        previous = [r for r in read_jsonl(last) if r["policy"] == "after"]
     stats["win_rate_vs_initial"] = win_rate(after, initial)
     stats["win_rate_vs_previous"] = win_rate(after, previous)
-    write_jsonl(ctx.out / HELDOUT, rows)
-    from selfplay.loop.markers import read_marker
-
     train = (read_marker(ctx.layout.marker(t, "train")) or {}).get("stats", {})
     write_card(ctx, ctx.out / EVALUATED_CARD, train, stats)  # the train stage's card + held-out results
     return stats
@@ -425,8 +470,13 @@ class Sharded:
     record: type
     core: Callable[[StageContext, list[Prompt]], list]
     stats: Callable[[StageContext, list[Prompt], Path], dict]
+    """Summarises the merged records (and may write what is derived from all of them, e.g. evolve's
+    filtered prompts); it runs where the stage's parts are merged, after every shard."""
     prompts_from: str = "prompts"
     """Stage whose prompts.jsonl is sharded: the iteration's prompts, or the evolved ones."""
+    items: Callable[[StageContext], list[Prompt]] | None = None
+    """What is sharded when it is not a stage's prompts.jsonl (evolve's parents, the held-out prompts);
+    a stage with fewer items than shards runs fewer shards."""
 
 
 @dataclass(frozen=True)
@@ -474,7 +524,13 @@ STAGES: tuple[Stage, ...] = (
         enabled=needs_logprobs_stage,
     ),
     Stage("selection", run=run_selection, outputs=(PAIRS, KEPT_PAIRS)),
-    Stage("evolve", run=run_evolve, enabled=_evolving, samples=True, outputs=(PROMPTS, REWRITES)),
+    Stage(
+        "evolve",
+        sharded=Sharded(REWRITE_SAMPLES, Completion, evolve_shard, evolve_finish, items=evolve_parents),
+        enabled=_evolving,
+        samples=True,
+        outputs=(PROMPTS, REWRITES),
+    ),
     Stage(
         "evolved_generate",
         sharded=Sharded(
@@ -498,10 +554,10 @@ STAGES: tuple[Stage, ...] = (
     Stage("train", run=prepare_training, ranks=train_ranks, outputs=(f"{MODEL}/config.json",)),
     Stage(
         "evaluate",
-        run=run_evaluate,
+        sharded=Sharded(HELDOUT, dict, evaluate_shard, evaluate_finish, items=heldout_prompts),
         enabled=lambda cfg: cfg.evaluate.enabled,
         samples=True,
-        outputs=(HELDOUT,),
+        outputs=(EVALUATED_CARD,),
     ),
     Stage("push", run=run_push, enabled=lambda cfg: cfg.hub.push, outputs=(PUSHED,)),
 )

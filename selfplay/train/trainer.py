@@ -296,7 +296,9 @@ def whole_history(history: list[dict[str, Any]], resumed_at: int | None) -> list
         return list(history)  # nothing to continue (or the trainer kept counting)
     base = before[-1]
     return [
-        {**h, "num_tokens": h["num_tokens"] + base} if h.get("step", 0) > resumed_at and "num_tokens" in h else h
+        {**h, "num_tokens": h["num_tokens"] + base}
+        if h.get("step", 0) > resumed_at and "num_tokens" in h
+        else h
         for h in history
     ]
 

