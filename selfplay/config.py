@@ -502,6 +502,12 @@ class LoopConfig:
     """process: every stage runs as its own `python -m selfplay.run ... task.stage=<s>` process (GPU
     memory is free between stages); in_process: stages run in the orchestrator; auto: in_process with
     cluster=local, process otherwise."""
+    workers: bool | None = None
+    """Long-lived workers, one per engine slot (a GPU group, a CPU slot), started once per run: each
+    holds its generation engine for the whole run (weights reloaded in place for each new policy,
+    asleep while others need the GPU) and runs every shard of generate, judge, logprobs, evolve and
+    evaluate sent to it. null = on with cluster=gpus|slurm and wherever shards run as processes
+    (loop.shard_workers > 0 or loop.isolation=process); false = a process (and an engine) per shard."""
     dry_run: bool = False
     """Print every command each stage would launch for the cluster config, run nothing."""
     stop_after: str | None = None
@@ -576,6 +582,8 @@ class TaskConfig:
     """Iteration of that stage."""
     shard: int | None = None
     """Shard index of a sharded stage (generate, judge, logprobs), 0 <= shard < shards."""
+    worker: int | None = None
+    """Run as the long-lived worker of this engine slot (loop.workers)."""
 
 
 @dataclass
@@ -619,6 +627,7 @@ RESOURCE_KEYS = frozenset(
         "loop.shards",
         "loop.shard_workers",
         "loop.isolation",
+        "loop.workers",
         "generate.engine",
         "generate.hf_batch_size",
         "generate.tensor_parallel_size",
@@ -654,6 +663,7 @@ RESOURCE_KEYS = frozenset(
         "task.stage",
         "task.iteration",
         "task.shard",
+        "task.worker",
     }
 )
 """Keys that choose resources, not results: they may change when a run resumes (finished stages are

@@ -83,10 +83,15 @@ def execute(config: Config, module: str, table=None) -> None:
     table = table or STAGES
     relaunch = relaunch_command(module)
     job = sweep_run_name(config)
-    if job is not None and config.task.stage is None:
+    if job is not None and config.task.stage is None and config.task.worker is None:
         config.loop.run_name = job
         relaunch.append(f"loop.run_name={job}")  # the job's workers run in the job's directory
     try:
+        if config.task.worker is not None:
+            from selfplay.loop.workers import run_worker
+
+            run_worker(config, config.task.worker)
+            return
         if config.task.stage is not None:
             print(run_task(config, table))
             return

@@ -16,6 +16,7 @@ LAUNCHING = {
     "selfplay.loop.cluster",
     "selfplay.loop.placement",
     "selfplay.loop.orchestrator",
+    "selfplay.loop.workers",
 }
 
 
@@ -89,10 +90,16 @@ def test_adapters_and_cores_never_reach_the_launching_floor():
         if module in allowed:
             continue
         assert not deps & LAUNCHING, f"{module} imports {sorted(deps & LAUNCHING)}"
-    # Only the runner launches processes.
+    # Only the runner (with its shard pool and the run's worker pool) launches processes.
     for module in ("selfplay.loop.launch", "selfplay.loop.shards"):
         users = {m for m, deps in graph.items() if module in deps}
-        assert users <= {"selfplay.loop.runner", "selfplay.loop.orchestrator", "selfplay.loop.shards"}, (
+        launchers = {
+            "selfplay.loop.runner",
+            "selfplay.loop.orchestrator",
+            "selfplay.loop.shards",
+            "selfplay.loop.workers",
+        }
+        assert users <= launchers, (
             module,
             users,
         )

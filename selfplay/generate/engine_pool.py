@@ -117,6 +117,7 @@ class EnginePool:
             self.seconds["start"] += time.perf_counter() - t
             self.key, self.weights, self.asleep = key, path, False
             self.starts += 1
+            log.info("vLLM engine started (%d in this process, %.1fs)", self.starts, time.perf_counter() - t)
             return self.engine
         if self.asleep:
             t = time.perf_counter()
@@ -139,6 +140,12 @@ class EnginePool:
             self.engine.sleep()
             self.seconds["sleep"] += time.perf_counter() - t
             self.asleep = True
+        self.free_cache()
+
+    @staticmethod
+    def free_cache() -> None:
+        """What models that are gone (a judge, a transformers-backend sampler) left in torch's CUDA
+        cache, returned to the device: an engine waking up, or a model loading next, needs it."""
         torch = sys.modules.get("torch")
         if torch is not None and torch.cuda.is_available():
             import gc

@@ -275,6 +275,23 @@ def reason(error_file: Path) -> str:
     return ": " + error_file.read_text().strip()
 
 
+def worker_threads(cfg: Any) -> None:
+    """A launched process uses `loop.threads` CPU threads, or the CPUs its SLURM step was given (torch
+    would otherwise start a thread per core of the node in every process: processes side by side then
+    slow each other down many times). Where SLURM does not pin the step to its CPUs, vLLM's CPU engine
+    is told not to bind its threads to cores of its own choosing."""
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    threads = cfg.loop.threads or (int(cpus) if cpus.isdigit() else None)
+    if not threads:
+        return
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if cpus and not torch.cuda.is_available() and len(os.sched_getaffinity(0)) > threads:
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+
+
 def write_placement(folder: Path, shard: int | None = None, rank: int | None = None) -> None:
     """Record where this launched process runs (node, devices as the scheduler bound them), for the
     stage's stats: `placement` lists one entry per shard, stage process or training rank."""

@@ -41,6 +41,11 @@ MODEL = "model"
 class RunLayout:
     root: Path
 
+    @classmethod
+    def of(cls, cfg) -> RunLayout:
+        """The run directory of a config: <loop.output_dir>/<loop.run_name>, absolute."""
+        return cls((Path(cfg.loop.output_dir) / cfg.loop.run_name).resolve())
+
     @property
     def config_file(self) -> Path:
         return self.root / "config.yaml"
@@ -64,6 +69,17 @@ class RunLayout:
     @property
     def lock_file(self) -> Path:
         return self.root / ".lock"
+
+    @property
+    def workers_dir(self) -> Path:
+        return self.root / "workers"
+
+    def worker_dir(self, slot: int) -> Path:
+        """Where the orchestrator hands the worker of engine slot `slot` its task and reads its answer."""
+        return self.workers_dir / f"slot-{slot:03d}"
+
+    def worker_log(self, slot: int) -> Path:
+        return self.logs_dir / f"worker-{slot:03d}.log"
 
     @property
     def plots_dir(self) -> Path:

@@ -24,12 +24,13 @@ from selfplay.loop.launch import write_placement, write_stats
 from selfplay.loop.layout import RunLayout
 from selfplay.loop.lock import RunLock
 from selfplay.loop.markers import fingerprint, read_marker
-from selfplay.loop.placement import describe, distributed_training
+from selfplay.loop.placement import describe, describe_workers, distributed_training, placement
 from selfplay.loop.run_config import config_dict, save_or_check
 from selfplay.loop.runner import place, run_stage
 from selfplay.loop.shards import run_shard
 from selfplay.loop.stages import STAGES, Stage, stage, stages_for
 from selfplay.loop.tracking import check_backend, open_tracker
+from selfplay.loop.workers import WorkerPool
 from selfplay.models.loading import check_tokenizer, parameter_count, resolve_policy_path
 from selfplay.train.distributed import rank_environment
 
@@ -67,11 +68,15 @@ def run_loop(
     layout = RunLayout((Path(cfg.loop.output_dir) / cfg.loop.run_name).resolve())
     from selfplay.generate.engine_pool import POOL
 
+    shards = placement(True, False, cfg, res)
+    workers = WorkerPool(layout, res, shards, relaunch) if shards.persistent else None
     with RunLock(layout.lock_file) as lock, sigterm_raises():  # one orchestrator per run directory
         launch.on_change = lock.record_children
         try:
-            return _run(cfg, relaunch, table, stages, initial, warnings, layout, res)
+            return _run(cfg, relaunch, table, stages, initial, warnings, layout, res, workers)
         finally:
+            if workers is not None:
+                workers.close()  # their engines shut down properly
             launch.stop_all()  # Ctrl-C, SIGTERM or an error: nothing this run started outlives it
             launch.on_change = None
             POOL.close()  # the persistent generation engine, if one was started
@@ -86,6 +91,7 @@ def _run(
     warnings: list[str],
     layout: RunLayout,
     res: Resources,
+    workers: WorkerPool | None = None,
 ) -> Path:
     run_id = save_or_check(layout, cfg)  # a refused resume is the only line a refused run prints
     for warning in warnings:
@@ -111,7 +117,9 @@ def _run(
                 ctx = StageContext(
                     cfg, layout, t, layout.partial_dir(t, name), policy, initial, name, res.train_world_size
                 )
-                marker = run_stage(ctx, stage(name, table), fingerprint(run_id, t, name), res, relaunch)
+                marker = run_stage(
+                    ctx, stage(name, table), fingerprint(run_id, t, name), res, relaunch, workers
+                )
                 if tracker is not None:
                     tracker.stage_done(t, name, marker)
                 rows = summary.collect(layout, cfg.loop.iterations, stages)
@@ -184,7 +192,7 @@ def _run_task(cfg: Config, table: tuple[Stage, ...]) -> Path:
             f"task: {partial} does not exist (the orchestrator creates it before launching workers)"
         )
     ctx = StageContext(cfg, layout, t, partial, policy, initial, task.stage)
-    worker_threads(cfg)
+    launch.worker_threads(cfg)
     if spec.sharded is not None:
         if task.shard is None or not 0 <= task.shard < cfg.loop.shards:
             raise SelfplayError(f"task.shard={task.shard} must be in [0, loop.shards={cfg.loop.shards})")
@@ -203,23 +211,6 @@ def _run_task(cfg: Config, table: tuple[Stage, ...]) -> Path:
     return partial
 
 
-def worker_threads(cfg: Config) -> None:
-    """A launched process uses `loop.threads` CPU threads, or the CPUs its SLURM step was given (torch
-    would otherwise start a thread per core of the node in every process: processes side by side then
-    slow each other down many times). Where SLURM does not pin the step to its CPUs, vLLM's CPU engine
-    is told not to bind its threads to cores of its own choosing."""
-    cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    threads = cfg.loop.threads or (int(cpus) if cpus.isdigit() else None)
-    if not threads:
-        return
-    import torch
-
-    torch.set_num_threads(threads)
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    if cpus and not torch.cuda.is_available() and len(os.sched_getaffinity(0)) > threads:
-        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
-
-
 def dry_run(
     cfg: Config, relaunch: list[str], table: tuple[Stage, ...] = STAGES, res: Resources | None = None
 ) -> list[str]:
@@ -230,6 +221,7 @@ def dry_run(
         f"engines={len(res.slots)} (tensor_parallel_size={cfg.generate.tensor_parallel_size}) "
         f"isolation={res.isolation}"
     ]
+    lines += describe_workers(cfg, res, relaunch)
     for t in range(cfg.loop.iterations):
         for name in stages_for(cfg, table):
             lines += describe(name, place(stage(name, table), cfg, res), cfg, res, relaunch, t)

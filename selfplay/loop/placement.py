@@ -31,6 +31,8 @@ class Placement:
     """Shard processes at a time (0 = the shards run one after another in this process)."""
     slots: tuple[Slot, ...] = field(default_factory=tuple)
     """Where shard processes run: one slot per worker (its node and devices)."""
+    persistent: bool = False
+    """The shards go to the run's long-lived workers (one per slot) instead of a process each."""
 
 
 def effective_shards(cfg: Config, res: Resources) -> int:
@@ -42,6 +44,13 @@ def shard_workers(cfg: Config, res: Resources) -> int:
     if res.kind != "local" or res.isolation == "process":
         return len(res.slots)
     return cfg.loop.shard_workers
+
+
+def use_workers(cfg: Config, res: Resources) -> bool:
+    """Whether the run keeps one long-lived worker (and engine) per slot (loop.workers)."""
+    if cfg.loop.workers is not None:
+        return cfg.loop.workers
+    return shard_workers(cfg, res) > 0
 
 
 def distributed_training(cfg: Config, res: Resources) -> bool:
@@ -60,7 +69,10 @@ def placement(sharded: bool, has_ranks: bool, cfg: Config, res: Resources) -> Pl
     has a part every training process runs (train)."""
     if sharded:
         workers = shard_workers(cfg, res)
-        return Placement(SHARDS, effective_shards(cfg, res), workers, tuple(res.slots[:workers]))
+        persistent = use_workers(cfg, res)
+        if persistent:
+            workers = max(workers, 1)
+        return Placement(SHARDS, effective_shards(cfg, res), workers, tuple(res.slots[:workers]), persistent)
     if has_ranks:
         return Placement(RANKS if distributed_training(cfg, res) else IN_PROCESS)
     return Placement(PROCESS if res.isolation == PROCESS else IN_PROCESS)
@@ -92,13 +104,19 @@ def srun_step(res: Resources, node: str, gpus: int, cpus: int) -> list[str]:
     ]
 
 
-def stage_command(relaunch: list[str], stage: str, iteration: int, res: Resources | None = None) -> list[str]:
-    """A stage as its own process: here, or on SLURM a step on the first node with one engine's GPUs."""
-    cmd = [*relaunch, *task_args(stage, iteration)]
-    if res is not None and res.kind == "slurm":
-        slot = res.slots[0]
-        return [*srun_step(res, slot.node or res.nodes[0], slot.gpus, slot.cpus), *cmd]
-    return cmd
+def stage_command(relaunch: list[str], stage: str, iteration: int) -> list[str]:
+    """A stage as its own process, beside the orchestrator (on SLURM in the batch step, on the first
+    node): the stages that are not sharded and not training use no GPU (prompts, selection, push)."""
+    return [*relaunch, *task_args(stage, iteration)]
+
+
+def worker_command(relaunch: list[str], slot: Slot, index: int, res: Resources) -> list[str]:
+    """The long-lived worker of engine slot `index`: here with the slot's devices in its environment,
+    or on SLURM a step of its own that SLURM gives the slot's GPUs and CPUs."""
+    cmd = [*relaunch, f"task.worker={index}"]
+    if slot.node is None:
+        return cmd
+    return [*srun_step(res, slot.node, slot.gpus, slot.cpus), *cmd]
 
 
 def shard_command(
@@ -142,6 +160,7 @@ def train_launches(
                     *([f"--gpus-per-node={res.gpus_per_node}"] if res.gpus_per_node else []),
                     *([f"--cpus-per-task={res.train_cpus}"] if res.train_cpus else []),
                     "--exact",
+                    "--overlap",  # the GPUs of the run's (asleep) engine workers
                     "--kill-on-bad-exit=1",
                     *res.srun_args,
                     f"--export=ALL,MASTER_ADDR={res.main_addr},MASTER_PORT={port}",
@@ -173,11 +192,29 @@ def show(cmd: list[str], env: dict[str, str] | None = None) -> str:
     return (prefix + " " if prefix else "") + shlex.join(cmd)
 
 
+def describe_workers(cfg: Config, res: Resources, relaunch: list[str]) -> list[str]:
+    """The dry-run lines of the run's long-lived workers (started once, when shards first need them)."""
+    where = placement(True, False, cfg, res)
+    if not where.persistent:
+        return []
+    return [
+        f"worker {k} on {slot.node or 'this node'}: "
+        f"{show(worker_command(relaunch, slot, k, res), slot.env if slot.node is None else None)}"
+        for k, slot in enumerate(where.slots)
+    ]
+
+
 def describe(
     stage: str, where: Placement, cfg: Config, res: Resources, relaunch: list[str], iteration: int
 ) -> list[str]:
     """The dry-run lines of one stage: every command it launches, or where it runs in-process."""
     head = f"iteration {iteration} {stage}:"
+    if where.where == SHARDS and where.persistent:
+        return [
+            f"{head} shard {i}/{where.shards} on worker {i % where.workers} "
+            f"({where.slots[i % where.workers].node or 'this node'})"
+            for i in range(where.shards)
+        ]
     if where.where == SHARDS and where.workers > 0:
         lines = []
         for i in range(where.shards):
@@ -200,6 +237,6 @@ def describe(
             return [f"{head}: {show(launches[0][0], launches[0][1])}"]
         return [f"{head} rank {rank}: {show(cmd, env)}" for rank, (cmd, env) in enumerate(launches)]
     if where.where == PROCESS:
-        return [f"{head} {show(stage_command(relaunch, stage, iteration, res))}"]
+        return [f"{head} {show(stage_command(relaunch, stage, iteration))}"]
     suffix = f" ({where.shards} shards)" if where.where == SHARDS else ""
     return [f"{head} in the orchestrator process{suffix}"]

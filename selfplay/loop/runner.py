@@ -35,6 +35,7 @@ from selfplay.loop.placement import (
 )
 from selfplay.loop.shards import run_sharded_stage, run_worker_pool
 from selfplay.loop.stages import Stage
+from selfplay.loop.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def run_stage(
     fp: str,
     res: Resources | None = None,
     relaunch: list[str] | None = None,
+    workers: WorkerPool | None = None,
 ) -> dict[str, Any]:
     """Run (or skip) one stage; returns its marker. `relaunch` is the run's own command, needed for
     every placement that starts processes."""
@@ -74,10 +76,12 @@ def run_stage(
         from selfplay.generate.engine_pool import POOL
 
         POOL.release_memory()  # a persistent engine sleeps (GPUs) while this stage needs the memory
+    if spec.ranks is not None and workers is not None:
+        workers.release()  # the workers' engines too: training takes the GPUs
     start = time.time()
     try:
         res = res or local_resources(ctx.config)
-        stats = execute(ctx, spec, place(spec, ctx.config, res), res, relaunch)
+        stats = execute(ctx, spec, place(spec, ctx.config, res), res, relaunch, workers)
     except SelfplayError:
         raise
     except Exception as exc:
@@ -111,7 +115,12 @@ def run_stage(
 
 
 def execute(
-    ctx: StageContext, spec: Stage, where: Placement, res: Resources, relaunch: list[str] | None
+    ctx: StageContext,
+    spec: Stage,
+    where: Placement,
+    res: Resources,
+    relaunch: list[str] | None,
+    workers: WorkerPool | None = None,
 ) -> dict[str, Any]:
     def command_line() -> list[str]:
         if relaunch is None:
@@ -121,6 +130,16 @@ def execute(
             )
         return relaunch
 
+    if where.where == SHARDS and where.persistent:
+        assert spec.sharded is not None
+        if workers is None:
+            raise SelfplayError(f"{ctx.label}: loop.workers needs the run's worker pool (internal)")
+        pool = workers
+
+        def to_workers(shard_ids: list[int], shards: int) -> None:
+            pool.run_shards(ctx, spec.name, shard_ids, shards, watch(ctx))
+
+        return run_sharded_stage(ctx, spec.name, spec.sharded, where, to_workers)
     if where.where == SHARDS:
         assert spec.sharded is not None
 
@@ -140,7 +159,7 @@ def execute(
         return run_sharded_stage(ctx, spec.name, spec.sharded, where, start_workers)
     if where.where == PROCESS:
         log_path = ctx.layout.log_file(ctx.iteration, spec.name)
-        argv = stage_command(command_line(), spec.name, ctx.iteration, res)
+        argv = stage_command(command_line(), spec.name, ctx.iteration)
         rc = launch.run_process(argv, {}, log_path, f"{ctx.label} process", watch(ctx))
         return launch.read_stats(
             ctx.out, f"iteration {ctx.iteration} {spec.name}: the stage process", rc, log_path

@@ -23,3 +23,18 @@ def words(prompt: str, response: str):
 
 def constant(prompt: str, response: str) -> float:
     return 0.5
+
+
+def slow_once(prompt: str, response: str) -> float:
+    """topical_variety, but the first call of the run waits 60 s (a judge shard long enough to kill
+    its worker in): the marker file named by SELFPLAY_TEST_SLOW_ONCE says it has happened."""
+    import os
+    from pathlib import Path
+
+    from selfplay.judge.rules import resolve_rule
+
+    marker = Path(os.environ["SELFPLAY_TEST_SLOW_ONCE"])
+    if not marker.exists():
+        marker.write_text(str(os.getpid()))
+        time.sleep(60)
+    return resolve_rule("topical_variety")(prompt, response)

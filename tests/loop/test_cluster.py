@@ -48,37 +48,51 @@ def slurm_config(**loop):
     )
 
 
-def test_two_node_slurm_dry_run_line_by_line(monkeypatch):
+@pytest.mark.parametrize("workers", [True, False])
+def test_two_node_slurm_dry_run_line_by_line(monkeypatch, workers):
     for k, v in SLURM.items():
         monkeypatch.setenv(k, v)
-    lines = dry_run(slurm_config(), RELAUNCH)
+    cfg = slurm_config(workers=None if workers else False)  # null: workers on with cluster=slurm
+    lines = dry_run(cfg, RELAUNCH)
     run = "python -m selfplay.run experiment=x"
     # 4 GPUs x 32 CPUs per node, 2 GPUs per engine: 2 engine steps per node, 16 CPUs each; SLURM binds
     # the GPUs of each step (--gpus-per-node ... --exact), nothing exports CUDA_VISIBLE_DEVICES.
     step = "srun --nodes=1 --ntasks=1 --nodelist={node} --gpus-per-node=2 --cpus-per-task=16 --exact --kill-on-bad-exit=1"
+    nodes = ["gpu07", "gpu07", "gpu08", "gpu08"]
     expected = [
         "cluster=slurm nodes=2 (gpu07, gpu08) gpus_per_node=4 engines=4 (tensor_parallel_size=2) "
         "isolation=process",
-        f"iteration 0 prompts: {step.format(node='gpu07')} {run} task.stage=prompts task.iteration=0",
     ]
-    for stage in ("generate", "judge"):
-        for shard, node in enumerate(["gpu07", "gpu07", "gpu08", "gpu08"]):
-            expected.append(
-                f"iteration 0 {stage}: shard {shard}/4 on {node}: "
-                f"{step.format(node=node)} {run} loop.shards=4 task.stage={stage} "
-                f"task.iteration=0 task.shard={shard}"
-            )
+    if workers:  # one long-lived step per engine slot, started once for the run
+        expected += [
+            f"worker {k} on {n}: {step.format(node=n)} {run} task.worker={k}" for k, n in enumerate(nodes)
+        ]
+    expected.append(f"iteration 0 prompts: {run} task.stage=prompts task.iteration=0")
+
+    def sharded(stage):
+        for shard, node in enumerate(nodes):
+            if workers:
+                expected.append(f"iteration 0 {stage}: shard {shard}/4 on worker {shard} ({node})")
+            else:
+                expected.append(
+                    f"iteration 0 {stage}: shard {shard}/4 on {node}: {step.format(node=node)} {run} "
+                    f"loop.shards=4 task.stage={stage} task.iteration=0 task.shard={shard}"
+                )
+
+    sharded("generate")
+    sharded("judge")
     expected += [
-        f"iteration 0 selection: {step.format(node='gpu07')} {run} task.stage=selection task.iteration=0",
+        f"iteration 0 selection: {run} task.stage=selection task.iteration=0",
         "iteration 0 train: ranks 0-7 (world size 8, 2 node(s) x 4, rendezvous gpu07:a free port): srun "
-        "--nodes=2 --ntasks=8 --ntasks-per-node=4 --gpus-per-node=4 --cpus-per-task=8 --exact "
+        "--nodes=2 --ntasks=8 --ntasks-per-node=4 --gpus-per-node=4 --cpus-per-task=8 --exact --overlap "
         "--kill-on-bad-exit=1 --export=ALL,MASTER_ADDR=gpu07,MASTER_PORT=0 "
         "python -m selfplay.run experiment=x task.stage=train task.iteration=0",
-        f"iteration 0 evaluate: {step.format(node='gpu07')} {run} task.stage=evaluate task.iteration=0",
     ]
+    sharded("evaluate")
     assert lines == expected
     for line in lines[1:]:
-        shlex.split(line.split(": ", 1)[1])  # every command is valid shell
+        if ": " in line:
+            shlex.split(line.split(": ", 1)[1])  # every command is valid shell
     assert not any("CUDA_VISIBLE_DEVICES" in line for line in lines)
 
 
@@ -88,7 +102,8 @@ def test_site_srun_arguments_and_a_fixed_port_reach_every_step(monkeypatch):
     cfg = slurm_config()
     cfg.cluster.srun_args = ["--mem-per-gpu=64G"]
     cfg.cluster.master_port = 29600
-    lines = dry_run(cfg, RELAUNCH)[1:]
+    lines = [line for line in dry_run(cfg, RELAUNCH)[1:] if "srun" in line]
+    assert len(lines) == 5  # the 4 workers' steps and training's
     assert all("--kill-on-bad-exit=1 --mem-per-gpu=64G " in line for line in lines)
     assert "MASTER_PORT=29600" in next(line for line in lines if "train" in line)
 

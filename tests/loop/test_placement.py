@@ -32,19 +32,21 @@ def configs(tmp_path):
     yield (
         "local-processes",
         dataclasses.replace(
-            fake_config(tmp_path / "local2", shards=2, shard_workers=2),
+            fake_config(tmp_path / "local2", shards=2, shard_workers=2, workers=False),
             train=dataclasses.replace(local.train, num_processes=2),
         ),
         {},
     )
-    yield "local-isolated", fake_config(tmp_path / "iso", isolation="process"), {}
+    yield "local-isolated", fake_config(tmp_path / "iso", isolation="process", workers=False), {}
     gpus = dataclasses.replace(
-        fake_config(tmp_path / "gpus"), cluster=ClusterConfig(kind="gpus", gpus_per_node=4)
+        fake_config(tmp_path / "gpus", workers=False), cluster=ClusterConfig(kind="gpus", gpus_per_node=4)
     )
     yield "gpus", dataclasses.replace(gpus, generate=GenerateConfig(tensor_parallel_size=2)), {}
     yield (
         "slurm",
-        dataclasses.replace(fake_config(tmp_path / "slurm"), cluster=ClusterConfig(kind="slurm")),
+        dataclasses.replace(
+            fake_config(tmp_path / "slurm", workers=False), cluster=ClusterConfig(kind="slurm")
+        ),
         SLURM,
     )
 
