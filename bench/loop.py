@@ -14,6 +14,14 @@ prompts x 4 samples x 64 tokens). Every stage runs in this process (the default 
 there are no process starts to count. Prints a table and the ratios.
 
   python bench/loop.py [--out results/loop_bench_cpu.md] [--sizes default,30m]
+
+With --processes, the run's stages in processes of their own, as on cluster=gpus|slurm: one process
+(and one engine) per shard and stage (loop.workers=false) vs one long-lived worker per engine slot
+(loop.workers=true), side by side: engine starts, process starts, seconds per iteration, on this CPU
+with 2 CPU slots (loop.isolation=process loop.shard_workers=2: cluster=gpus's shape without GPUs) and,
+with --slurm, as a 2-node job on the local SLURM cluster (scripts/local_slurm.sh, SLURM_CONF set).
+
+  python bench/loop.py --processes [--slurm] [--out results/loop_workers_bench_cpu.md]
 """
 
 from __future__ import annotations
@@ -194,11 +202,109 @@ def one_run(size: str, engine: str, out: Path, spent: dict, clock: list[dict]) -
     }
 
 
+PROCESS_RUN = ["debug=tiny", "generate.backend=vllm", "loop.progress=false", "loop.iterations=3"]
+
+
+def counts(run_dir: Path, output: str) -> dict:
+    """Engine and process starts of a finished run, from its logs: every launched process writes a log
+    of its own (a restarted worker: one more "worker k started" line), every engine start one line."""
+    logs = list((run_dir / "logs").glob("*.log"))
+    texts = [output, *(p.read_text(errors="replace") for p in logs)]
+    workers = output.count("started (pid") if "task.worker=" in output else 0
+    worker_logs = sum(p.name.startswith("worker-") for p in logs)
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    per: dict[int, float] = {}
+    for m in metrics:  # the stages' seconds of each iteration
+        per[m["iteration"]] = per.get(m["iteration"], 0.0) + float(m.get("seconds") or 0)
+    return {
+        "engine_starts": sum(t.count("vLLM engine started") for t in texts),
+        "process_starts": len(logs) - worker_logs + max(workers, worker_logs),
+        "iteration_seconds": [per[t] for t in sorted(per)],
+    }
+
+
+def process_run(workers: bool, slurm: bool, out: Path) -> dict:
+    import subprocess
+    import sys
+
+    overrides = [*PROCESS_RUN, f"loop.workers={str(workers).lower()}", f"loop.output_dir={out}"]
+    start = time.perf_counter()
+    if slurm:
+        repo = Path(__file__).resolve().parents[1]
+        env = {**os.environ, "SELFPLAY_VENV": sys.prefix, "HF_HUB_OFFLINE": "1"}
+        job = subprocess.run(
+            ["sbatch", "--parsable", "--nodes=2", "--gpus-per-node=1", "--oversubscribe", "--cpus-per-gpu=1",
+             f"--output={out}/job.out", str(repo / "launch" / "slurm.sbatch"), *overrides],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        while subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True).stdout.strip():
+            time.sleep(1)
+        output = (out / "job.out").read_text()
+    else:
+        proc = subprocess.run(
+            [sys.executable, "-m", "selfplay.run", *overrides, "loop.isolation=process", "loop.shards=2",
+             "loop.shard_workers=2"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        output = proc.stdout + proc.stderr
+    wall = time.perf_counter() - start
+    return {"workers": workers, "wall": wall, **counts(out / "default", output)}
+
+
+def processes_main(args) -> None:
+    import torch
+
+    rows = []
+    for where in ["cpu-slots", *(["slurm"] if args.slurm else [])]:
+        for workers in (False, True):
+            tmp = Path(tempfile.mkdtemp(prefix=f"loop-bench-{where}-{workers}-"))
+            rows.append({"where": where, **process_run(workers, where == "slurm", tmp)})
+            shutil.rmtree(tmp, ignore_errors=True)
+    shape = {
+        "cpu-slots": "this machine, 2 CPU slots (loop.isolation=process loop.shard_workers=2 loop.shards=2)",
+        "slurm": "local SLURM cluster, 2 nodes x 1 fake GPU (sbatch launch/slurm.sbatch, cluster=slurm)",
+    }
+    lines = [
+        f"# Stage processes vs long-lived workers ({time.strftime('%Y-%m-%d')})",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, CUDA {torch.cuda.is_available()}. Run: "
+        f"`python -m selfplay.run {' '.join(PROCESS_RUN)}` (the built-in tiny policy; vLLM on the CPU). "
+        f"Command: `python bench/loop.py --processes{' --slurm' if args.slurm else ''}`.",
+        "",
+        "| where | loop.workers | wall s | engine starts | process starts | stage seconds per iteration |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        per = ", ".join(f"{x:.1f}" for x in r["iteration_seconds"])
+        lines.append(
+            f"| {shape[r['where']]} | {str(r['workers']).lower()} | {r['wall']:.1f} | {r['engine_starts']} "
+            f"| {r['process_starts']} | {per} |"
+        )
+    lines.append("")
+    for where in dict.fromkeys(r["where"] for r in rows):
+        a, b = (next(r for r in rows if r["where"] == where and r["workers"] == w) for w in (False, True))
+        lines.append(
+            f"{where}: workers / a process per shard wall time = {b['wall'] / a['wall']:.2f} "
+            f"({a['wall'] / b['wall']:.2f}x faster); engine starts {a['engine_starts']} -> {b['engine_starts']} "
+            f"(2 slots); process starts {a['process_starts']} -> {b['process_starts']}"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
     ap.add_argument("--sizes", default="default,30m")
+    ap.add_argument("--processes", action="store_true", help="stage processes vs long-lived workers")
+    ap.add_argument("--slurm", action="store_true", help="with --processes: also on the local SLURM cluster")
     args = ap.parse_args()
+    if args.processes:
+        processes_main(args)
+        return
     import torch
     import vllm
 

@@ -65,20 +65,14 @@ def check_config(cfg: Config, world_size: int | None = None) -> None:
     check_judge(cfg.judge, "judge")
     if cfg.hub.push and not cfg.hub.repo_id:
         raise SelfplayError("hub.repo_id: required with hub.push=true (e.g. hub.repo_id=you/selfplay-run)")
-    if cfg.evaluate.judge.kind != "selection":
+    if cfg.evaluate.judge.kind is not None:
         check_judge(cfg.evaluate.judge, "evaluate.judge")
 
 
 def check_judge(judge, key: str) -> None:
-    if judge.kind == "rule":
-        from selfplay.judge.rules import resolve_rule
+    from selfplay.judge.kinds import judge_spec
 
-        try:
-            resolve_rule(judge.rule)
-        except ValueError as err:
-            raise SelfplayError(str(err).replace("judge.rule", f"{key}.rule")) from None
-    elif not judge.model_path:
-        raise SelfplayError(f"{key}.model_path: required with {key}.kind=reward_model")
+    judge_spec(judge).check(judge, key)
 
 
 def parse_restart_from(value: str, stages: list[str], iterations: int) -> tuple[int, str]:
@@ -113,15 +107,16 @@ def training_warnings(
 ) -> list[str]:
     """Settings far outside the usual range for their loss and model size (warned, not refused), and
     a schedule with few steps; a schedule whose warmup takes every step is refused."""
+    from selfplay.train.losses import effective_beta, loss_spec
     from selfplay.train.schedule import check_schedule, planned_schedule
-    from selfplay.train.trl_args import BETA_RANGE, effective_beta
 
     t, out = cfg.train, []
-    beta, (low, high) = effective_beta(t), BETA_RANGE[str(t.loss)]
+    spec = loss_spec(t)
+    beta, (low, high) = effective_beta(t), spec.beta_range
     if not low <= beta <= high:
         out.append(
             f"train.beta={beta:g} is outside the usual range {low:g}-{high:g} for train.loss={t.loss} "
-            f"({'SimPO below 1 barely separates chosen from rejected' if t.loss == 'simpo' else 'DPO above 1 hardly moves the policy'})"
+            f"({spec.outside_range})"
         )
     if parameters is not None and parameters > 100e6 and t.learning_rate > 1e-4:
         out.append(
@@ -138,21 +133,12 @@ def training_warnings(
 
 def check_train(cfg: Config, world_size: int | None = None) -> None:
     """Training settings that would fail later, refused before any model loads."""
-    from selfplay.train.trl_args import (
-        check_trl_args,
-        deepspeed_config,
-        gradient_accumulation,
-        trl_dpo_loss_types,
-    )
+    from selfplay.train.losses import loss_spec
+    from selfplay.train.trl_args import check_trl_args, deepspeed_config, gradient_accumulation
 
     t = cfg.train
-    if t.loss == "dpo":
-        valid = trl_dpo_loss_types()
-        if valid and t.dpo_loss_type not in valid:
-            raise SelfplayError(
-                f"train.dpo_loss_type='{t.dpo_loss_type}' is not a DPO loss of the installed TRL "
-                f"(valid: {', '.join(valid)}; for SimPO use train.loss=simpo)"
-            )
+    spec = loss_spec(t)
+    spec.check(t)
     if cfg.selection.implicit_reward == "dpo" and t.reference != "initial":
         raise SelfplayError(
             "selection.implicit_reward=dpo with train.reference=previous: log pi_t - log pi_ref is identically "
@@ -162,7 +148,7 @@ def check_train(cfg: Config, world_size: int | None = None) -> None:
         raise SelfplayError(f"train.num_processes={t.num_processes} must be >= 1")
     gradient_accumulation(t, world_size or t.num_processes)
     deepspeed_config(t.deepspeed)
-    check_trl_args(t)
+    check_trl_args(t, spec.trl_config())
     if t.lora.enabled and t.lora.r < 1:
         raise SelfplayError(f"train.lora.r={t.lora.r} must be >= 1")
 

@@ -45,23 +45,11 @@ class JudgeKind(Choice):
     reward_model = "reward_model"
 
 
-class OfflineJudgeKind(Choice):
-    none = "none"
-    rule = "rule"
-    reward_model = "reward_model"
-
-
 class TrackingBackend(Choice):
     none = "none"
     tensorboard = "tensorboard"
     wandb = "wandb"
     trackio = "trackio"
-
-
-class EvalJudgeKind(Choice):
-    selection = "selection"
-    rule = "rule"
-    reward_model = "reward_model"
 
 
 class LogprobSource(Choice):
@@ -459,12 +447,12 @@ class EvolveConfig:
 
 @dataclass
 class EvaluateJudgeConfig(JudgeConfig):
-    """The judge of held-out evaluation: kind=selection (default) uses the selection judge (`judge`);
-    kind=rule or reward_model with these fields sets another one, e.g. evaluate.judge.kind=reward_model
+    """The judge of held-out evaluation: kind=null (default) evaluates with the selection judge
+    (`judge`); a kind with these fields sets another one, e.g. evaluate.judge.kind=reward_model
     evaluate.judge.model_path=/models/other-rm."""
 
-    kind: EvalJudgeKind = EvalJudgeKind.selection  # type: ignore[assignment]
-    """selection = the same judge as `judge`; rule / reward_model = the judge these fields describe."""
+    kind: JudgeKind | None = None  # type: ignore[assignment]
+    """null = the same judge as `judge`; a judge kind = the judge these fields describe."""
 
 
 @dataclass
@@ -703,11 +691,11 @@ class ColumnsConfig:
 
 @dataclass
 class OfflineJudgeConfig(JudgeConfig):
-    """The judge that computes missing rewards. kind=none (default): the dataset's columns must hold
+    """The judge that computes missing rewards. kind=null (default): the dataset's columns must hold
     them (a silent fall-back to a built-in judge on your dataset is never made)."""
 
-    kind: OfflineJudgeKind = OfflineJudgeKind.none  # type: ignore[assignment]
-    """none = rewards come from the dataset; rule / reward_model = compute the missing ones."""
+    kind: JudgeKind | None = None  # type: ignore[assignment]
+    """null = rewards come from the dataset; a judge kind = compute the missing ones with it."""
 
 
 @dataclass

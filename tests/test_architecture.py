@@ -181,3 +181,19 @@ def test_nothing_cites_a_file_the_repository_does_not_have():
             if folder not in dirs and not any(d.startswith(folder) for d in dirs):
                 missing.append(f"{src.relative_to(REPO)}: {folder}")
     assert missing == []
+
+
+def test_losses_and_judge_kinds_are_tested_only_in_their_tables():
+    """A new loss or judge kind is one entry of selfplay/train/losses.py or selfplay/judge/kinds.py (and
+    its config choice): no other module compares a loss or a judge kind with a name."""
+    names = "dpo|simpo|rule|reward_model|remote|generative|selection|none"
+    pattern = re.compile(rf"""(loss|kind)\)? *(==|!=|in) *[\(\[\{{]?["']({names})["']""")
+    tables = {PACKAGE / "train" / "losses.py", PACKAGE / "judge" / "kinds.py"}
+    found = [
+        f"{path.relative_to(REPO)}:{i}: {line.strip()}"
+        for path in PACKAGE.rglob("*.py")
+        if path not in tables
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert found == []

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from selfplay.config import GenerateConfig, JudgeConfig, ModelConfig
 from selfplay.data.chat import render_prompt_ids
+from selfplay.judge.kinds import judge_spec
 from selfplay.models.loading import load_tokenizer, resolve_context
 
 
@@ -17,9 +18,7 @@ def prompt_length_guard(
     policy_tok = load_tokenizer(policy_path, model.trust_remote_code)
     context = resolve_context(gen, policy_path, model.trust_remote_code).max_model_len
     assert context is not None
-    judge_tok = None
-    if judge.kind == "reward_model":
-        judge_tok = load_tokenizer(str(judge.model_path), judge.trust_remote_code)
+    judge_tok = judge_spec(judge).input_tokenizer(judge)
 
     def too_long(text: str) -> bool:
         messages = [{"role": "user", "content": text}]

@@ -1,86 +1,54 @@
-"""Judge stage: an explicit reward for every completion, by a rule or a reward model."""
+"""Judge stage: an explicit reward for every completion, by whichever kind of judge is configured
+(selfplay/judge/kinds.py)."""
 
 from __future__ import annotations
 
-import numbers
-
 from selfplay.config import JudgeConfig
 from selfplay.data.records import Completion, Judgment, Prompt
-from selfplay.errors import SelfplayError
-from selfplay.judge.rules import resolve_rule
+from selfplay.judge.kinds import Scorer, judge_spec
 from selfplay.progress import Progress
 
 
 def judge_name(cfg: JudgeConfig) -> str:
-    return f"rule:{cfg.rule}" if cfg.kind == "rule" else f"rm:{cfg.model_path}"
+    return judge_spec(cfg).describe(cfg)
 
 
 class Judge:
-    """A ready judge: the config plus, for kind=reward_model, the loaded model (load it once, score
-    many times)."""
+    """A ready judge: its config and its scorer (a reward model loaded once, scoring many times)."""
 
-    def __init__(self, cfg: JudgeConfig, reward_model=None):
-        self.cfg = cfg
-        self.reward_model = reward_model
+    def __init__(self, cfg: JudgeConfig, scorer: Scorer):
+        self.cfg, self.scorer = cfg, scorer
 
     def __call__(
         self, prompts: list[Prompt], completions: list[Completion], label: str = "judge"
     ) -> list[Judgment]:
-        return judge_completions(self.cfg, prompts, completions, self.reward_model, label)
+        """Rewards in completion order."""
+        by_id = {p.prompt_id: p for p in prompts}
+        items = [
+            (
+                by_id[c.prompt_id].messages,
+                c.text,
+                {
+                    "prompt_id": c.prompt_id,
+                    "sample_index": c.sample_index,
+                    "num_tokens": c.num_tokens,
+                    "finish_reason": c.finish_reason,
+                },
+            )
+            for c in completions
+        ]
+        name = judge_name(self.cfg)
+        with Progress(label, len(completions), "responses") as progress:
+            rewards, truncated = self.scorer.score(items, progress)
+        return [
+            Judgment.of(c.prompt_id, c.sample_index, r, name, t)
+            for c, r, t in zip(completions, rewards, truncated)
+        ]
 
 
 def load_judge(cfg: JudgeConfig, key: str = "judge") -> Judge:
-    """The judge as configured (`key` names its config section in errors); a reward model is loaded
-    here (the only place that loads one)."""
-    if cfg.kind != "reward_model":
-        return Judge(cfg)
-    from selfplay.judge.reward_model import RewardModel
-
-    return Judge(cfg, RewardModel(cfg, key=key))
-
-
-def judge_completions(
-    cfg: JudgeConfig,
-    prompts: list[Prompt],
-    completions: list[Completion],
-    reward_model=None,
-    label: str = "judge",
-) -> list[Judgment]:
-    """Rewards in completion order. `reward_model` is a loaded RewardModel when kind=reward_model."""
-    by_id = {p.prompt_id: p for p in prompts}
-    name = judge_name(cfg)
-    progress = Progress(label, len(completions), "responses")
-    if cfg.kind == "rule":
-        rule = resolve_rule(cfg.rule)
-        out = []
-        for c in completions:
-            prompt_text = by_id[c.prompt_id].messages[-1]["content"]
-            out.append(Judgment.of(c.prompt_id, c.sample_index, call_rule(rule, cfg, prompt_text, c), name))
-            progress.update()
-        progress.close()
-        return out
-    items = [(by_id[c.prompt_id].messages, c.text) for c in completions]
-    rewards, truncated = reward_model.score(items, progress)
-    progress.close()
-    return [
-        Judgment.of(c.prompt_id, c.sample_index, r, name, t)
-        for c, r, t in zip(completions, rewards, truncated)
-    ]
-
-
-def call_rule(rule, cfg: JudgeConfig, prompt_text: str, c: Completion) -> float:
-    """One rule call; a rule that raises or returns something other than a number is a one-line error
-    naming it (a NaN or inf is a number: selection counts and drops it, per selection.on_nonfinite)."""
-    where = f"(prompt {c.prompt_id}, response {c.sample_index})"
-    try:
-        value = rule(prompt_text, c.text)
-    except Exception as err:
-        raise SelfplayError(f"judge.rule={cfg.rule} raised {type(err).__name__}: {err} {where}") from None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise SelfplayError(
-            f"judge.rule={cfg.rule} returned {value!r:.60} ({type(value).__name__}), not a number {where}"
-        )
-    return float(value)
+    """The judge as configured (`key` names its config section in errors), its scorer loaded."""
+    return Judge(cfg, judge_spec(cfg).load(cfg, key))
 
 
 def judgment_stats(judgments: list[Judgment]) -> dict[str, float]:

@@ -19,6 +19,9 @@ from selfplay.errors import SelfplayError
 from selfplay.loop.layout import RunLayout
 
 ABSENT = "<absent>"
+SCHEMA_VERSION = 2
+"""Written into config.yaml. Version 2 (resource keys, checksummed markers, sharded evaluate/evolve)
+changed the stage fingerprints; a run started before it is refused rather than silently redone."""
 
 
 def config_dict(cfg: Config) -> dict[str, Any]:
@@ -85,6 +88,12 @@ def save_or_check(layout: RunLayout, cfg: Config, check_only: bool = False) -> d
     """Save the resolved config on the first start; on resume refuse a changed config, naming keys.
     Returns the run's identity (what its stage fingerprints are made of)."""
     saved = saved_config(layout)
+    if saved is not None and saved.get("schema_version") != SCHEMA_VERSION:
+        raise SelfplayError(
+            f"run '{layout.root}' was started by an earlier version of selfplay (config schema "
+            f"{saved.get('schema_version', 1)}, this one reads {SCHEMA_VERSION}), whose stage fingerprints and records "
+            "differ; finish it with that version, or start a new loop.run_name"
+        )
     if saved is not None:
         changed = changed_keys(saved, cfg)
         if changed:
@@ -103,6 +112,7 @@ def save_or_check(layout: RunLayout, cfg: Config, check_only: bool = False) -> d
     current = config_dict(cfg)
     if saved is not None:  # keep the keys the run was started with: a later version's new keys stay out
         current = _only(current, lambda key: key in saved or key in RESOURCE_KEYS)
+    current = {"schema_version": SCHEMA_VERSION, **current}
     tmp = layout.config_file.with_suffix(".yaml.tmp")
     tmp.write_text(yaml.safe_dump(current, sort_keys=False))
     tmp.replace(layout.config_file)

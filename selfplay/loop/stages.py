@@ -256,6 +256,7 @@ def prepare_training(ctx: StageContext) -> dict:
 
     from selfplay.models.loading import default_device, load_tokenizer, torch_dtype
     from selfplay.train.data import sampled_key, training_rows
+    from selfplay.train.losses import loss_spec
     from selfplay.train.schedule import check_schedule, planned_schedule
 
     cfg = ctx.config
@@ -275,7 +276,7 @@ def prepare_training(ctx: StageContext) -> dict:
     sampled = {sampled_key(c): c for c in completions}
     exact = torch_dtype(str(cfg.model.dtype), default_device()) == torch.float32
     raw = cfg.generate.logprobs_mode == "raw"  # processed log-probs are not the model's: never a reference
-    reuse = ctx.reference if exact and raw and cfg.train.loss == "dpo" else None
+    reuse = ctx.reference if exact and raw and loss_spec(cfg.train).reference else None
     tokenizer = load_tokenizer(ctx.policy, cfg.model.trust_remote_code)
     rows, row_stats = training_rows(pairs, sampled, tokenizer, cfg.train, reuse)
     if not rows:
@@ -340,7 +341,8 @@ def write_card(ctx: StageContext, path: Path, train: dict, evaluation: dict | No
 
 
 def evaluation_judge(cfg: Config):
-    return cfg.judge if cfg.evaluate.judge.kind == "selection" else cfg.evaluate.judge
+    """The judge of held-out evaluation: evaluate.judge when it names a kind, else the selection judge."""
+    return cfg.judge if cfg.evaluate.judge.kind is None else cfg.evaluate.judge
 
 
 def heldout_prompts(ctx: StageContext) -> list[Prompt]:
@@ -362,7 +364,7 @@ def evaluate_shard(ctx: StageContext, heldout: list[Prompt]) -> list[dict]:
     from selfplay.judge.judging import load_judge
 
     cfg = ctx.config
-    key = "judge" if cfg.evaluate.judge.kind == "selection" else "evaluate.judge"
+    key = "judge" if cfg.evaluate.judge.kind is None else "evaluate.judge"
     _, rows = evaluate_policies(
         _evaluated_policies(ctx),
         heldout,

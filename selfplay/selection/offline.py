@@ -101,7 +101,7 @@ def select_offline(cfg: OfflineSelectConfig) -> dict[str, Any]:
     implicit = column_pair(rows, c.chosen_implicit, c.rejected_implicit, "implicit reward")
     computed = [name for name, v in (("rewards", rewards), ("implicit_rewards", implicit)) if v is None]
     if rewards is None:
-        if cfg.judge.kind == "none":
+        if cfg.judge.kind is None:
             raise SelfplayError(
                 f"{cfg.input}: no reward columns ('{c.chosen_reward}'/'{c.rejected_reward}' or "
                 f"'{c.all_rewards}') and no judge named: set judge.kind=reward_model judge.model_path=... "

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from selfplay.config import Config
-from selfplay.train.trl_args import effective_beta
+from selfplay.judge.judging import judge_name
+from selfplay.train.losses import effective_beta, loss_spec
 
 
 def _fmt(v: Any) -> str:
@@ -45,7 +46,7 @@ def model_card(
         "|---|---|",
         f"| starting policy (pi_0) | `{cfg.model.path}` |",
         f"| this iteration's starting policy | `{base_model}` |",
-        f"| judge | `{cfg.judge.kind}`: `{cfg.judge.model_path if cfg.judge.kind == 'reward_model' else cfg.judge.rule}` |",
+        f"| judge | `{judge_name(cfg.judge)}` |",
         f"| samples per prompt | {cfg.generate.num_samples} (temperature {cfg.generate.temperature}, top_p {cfg.generate.top_p}) |",
         f"| selection | `{sel.metric}`"
         + (f" (w = {sel.weight})" if str(sel.metric) == "alignment_potential" else "")
@@ -54,12 +55,7 @@ def model_card(
         f"| training pairs | {train.get('pairs', '-')}"
         + (" (accumulated over iterations)" if t.accumulate else "")
         + " |",
-        f"| loss | {loss}, beta {effective_beta(t):g}"
-        + (
-            f", gamma/beta {t.simpo_gamma_beta_ratio:g}"
-            if loss == "simpo"
-            else f", reference `{t.reference}`"
-        )
+        f"| loss | {loss_spec(t).card(t, effective_beta(t))}"
         + f", learning rate {t.learning_rate:g}, {t.epochs:g} epoch(s) |",
         f"| optimizer steps | {train.get('optimizer_steps', '-')}, final train loss {_fmt(train.get('train_loss', '-'))} |",
     ]

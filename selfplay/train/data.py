@@ -19,6 +19,7 @@ from typing import Any
 from selfplay.config import TrainConfig
 from selfplay.data.chat import render_prompt_ids, trl_split
 from selfplay.data.records import Completion, Pair
+from selfplay.train.losses import loss_spec
 
 NAN = math.nan
 SampledKey = tuple[int, str, int]
@@ -78,6 +79,7 @@ def training_rows(
     reference_logprobs=auto `ref_chosen_logps` / `ref_rejected_logps`, NaN where the trainer computes
     them) or SimPO (TRL's CPO columns). `reuse_reference`: the reference policy's path when sampled
     log-probs may serve as its log-probs (DPO, exact numerics), else None."""
+    spec = loss_spec(cfg)
     rows: list[dict[str, Any]] = []
     stats = {"pairs_prompt_too_long": 0, "responses_sampled_ids": 0, "responses_tokenised_from_text": 0}
     reused = forced = 0
@@ -91,15 +93,10 @@ def training_rows(
             stats["responses_sampled_ids" if side.sampled else "responses_tokenised_from_text"] += 1
             forced += math.isnan(side.reference_logp)
             reused += not math.isnan(side.reference_logp)
-        if cfg.loss == "simpo":
-            rows.append(cpo_row(prompt, chosen.ids, rejected.ids))
-            continue
-        row: dict[str, Any] = {"prompt_ids": prompt, "chosen_ids": chosen.ids, "rejected_ids": rejected.ids}
-        if cfg.reference_logprobs == "auto":
-            row["ref_chosen_logps"] = chosen.reference_logp
-            row["ref_rejected_logps"] = rejected.reference_logp
-        rows.append(row)
-    if cfg.loss == "dpo" and cfg.reference_logprobs != "trainer":
+        rows.append(
+            spec.row(prompt, chosen.ids, rejected.ids, chosen.reference_logp, rejected.reference_logp, cfg)
+        )
+    if spec.reference and cfg.reference_logprobs != "trainer":
         if cfg.reference_logprobs == "teacher_forced":
             reused, forced = 0, reused + forced
         stats.update(ref_logps_from_sampling=reused, ref_logps_teacher_forced=forced)
@@ -117,14 +114,3 @@ def preference_rows(pairs: list[Pair]) -> list[dict[str, Any]]:
         }
         for p in pairs
     ]
-
-
-def cpo_row(prompt: list[int], chosen: list[int], rejected: list[int]) -> dict[str, Any]:
-    """TRL's CPO (SimPO) columns: the prompt, and prompt + response with the prompt masked in the labels."""
-    row: dict[str, Any] = {"prompt_input_ids": prompt, "prompt_attention_mask": [1] * len(prompt)}
-    for name, response in (("chosen", chosen), ("rejected", rejected)):
-        ids = prompt + response
-        row[f"{name}_input_ids"] = ids
-        row[f"{name}_attention_mask"] = [1] * len(ids)
-        row[f"{name}_labels"] = [-100] * len(prompt) + response
-    return row

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 from pathlib import Path
@@ -17,61 +16,10 @@ from selfplay.data.jsonl import finite
 from selfplay.errors import SelfplayError
 from selfplay.models.loading import load_tokenizer, loading, same_weights, torch_dtype
 from selfplay.train.distributed import join_process_group
+from selfplay.train.losses import loss_spec, missing_reference
 from selfplay.train.schedule import check_schedule, planned_schedule
-from selfplay.train.trl_args import dpo_config_kwargs, simpo_config_kwargs
 
 log = logging.getLogger(__name__)
-REF_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
-
-
-def missing_reference(dataset) -> list[int]:
-    """Rows whose reference log-probs the trainer must compute (NaN, or no columns at all)."""
-    if not all(c in dataset.column_names for c in REF_COLUMNS):
-        return list(range(len(dataset)))
-    chosen, rejected = dataset[REF_COLUMNS[0]], dataset[REF_COLUMNS[1]]
-    return [i for i, (a, b) in enumerate(zip(chosen, rejected)) if math.isnan(a) or math.isnan(b)]
-
-
-def tokenised_dpo_trainer():
-    """TRL's DPOTrainer on rows we tokenised, computing only the reference log-probs that are missing:
-    one teacher-forced pass (TRL's own forward, under the training autocast) over those rows."""
-    from datasets import concatenate_datasets
-    from trl import DPOTrainer
-
-    class TokenisedDPOTrainer(DPOTrainer):
-        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
-            return dataset  # prompt_ids / chosen_ids / rejected_ids, truncated and filtered by us
-
-        def _precompute_ref_logps(self, dataset, name, batch_size):
-            missing = missing_reference(dataset)
-            if not missing:
-                return dataset
-            if len(missing) == len(dataset):
-                plain = dataset.remove_columns([c for c in REF_COLUMNS if c in dataset.column_names])
-                return super()._precompute_ref_logps(plain, name, batch_size)
-            subset = dataset.select(missing).remove_columns(list(REF_COLUMNS))
-            computed = super()._precompute_ref_logps(subset, name, batch_size)
-            values = {c: list(dataset[c]) for c in REF_COLUMNS}
-            for c in REF_COLUMNS:
-                for i, v in zip(missing, computed[c]):
-                    values[c][i] = v
-            base = dataset.remove_columns(list(REF_COLUMNS))
-            from datasets import Dataset
-
-            return concatenate_datasets([base, Dataset.from_dict(values)], axis=1)
-
-    return TokenisedDPOTrainer
-
-
-def tokenised_cpo_trainer():
-    """TRL's CPO trainer (SimPO mode) on rows that already carry its token columns."""
-    from trl.experimental.cpo import CPOTrainer
-
-    class TokenisedCPOTrainer(CPOTrainer):
-        def tokenize_row(self, feature, model=None):
-            return feature
-
-    return TokenisedCPOTrainer
 
 
 def peft_config(cfg: TrainConfig):
@@ -125,7 +73,8 @@ def train_policy(
     if warning and rank == 0:
         log.warning(warning)
     tokenizer = load_tokenizer(policy_path, model_cfg.trust_remote_code)
-    precompute = cfg.loss == "dpo" and cfg.reference_logprobs != "trainer"
+    spec = loss_spec(cfg)
+    precompute = spec.reference and cfg.reference_logprobs != "trainer"
     # The training config first: with ZeRO-3 its DeepSpeed config must exist before the model loads,
     # so that `from_pretrained` partitions the parameters across ranks instead of every rank holding all.
     args = _trl_config(cfg, str(trainer_dir), on_cuda, bf16, world_size, precompute)
@@ -135,34 +84,25 @@ def train_policy(
     callbacks = [progress_callback(label, schedule.steps)]
     os.environ["TQDM_DISABLE"] = "1"  # TRL's reference pass in the trainer's constructor draws a bar
     try:
-        if cfg.loss == "simpo":
-            trainer = tokenised_cpo_trainer()(
-                model=model,
-                args=args,
-                train_dataset=dataset,
-                processing_class=tokenizer,
-                peft_config=peft_config(cfg),
-                callbacks=callbacks,
-            )
-        else:
-            ref_model = None
+        ref_model = None
+        if spec.reference:
             needs_reference = not precompute or bool(missing_reference(dataset))
             if needs_reference and reference_path is not None and reference_path != policy_path:
                 ref_model = load_for_training(
                     reference_path, dtype, model_cfg.trust_remote_code, model_cfg.allow_pickle
                 )
-            trainer = tokenised_dpo_trainer()(
-                model=model,
-                ref_model=ref_model,
-                args=args,
-                train_dataset=dataset,
-                processing_class=tokenizer,
-                peft_config=peft_config(cfg),
-                callbacks=callbacks,
-            )
-            if precompute:  # every reference log-prob is in the dataset now: free the reference model
-                trainer.ref_model = None
-                del ref_model
+        trainer = spec.trainer()(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config(cfg),
+            callbacks=callbacks,
+            **({"ref_model": ref_model} if spec.reference else {}),
+        )
+        if precompute:  # every reference log-prob is in the dataset now: free the reference model
+            trainer.ref_model = None
+            del ref_model
     finally:
         os.environ.pop("TQDM_DISABLE", None)
     trainer.remove_callback(PrinterCallback)  # per-step dicts on stdout; the history is kept below
@@ -272,17 +212,14 @@ def unchanged_message(schedule, cfg: TrainConfig, stats: dict[str, Any]) -> str:
 
 
 def _trl_config(cfg, trainer_dir, on_cuda, bf16, world_size, precomputed):
-    """TRL's DPOConfig, or CPOConfig for SimPO."""
+    """TRL's config for this loss (DPOConfig, CPOConfig for SimPO)."""
+    spec = loss_spec(cfg)
     try:
-        if cfg.loss == "simpo":
-            from trl.experimental.cpo import CPOConfig
-
-            return CPOConfig(**simpo_config_kwargs(cfg, trainer_dir, on_cuda, bf16, world_size))
-        from trl import DPOConfig
-
-        return DPOConfig(**dpo_config_kwargs(cfg, trainer_dir, on_cuda, bf16, world_size, precomputed))
+        return spec.trl_config()(
+            **spec.config_kwargs(cfg, trainer_dir, on_cuda, bf16, world_size, precomputed)
+        )
     except ValueError as err:
-        raise SelfplayError(f"train: TRL refused the {str(cfg.loss).upper()} configuration: {err}") from None
+        raise SelfplayError(f"train: TRL refused the {spec.name.upper()} configuration: {err}") from None
 
 
 def whole_history(history: list[dict[str, Any]], resumed_at: int | None) -> list[dict[str, Any]]:

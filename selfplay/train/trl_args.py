@@ -3,7 +3,6 @@ checks that need the installed TRL."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -11,43 +10,18 @@ from selfplay.config import TrainConfig
 from selfplay.errors import SelfplayError
 
 
-def trl_dpo_loss_types() -> list[str]:
-    """The DPO loss types the installed TRL documents on its `DPOConfig.loss_type` field."""
-    import dataclasses
-
-    from trl import DPOConfig
-
-    field = next(f for f in dataclasses.fields(DPOConfig) if f.name == "loss_type")
-    return re.findall(r"`'([a-z_0-9]+)'`", field.metadata.get("help", ""))
-
-
-USUAL_BETA = {"dpo": 0.1, "simpo": 2.5}
-"""beta when `train.beta` is null: DPO's paper value and TRL's default; the low end of SimPO's
-instruct-model recipes (2.5 to 10)."""
-BETA_RANGE = {"dpo": (0.01, 1.0), "simpo": (1.0, 20.0)}
-"""Where each loss's beta usually lies; outside it is warned about at start."""
-
-
-def effective_beta(cfg: TrainConfig) -> float:
-    return cfg.beta if cfg.beta is not None else USUAL_BETA[str(cfg.loss)]
-
-
 def passed_through(cfg: TrainConfig) -> dict[str, Any]:
     """`train.trl_args`, as given (they win over ours; the output folder stays ours)."""
     return {k: v for k, v in dict(cfg.trl_args).items() if k != "output_dir"}
 
 
-def check_trl_args(cfg: TrainConfig) -> None:
-    """Every `train.trl_args` key is a field of the installed TRL's config for this loss."""
+def check_trl_args(cfg: TrainConfig, trl_config: type) -> None:
+    """Every `train.trl_args` key is a field of the installed TRL's config for this loss (`trl_config`)."""
     import dataclasses
     import difflib
 
     if not cfg.trl_args:
         return
-    from trl import DPOConfig
-    from trl.experimental.cpo import CPOConfig
-
-    trl_config: type = CPOConfig if cfg.loss == "simpo" else DPOConfig
     names = {f.name for f in dataclasses.fields(trl_config)}
     for key in cfg.trl_args:
         if key not in names:
@@ -117,38 +91,4 @@ def common_kwargs(
         "logging_steps": 1,
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
-    }
-
-
-def dpo_config_kwargs(
-    cfg: TrainConfig,
-    output_dir: str,
-    on_cuda: bool,
-    bf16: bool,
-    world_size: int = 1,
-    precomputed_reference: bool = False,
-) -> dict[str, Any]:
-    """Keyword arguments for `trl.DPOConfig`."""
-    return {
-        **common_kwargs(cfg, output_dir, on_cuda, bf16, world_size),
-        "loss_type": [cfg.dpo_loss_type],
-        "beta": effective_beta(cfg),
-        "precompute_ref_log_probs": precomputed_reference,
-        **passed_through(cfg),
-    }
-
-
-def simpo_config_kwargs(
-    cfg: TrainConfig, output_dir: str, on_cuda: bool, bf16: bool, world_size: int = 1
-) -> dict[str, Any]:
-    """Keyword arguments for TRL's `CPOConfig` in SimPO mode: no NLL term (cpo_alpha=0), the margin
-    gamma = simpo_gamma_beta_ratio * beta."""
-    return {
-        **common_kwargs(cfg, output_dir, on_cuda, bf16, world_size),
-        "loss_type": "simpo",
-        "cpo_alpha": 0.0,
-        "remove_unused_columns": False,  # the rows carry CPO's own token columns
-        "beta": effective_beta(cfg),
-        "simpo_gamma": cfg.simpo_gamma_beta_ratio * effective_beta(cfg),
-        **passed_through(cfg),
     }

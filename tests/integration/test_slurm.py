@@ -169,7 +169,7 @@ def test_scontrol_requeue_after_a_hard_kill_resumes_on_another_first_node(slurm,
     resumed_alike(slurm, tmp_path, job, reference, before)
     assert "taking over the stale lock" in (tmp_path / f"job-{job}.out").read_text()
     assert slurm.job(job)["BatchHost"] != first
-    placed = stats(tmp_path / "default", 1, "generate")["placement"]
+    placed = stats(tmp_path / "default", 1, "judge")["placement"]  # after the requeue: the other node
     assert {p["node"] for p in placed} == {"node1", "node2"} - {first}
     log = (tmp_path / f"job-{job}.out").read_text()
     assert "requeueing" not in log  # scontrol requeued it; the script saw COMPLETING and did not

@@ -297,4 +297,4 @@ def test_the_dataset_presets_compose():
         and cfg.columns.all_rewards == "all_rm_scores"
     )
     assert cfg.selection.ratio == 0.4 and cfg.model.path == "meta-llama/Meta-Llama-3-8B-Instruct"
-    assert cfg.judge.kind == "none"  # the dataset's own ArmoRM scores, never a substitute judge
+    assert cfg.judge.kind is None  # the dataset's own ArmoRM scores, never a substitute judge
