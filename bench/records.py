@@ -78,7 +78,7 @@ def old_read(path: Path):
 
     limit, jsonl.FAST_READ_BYTES = jsonl.FAST_READ_BYTES, 1 << 62  # the line-by-line reader, as before
     try:
-        return jsonl.read_records(path, Completion)
+        return jsonl.read_jsonl_records(path, Completion)
     finally:
         jsonl.FAST_READ_BYTES = limit
 

@@ -95,7 +95,9 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from selfplay.config import SelectionConfig
-    from selfplay.data.jsonl import read_records, write_jsonl, write_records
+    from selfplay.data.jsonl import read_jsonl_records as read_records
+    from selfplay.data.jsonl import write_jsonl
+    from selfplay.data.jsonl import write_jsonl_records as write_records
     from selfplay.data.records import Pair
     from selfplay.selection.metrics import MetricParams, score
     from selfplay.selection.pipeline import select_pool

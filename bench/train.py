@@ -59,8 +59,8 @@ def main() -> None:
     from selfplay.models.tiny import tiny_model_path
     from selfplay.selection.pairing import Candidate, make_pairs
     from selfplay.selection.pipeline import select_pairs
-    from selfplay.train.data import sampled_key, training_rows
-    from selfplay.train.trainer import train_policy
+    from selfplay.training.data import sampled_key, training_rows
+    from selfplay.training.trainer import train_policy
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 
-from selfplay.config import TINY_MODEL, Config, TrainConfig
+from selfplay.config import TINY_MODEL, Config, SelectionConfig, TrainConfig
 from selfplay.errors import SelfplayError
 
 log = logging.getLogger(__name__)
@@ -21,13 +21,7 @@ def check_config(cfg: Config, world_size: int | None = None) -> None:
             "2-layer toy (learning rate 1e-3, 48-token responses) that would wreck a real model; add preset=none "
             "(real-model defaults) or a model preset of conf/preset/ (e.g. preset=llama3_8b_dpo)"
         )
-    if s.count is None and s.ratio is not None and not 0 < s.ratio <= 1:
-        raise SelfplayError(f"selection.ratio={s.ratio} must be in (0, 1] (or set selection.count)")
-    if s.count is not None and s.count < 1:
-        raise SelfplayError(
-            f"selection.count={s.count}: keeps no pair, so nothing would train; set selection.count >= 1 "
-            "(or selection.count=null and selection.ratio)"
-        )
+    check_selection(s, "selection")
     if g.engine_args:
         from selfplay.generate.vllm_backend import check_engine_args, vllm_available
 
@@ -69,6 +63,17 @@ def check_config(cfg: Config, world_size: int | None = None) -> None:
         check_judge(cfg.evaluate.judge, "evaluate.judge")
 
 
+def check_selection(s: SelectionConfig, key: str) -> None:
+    """How many pairs a selection keeps (the loop's, evolve's and offline selection's)."""
+    if s.count is None and s.ratio is not None and not 0 < s.ratio <= 1:
+        raise SelfplayError(f"{key}.ratio={s.ratio} must be in (0, 1] (or set {key}.count)")
+    if s.count is not None and s.count < 1:
+        raise SelfplayError(
+            f"{key}.count={s.count}: keeps no pair, so nothing would train; set {key}.count >= 1 "
+            f"(or {key}.count=null and {key}.ratio)"
+        )
+
+
 def check_judge(judge, key: str) -> None:
     from selfplay.judge.kinds import judge_spec
 
@@ -107,8 +112,8 @@ def training_warnings(
 ) -> list[str]:
     """Settings far outside the usual range for their loss and model size (warned, not refused), and
     a schedule with few steps; a schedule whose warmup takes every step is refused."""
-    from selfplay.train.losses import effective_beta, loss_spec
-    from selfplay.train.schedule import check_schedule, planned_schedule
+    from selfplay.training.losses import effective_beta, loss_spec
+    from selfplay.training.schedule import check_schedule, planned_schedule
 
     t, out = cfg.train, []
     spec = loss_spec(t)
@@ -133,8 +138,8 @@ def training_warnings(
 
 def check_train(cfg: Config, world_size: int | None = None) -> None:
     """Training settings that would fail later, refused before any model loads."""
-    from selfplay.train.losses import loss_spec
-    from selfplay.train.trl_args import check_trl_args, deepspeed_config, gradient_accumulation
+    from selfplay.training.losses import loss_spec
+    from selfplay.training.trl_args import check_trl_args, deepspeed_config, gradient_accumulation
 
     t = cfg.train
     spec = loss_spec(t)
@@ -190,12 +195,7 @@ def check_evolve(cfg: Config) -> None:
     if not 0 <= ev.min_length_ratio < ev.max_length_ratio:
         raise SelfplayError("evolve.min_length_ratio must be >= 0 and below evolve.max_length_ratio")
     s = ev.selection
-    if s.count is not None and s.count < 0:
-        raise SelfplayError(f"evolve.selection.count={s.count} must be >= 0")
-    if s.count is None and s.ratio is not None and not 0 < s.ratio <= 1:
-        raise SelfplayError(
-            f"evolve.selection.ratio={s.ratio} must be in (0, 1] (or set evolve.selection.count)"
-        )
+    check_selection(s, "evolve.selection")
     if s.implicit_reward == "dpo":
         raise SelfplayError(
             "evolve.selection.implicit_reward=dpo is not supported (use avg_logp or sum_logp)"

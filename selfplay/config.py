@@ -662,8 +662,8 @@ set; tensor parallelism and process counts change floating-point summation order
 
 
 @dataclass
-class ColumnsConfig:
-    """Column names of a preference dataset (offline selection)."""
+class PairColumnsConfig:
+    """Column names of a preference file (training on a file; offline selection adds its own below)."""
 
     prompt: str = "prompt"
     """Prompt: a string or a list of chat messages."""
@@ -673,6 +673,12 @@ class ColumnsConfig:
     """Rejected response, same forms as `chosen`."""
     id: str | None = None
     """Stable row id (ties in the ranking break by it); null = the row number."""
+
+
+@dataclass
+class ColumnsConfig(PairColumnsConfig):
+    """Column names of a preference dataset (offline selection)."""
+
     chosen_reward: str = "score_chosen"
     """Explicit reward of the chosen response (UltraFeedback's name); computed with `judge` if absent."""
     rejected_reward: str = "score_rejected"
@@ -721,20 +727,6 @@ class OfflineSelectConfig:
     judge: OfflineJudgeConfig = field(default_factory=OfflineJudgeConfig)
     model: OfflineModelConfig = field(default_factory=OfflineModelConfig)
     logprobs: LogprobsConfig = field(default_factory=LogprobsConfig)
-
-
-@dataclass
-class PairColumnsConfig:
-    """Column names of a preference file to train on."""
-
-    prompt: str = "prompt"
-    """Prompt: a string or a list of chat messages."""
-    chosen: str = "chosen"
-    """Chosen response: a string, or chat messages whose last assistant message is the response."""
-    rejected: str = "rejected"
-    """Rejected response, same forms as `chosen`."""
-    id: str | None = None
-    """Stable row id; null = the row number."""
 
 
 @dataclass

@@ -75,7 +75,7 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def describe(
+def progress_line(
     what: str, done: int, total: int | None, unit: str, elapsed: float, extra: dict | None = None
 ) -> str:
     rate = done / elapsed if elapsed > 0 else 0.0
@@ -116,14 +116,14 @@ class Progress:
             beat(self.what, self.done, self.total, **self.extra)
         if self.lines and _enabled() and now - self.last_line >= _every():
             self.last_line = now
-            log.info(describe(self.what, self.done, self.total, self.unit, now - self.start, self.extra))
+            log.info(progress_line(self.what, self.done, self.total, self.unit, now - self.start, self.extra))
 
     def close(self) -> None:
         elapsed = time.time() - self.start
         beat(self.what, self.done, self.total, **self.extra)
         if self.lines and _enabled() and self.done:
             log.info(
-                describe(self.what, self.done, self.total, self.unit, elapsed, self.extra)
+                progress_line(self.what, self.done, self.total, self.unit, elapsed, self.extra)
                 + f" in {elapsed:.1f}s"
             )
 

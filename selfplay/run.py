@@ -6,7 +6,6 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 
 # Quiet, offline-friendly defaults for the libraries we drive; a user's own setting wins.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -18,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from selfplay.config import Config, register_configs  # noqa: E402
 from selfplay.errors import SelfplayError, Terminated, storage_problem  # noqa: E402
+from selfplay.loop.layout import RunLayout  # noqa: E402
 
 register_configs()
 log = logging.getLogger("selfplay")
@@ -58,7 +58,7 @@ def sweep_run_name(config: Config) -> str | None:
     return f"{config.loop.run_name}/{name}"
 
 
-def execute(config: Config, module: str, table=None) -> None:
+def run_command(config: Config, module: str, table=None) -> None:
     """Run the loop (or, in a launched worker, its task) over `table` (default: the stage table) and
     print the run directory; a SelfplayError is one line on stderr and exit code 2."""
     import datasets
@@ -101,7 +101,7 @@ def execute(config: Config, module: str, table=None) -> None:
         sys.exit(2)
     except (Terminated, KeyboardInterrupt) as stop:
         signum = stop.signum if isinstance(stop, Terminated) else signal.SIGINT
-        where = Path(config.loop.output_dir) / config.loop.run_name
+        where = RunLayout.of(config).root
         print(
             f"selfplay: stopped by {signal.Signals(signum).name}; the processes it started were ended. Rerun "
             f"the same command to resume {where} (finished stages and shards are kept)",
@@ -112,7 +112,7 @@ def execute(config: Config, module: str, table=None) -> None:
         problem = storage_problem(exc)
         if problem is None:
             raise
-        where = Path(config.loop.output_dir) / config.loop.run_name
+        where = RunLayout.of(config).root
         print(
             f"selfplay: error: {problem} while writing under {where}; free space and rerun", file=sys.stderr
         )
@@ -123,7 +123,7 @@ def execute(config: Config, module: str, table=None) -> None:
 
 @hydra.main(version_base=None, config_path="pkg://selfplay.conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    execute(to_config(cfg), "selfplay.run")
+    run_command(to_config(cfg), "selfplay.run")
 
 
 def relaunch_command(module: str) -> list[str]:

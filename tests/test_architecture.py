@@ -8,7 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "selfplay"
-ENTRY_POINTS = {"selfplay.run", "selfplay.select", "selfplay.train.__main__", "selfplay.report.__main__"}
+ENTRY_POINTS = {"selfplay.run", "selfplay.select", "selfplay.train", "selfplay.report"}
 LAUNCHING = {
     "selfplay.loop.runner",
     "selfplay.loop.launch",
@@ -17,6 +17,7 @@ LAUNCHING = {
     "selfplay.loop.placement",
     "selfplay.loop.orchestrator",
     "selfplay.loop.workers",
+    "selfplay.loop.preflight",
 }
 
 
@@ -184,7 +185,7 @@ def test_nothing_cites_a_file_the_repository_does_not_have():
 
 
 def test_losses_and_judge_kinds_are_tested_only_in_their_tables():
-    """A new loss or judge kind is one entry of selfplay/train/losses.py or selfplay/judge/kinds.py (and
+    """A new loss or judge kind is one entry of selfplay/training/losses.py or selfplay/judge/kinds.py (and
     its config choice): no other module compares a loss or a judge kind with a name."""
     names = "dpo|simpo|rule|reward_model|remote|generative|selection|none"
     pattern = re.compile(rf"""(loss|kind)\)? *(==|!=|in) *[\(\[\{{]?["']({names})["']""")

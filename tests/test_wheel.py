@@ -65,7 +65,7 @@ def test_the_wheel_composes_the_configs_outside_the_source_tree(wheel_python, tm
 import selfplay, pathlib
 from hydra import compose, initialize_config_module
 from selfplay.run import to_config
-from selfplay.train.trl_args import deepspeed_config
+from selfplay.training.trl_args import deepspeed_config
 import sys
 assert selfplay.__file__.startswith(sys.prefix), (selfplay.__file__, sys.prefix)
 with initialize_config_module(config_module="selfplay.conf", version_base=None):

@@ -23,7 +23,7 @@ def write_records(path: Path, records: Iterable[Any], cls: type | None = None) -
                 raise ValueError(f"{path}: the record class is needed to write an empty Parquet file")
             cls = type(records[0])
         return columnar.write_table(path, records, cls)
-    return jsonl.write_records(path, records)
+    return jsonl.write_jsonl_records(path, records)
 
 
 def read_records(
@@ -37,7 +37,7 @@ def read_records(
     path = Path(path)
     if path.suffix == ".parquet":
         return columnar.read_table(path, cls, columns, where)
-    records = jsonl.read_records(path, cls)
+    records = jsonl.read_jsonl_records(path, cls)
     if where is not None:
         name, values = where[0], set(where[1])
         records = [r for r in records if getattr(r, name) in values]

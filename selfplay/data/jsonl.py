@@ -70,7 +70,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def write_records(path: Path, records: Iterable[Any]) -> int:
+def write_jsonl_records(path: Path, records: Iterable[Any]) -> int:
     return write_jsonl(path, (to_dict(r) for r in records))
 
 
@@ -79,7 +79,7 @@ FAST_READ_BYTES = 16 * 2**20
 per line); smaller ones, and any file Arrow cannot read, line by line with line-numbered errors."""
 
 
-def read_records(path: Path, cls: type[R]) -> list[R]:
+def read_jsonl_records(path: Path, cls: type[R]) -> list[R]:
     path = Path(path)
     if path.is_file() and path.stat().st_size > FAST_READ_BYTES:
         fast = _read_with_arrow(path, cls)

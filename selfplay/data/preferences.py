@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selfplay.config import PairColumnsConfig
 from selfplay.data.prompts import to_messages
 from selfplay.data.records import Message, Pair
 from selfplay.errors import SelfplayError
@@ -28,7 +29,7 @@ class Row:
     """(highest, lowest) of a list-wise row's rewards."""
 
 
-def read_table(path: str, split: str, key: str = "input") -> list[dict[str, Any]]:
+def read_preference_table(path: str, split: str, key: str = "input") -> list[dict[str, Any]]:
     """Rows of a Parquet / JSONL / JSON file, a saved `datasets` folder, or a hub dataset."""
     from selfplay.config import PromptsConfig, PromptSource
     from selfplay.data.prompts import read_rows
@@ -59,26 +60,19 @@ def response_text(value: Any, where: str, column: str) -> str:
     raise SelfplayError(f"{where}: column '{column}' must be a string or messages with an assistant turn")
 
 
-@dataclass(frozen=True)
-class Columns:
-    prompt: str = "prompt"
-    chosen: str = "chosen"
-    rejected: str = "rejected"
-    id: str | None = None
-    all_rewards: str | None = None
-    all_responses: str | None = None
-
-
 def parse_rows(
-    table: list[dict[str, Any]], name: str, cols: Columns, system_prompt: str | None = None
+    table: list[dict[str, Any]], name: str, cols: PairColumnsConfig, system_prompt: str | None = None
 ) -> tuple[list[Row], dict[str, int]]:
-    """Rows of `table` (named `name` in errors); list-wise rows whose rewards all tie are dropped and
-    counted (`dropped_tied`)."""
+    """Rows of `table` (named `name` in errors) with the column names of `cols` (a file to train on,
+    or offline selection's `ColumnsConfig` with its list-wise columns); list-wise rows whose rewards
+    all tie are dropped and counted (`dropped_tied`)."""
+    all_rewards: str | None = getattr(cols, "all_rewards", None)
+    all_responses: str | None = getattr(cols, "all_responses", None)
     if not table:
         raise SelfplayError(f"{name}: the dataset is empty")
     first = table[0]
-    listwise = cols.all_rewards is not None and cols.all_rewards in first
-    from_list = listwise and cols.all_responses is not None and cols.all_responses in first
+    listwise = all_rewards is not None and all_rewards in first
+    from_list = listwise and all_responses is not None and all_responses in first
     needed = [cols.prompt] if from_list else [cols.prompt, cols.chosen, cols.rejected]
     missing = [c for c in needed if c not in first]
     if missing:
@@ -86,7 +80,7 @@ def parse_rows(
             f"{name}: missing column(s) {', '.join(missing)} (has: {', '.join(first)}; set the column names)"
         )
     rows, counts = [], {"dropped_tied": 0}
-    wanted = [*needed, *([str(cols.all_rewards)] if listwise else []), *([cols.id] if cols.id else [])]
+    wanted = [*needed, *([str(all_rewards)] if listwise else []), *([cols.id] if cols.id else [])]
     for i, data in enumerate(table):
         where = f"{name}: row {i + 1}"
         absent = [c for c in wanted if c not in data]
@@ -105,23 +99,23 @@ def parse_rows(
         row_id = str(data[cols.id]) if cols.id else f"{i:08d}"
         rewards = None
         if listwise:
-            scores = _numbers(data[str(cols.all_rewards)], where, str(cols.all_rewards))
+            scores = _numbers(data[str(all_rewards)], where, str(all_rewards))
             hi, lo = scores.index(max(scores)), scores.index(min(scores))
             if scores[hi] == scores[lo]:
                 counts["dropped_tied"] += 1
                 continue
             rewards = (scores[hi], scores[lo])
         if from_list:
-            if str(cols.all_responses) not in data:
-                raise SelfplayError(f"{where}: no column '{cols.all_responses}' (row 1 has it)")
-            responses = data[str(cols.all_responses)]
+            if str(all_responses) not in data:
+                raise SelfplayError(f"{where}: no column '{all_responses}' (row 1 has it)")
+            responses = data[str(all_responses)]
             if not isinstance(responses, (list, tuple)) or len(responses) != len(scores):
                 raise SelfplayError(
-                    f"{where}: column '{cols.all_responses}' must be a list of {len(scores)} responses "
-                    f"(one per reward in '{cols.all_rewards}')"
+                    f"{where}: column '{all_responses}' must be a list of {len(scores)} responses "
+                    f"(one per reward in '{all_rewards}')"
                 )
-            chosen = response_text(responses[hi], where, str(cols.all_responses))
-            rejected = response_text(responses[lo], where, str(cols.all_responses))
+            chosen = response_text(responses[hi], where, str(all_responses))
+            rejected = response_text(responses[lo], where, str(all_responses))
         else:
             chosen = response_text(data[cols.chosen], where, cols.chosen)
             rejected = response_text(data[cols.rejected], where, cols.rejected)
@@ -146,8 +140,10 @@ def file_pairs(
     """A preference file's rows as kept Pair records to train on: rewards and implicit rewards from the
     columns a selected file carries (`chosen_reward`, ... as `python -m selfplay.select` writes them)
     when present, else 0 (they are not used by training)."""
-    columns = Columns(cols.prompt, cols.chosen, cols.rejected, cols.id) if cols is not None else Columns()
-    rows, counts = parse_rows(read_table(str(path or ""), split), str(path), columns, system_prompt)
+    columns = cols if cols is not None else PairColumnsConfig()
+    rows, counts = parse_rows(
+        read_preference_table(str(path or ""), split), str(path), columns, system_prompt
+    )
 
     def value(r: Row, key: str) -> float:
         v = r.data.get(key)

@@ -155,8 +155,22 @@ def _bundled_rows(name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+_POOLS: dict[str, PromptPool] = {}
+
+
 def load_prompt_pool(cfg: PromptsConfig) -> PromptPool:
-    """The shuffled training pool and the held-out set, as configured."""
+    """The shuffled training pool and the held-out set, as configured (read once per process: the
+    start-up budget check and the prompts stage share it)."""
+    import dataclasses
+    import json
+
+    key = json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str)
+    if key not in _POOLS:
+        _POOLS[key] = _load_prompt_pool(cfg)
+    return _POOLS[key]
+
+
+def _load_prompt_pool(cfg: PromptsConfig) -> PromptPool:
     if cfg.source == "bundled":
         pool, d1 = to_prompts(
             _bundled_rows("prompts.jsonl"), "bundled prompts", "prompt", None, cfg.system_prompt, "bundled"

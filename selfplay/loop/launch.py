@@ -28,7 +28,7 @@ from typing import Any
 from selfplay.data.jsonl import finite
 from selfplay.errors import SelfplayError
 from selfplay.loop.layout import STATS, RunLayout
-from selfplay.progress import HEARTBEAT_ENV, PER_RANK_ENV, describe, rank_heartbeat, read_beat
+from selfplay.progress import HEARTBEAT_ENV, PER_RANK_ENV, progress_line, rank_heartbeat, read_beat
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ class Watched:
             path = heartbeat_file(self.log_path)
             beat = read_beat(Path(rank_heartbeat(path, 0)) if self.ranks else path)
             if beat:
-                text = describe(
+                text = progress_line(
                     beat.get("what", self.name),
                     int(beat.get("done", 0)),
                     beat.get("total"),

@@ -12,27 +12,27 @@ from pathlib import Path
 from typing import Any
 
 from selfplay import progress
-from selfplay.checks import check_config, check_lora_targets, parse_restart_from, training_warnings
+from selfplay.checks import parse_restart_from
 from selfplay.config import Config
-from selfplay.data.prompts import load_prompt_pool
 from selfplay.errors import SelfplayError, sigterm_raises, storage_problem
 from selfplay.loop import launch, summary
-from selfplay.loop.cluster import Resources, local_resources, rendezvous_address
+from selfplay.loop.cluster import Resources, local_resources
 from selfplay.loop.context import StageContext, reference_policy
 from selfplay.loop.integrity import check_sizes
 from selfplay.loop.launch import write_placement, write_stats
 from selfplay.loop.layout import RunLayout
 from selfplay.loop.lock import RunLock
 from selfplay.loop.markers import fingerprint, read_marker
-from selfplay.loop.placement import describe, describe_workers, distributed_training, placement
+from selfplay.loop.placement import describe, describe_workers, placement
+from selfplay.loop.preflight import preflight
 from selfplay.loop.run_config import config_dict, save_or_check
 from selfplay.loop.runner import place, run_stage
 from selfplay.loop.shards import run_shard
 from selfplay.loop.stages import STAGES, Stage, stage, stages_for
-from selfplay.loop.tracking import check_backend, open_tracker
+from selfplay.loop.tracking import open_tracker
 from selfplay.loop.workers import WorkerPool
-from selfplay.models.loading import check_tokenizer, parameter_count, resolve_policy_path
-from selfplay.train.distributed import rank_environment
+from selfplay.models.loading import resolve_policy_path
+from selfplay.training.distributed import rank_environment
 
 log = logging.getLogger(__name__)
 
@@ -43,29 +43,13 @@ def run_loop(
     """Run (or resume) the whole loop; returns the run directory. `relaunch` is the command that
     starts this same run again (used to launch stage, shard and training processes). With
     `loop.dry_run` it prints the commands every stage would launch and returns None."""
-    res = local_resources(cfg)  # first: the checks use the world size the run really launches
-    check_config(cfg, res.train_world_size)
-    check_backend(cfg.tracking)
+    checked = preflight(cfg, table, dry_run=cfg.loop.dry_run)
+    res, stages, initial, warnings = checked.res, checked.stages, checked.initial, checked.warnings
     progress.configure(cfg.loop.progress, cfg.loop.progress_interval)
     if cfg.loop.dry_run:
         print("\n".join(dry_run(cfg, relaunch or [sys.executable, "-m", "selfplay.run"], table, res)))
         return None
-    stages = stages_for(cfg, table)
-    if cfg.loop.stop_after is not None and cfg.loop.stop_after not in stages:
-        raise SelfplayError(
-            f"loop.stop_after={cfg.loop.stop_after}: not a stage of this run ({', '.join(stages)})"
-        )
-    if res.train_world_size > 1 and "train" in stages and distributed_training(cfg, res):
-        rendezvous_address(res)  # a rendezvous no remote rank could reach: one line now, not a hang later
-    from_prompts = "prompts" in stages  # a run that trains on a file has no prompt pool
-    if from_prompts:
-        _check_prompt_budget(cfg)
-    initial = resolve_policy_path(cfg.model)
-    check_tokenizer(initial, cfg.model.trust_remote_code)
-    check_lora_targets(cfg.train, initial, cfg.model.trust_remote_code)
-    params = parameter_count(initial, cfg.model.trust_remote_code)
-    warnings = training_warnings(cfg, params, from_prompts, res.train_world_size)
-    layout = RunLayout((Path(cfg.loop.output_dir) / cfg.loop.run_name).resolve())
+    layout = RunLayout.of(cfg)
     from selfplay.generate.engine_pool import POOL
 
     shards = placement(True, False, cfg, res)
@@ -96,7 +80,7 @@ def _run(
     run_id = save_or_check(layout, cfg)  # a refused resume is the only line a refused run prints
     for warning in warnings:
         log.warning(warning)
-    if cfg.loop.restart_from:
+    if cfg.loop.restart_from:  # checked by preflight
         invalidate_from(
             layout,
             *parse_restart_from(cfg.loop.restart_from, stages, cfg.loop.iterations),
@@ -155,7 +139,7 @@ def run_task(cfg: Config, table: tuple[Stage, ...] = STAGES) -> Path:
                 f"iteration {cfg.task.iteration} {cfg.task.stage}: {problem} while writing; free space and rerun"
             )
         )
-        layout = RunLayout((Path(cfg.loop.output_dir) / cfg.loop.run_name).resolve())
+        layout = RunLayout.of(cfg)
         if cfg.task.stage and cfg.task.iteration is not None:
             folder = layout.partial_dir(cfg.task.iteration, cfg.task.stage)
             try:
@@ -182,7 +166,7 @@ def _run_task(cfg: Config, table: tuple[Stage, ...]) -> Path:
         )
     spec = stage(task.stage, table)
     initial = resolve_policy_path(cfg.model)
-    layout = RunLayout((Path(cfg.loop.output_dir) / cfg.loop.run_name).resolve())
+    layout = RunLayout.of(cfg)
     save_or_check(layout, cfg, check_only=True)
     t = task.iteration
     policy = initial if t == 0 else str(layout.policy_dir(t - 1))
@@ -264,21 +248,6 @@ def invalidate_from(
         for d in (layout.stage_dir(t, s), layout.partial_dir(t, s)):
             shutil.rmtree(d, ignore_errors=True)
     log.info("restart_from %d/%s: invalidated %d stage(s)", iteration, stage, len(doomed))
-
-
-def _check_prompt_budget(cfg: Config) -> None:
-    pool = load_prompt_pool(cfg.prompts)
-    need = cfg.loop.iterations * cfg.prompts.per_iteration
-    if need > len(pool.pool):
-        raise SelfplayError(
-            f"prompts: {cfg.loop.iterations} iterations x {cfg.prompts.per_iteration} prompts need {need} "
-            f"but the pool has {len(pool.pool)} (lower prompts.per_iteration or loop.iterations, or add prompts)"
-        )
-    if cfg.evaluate.enabled and not pool.heldout:
-        raise SelfplayError(
-            "prompts: no held-out prompts for evaluation (set prompts.heldout_size > 0 or "
-            "prompts.heldout_path, or evaluate.enabled=false)"
-        )
 
 
 def manifest(cfg: Config, layout: RunLayout, stages: list[str], initial: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ Four placements: in the orchestrator's process; as its own `python -m selfplay.r
 process; as shards (in this process one after another, or as shard processes, one per engine slot);
 as training ranks (one process per rank on this machine; one `srun` task per rank on SLURM), which
 join their process group through a store bound to the rendezvous address only (127.0.0.1 on one
-machine, the first node on SLURM; see selfplay/train/distributed.py). We only compose existing
+machine, the first node on SLURM; see selfplay/training/distributed.py). We only compose existing
 launchers; there is no scheduler of our own.
 """
 
@@ -146,7 +146,7 @@ def train_launches(
     its place (RANK, LOCAL_RANK, WORLD_SIZE) in its environment and the rendezvous on 127.0.0.1. On
     SLURM: one `srun` step with a task per rank on every node, the node's GPUs bound to the step (each
     task sees them all and takes the one of its SLURM_LOCALID), the rendezvous on the first node.
-    `port` 0: rank 0 binds a free port and publishes it to the others (see selfplay/train/distributed.py)."""
+    `port` 0: rank 0 binds a free port and publishes it to the others (see selfplay/training/distributed.py)."""
     cmd = [*relaunch, *task_args("train", iteration)]
     if res.kind == "slurm":
         world, per_node = res.train_world_size, res.train_procs_per_node

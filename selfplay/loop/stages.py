@@ -238,9 +238,13 @@ def run_evolved_selection(ctx: StageContext) -> dict:
     return stats
 
 
+PAIR_SOURCES = ("selection", "evolved_selection", "import")
+"""The stages whose kept pairs an iteration trains on (those of them that ran)."""
+
+
 def training_pairs(ctx: StageContext) -> list[Pair]:
     """Kept pairs of this iteration, and of earlier ones with `train.accumulate`."""
-    sources = ("selection", "evolved_selection") if ctx.config.evolve.enabled else ("selection",)
+    sources = tuple(s for s in PAIR_SOURCES if ctx.layout.marker(ctx.iteration, s).is_file())
     pairs = [p for s in sources for p in read_records(ctx.input(s, PAIRS), Pair) if p.kept]
     if ctx.config.train.accumulate:
         pairs += ctx.earlier(sources, PAIRS, Pair, lambda p, t: p.kept and p.iteration == t)
@@ -255,9 +259,9 @@ def prepare_training(ctx: StageContext) -> dict:
     from datasets import Dataset
 
     from selfplay.models.loading import default_device, load_tokenizer, torch_dtype
-    from selfplay.train.data import sampled_key, training_rows
-    from selfplay.train.losses import loss_spec
-    from selfplay.train.schedule import check_schedule, planned_schedule
+    from selfplay.training.data import sampled_key, training_rows
+    from selfplay.training.losses import loss_spec
+    from selfplay.training.schedule import check_schedule, planned_schedule
 
     cfg = ctx.config
     pairs = training_pairs(ctx)
@@ -304,7 +308,7 @@ def train_ranks(ctx: StageContext) -> dict:
     rows and save the next policy (with its model card); returns the trainer's stats."""
     import os
 
-    from selfplay.train.trainer import train_policy
+    from selfplay.training.trainer import train_policy
 
     cfg = ctx.config
     stats = train_policy(
@@ -331,7 +335,7 @@ def write_card(ctx: StageContext, path: Path, train: dict, evaluation: dict | No
     import os
 
     from selfplay.loop.markers import read_marker
-    from selfplay.train.card import model_card
+    from selfplay.training.card import model_card
 
     selection = (read_marker(ctx.layout.marker(ctx.iteration, "selection")) or {}).get("stats", {})
     text = model_card(ctx.config, ctx.iteration, ctx.policy, train, selection, evaluation)
@@ -568,7 +572,7 @@ STAGES: tuple[Stage, ...] = (
 STAGE_NAMES = tuple(s.name for s in STAGES)
 
 FILE_STAGES: tuple[Stage, ...] = (
-    Stage("selection", run=import_pairs, outputs=(PAIRS,)),
+    Stage("import", run=import_pairs, outputs=(PAIRS,)),
     Stage("train", run=prepare_training, ranks=train_ranks, outputs=(f"{MODEL}/config.json",)),
 )
 """Training on a preference file (`python -m selfplay.train`): its rows become the kept pairs, then the

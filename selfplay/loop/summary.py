@@ -76,7 +76,7 @@ def write_results(layout: RunLayout, rows: list[dict[str, Any]], title: str, ite
 
 def write_figures(layout: RunLayout, rows: list[dict[str, Any]], iterations: int) -> list[Path]:
     """Held-out reward and win rates, margins of the pool vs the kept pairs, stage seconds: PNGs."""
-    from selfplay.report import plots
+    from selfplay.reporting import plots
 
     layout.plots_dir.mkdir(parents=True, exist_ok=True)
     made = []
@@ -96,7 +96,7 @@ def pool_margins(layout: RunLayout, iterations: int) -> dict[int, tuple[Any, Any
     """Per finished selection: each of its own pairs' explicit and implicit margin and kept flag."""
     import numpy as np
 
-    from selfplay.data.jsonl import read_records
+    from selfplay.data.jsonl import read_jsonl_records
     from selfplay.data.records import Pair
 
     out = {}
@@ -104,7 +104,7 @@ def pool_margins(layout: RunLayout, iterations: int) -> dict[int, tuple[Any, Any
         path = layout.stage_dir(t, "selection") / PAIRS
         if not layout.marker(t, "selection").is_file() or not path.is_file():
             continue
-        pairs = [p for p in read_records(path, Pair) if p.iteration == t]
+        pairs = [p for p in read_jsonl_records(path, Pair) if p.iteration == t]
         out[t] = (
             np.array([p.explicit_margin for p in pairs], dtype=float),
             np.array([p.implicit_margin for p in pairs], dtype=float),

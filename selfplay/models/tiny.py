@@ -146,7 +146,7 @@ def _bundled_prompt_texts() -> list[str]:
     return texts
 
 
-def fingerprint(cfg: TinyModelConfig) -> str:
+def tiny_fingerprint(cfg: TinyModelConfig) -> str:
     """Identity of a built model: its settings, the builder version and the bundled assets."""
     settings = {k: v for k, v in asdict(cfg).items() if k != "cache_dir"}
     if settings.get("template") == "plain":
@@ -163,7 +163,7 @@ def cache_root(cfg: TinyModelConfig) -> Path:
 
 def tiny_model_path(cfg: TinyModelConfig) -> Path:
     """Folder of the built tiny model for these settings, building it on first use."""
-    path = cache_root(cfg) / f"tiny-{fingerprint(cfg)}"
+    path = cache_root(cfg) / f"tiny-{tiny_fingerprint(cfg)}"
     if (path / "config.json").is_file():
         return path
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")

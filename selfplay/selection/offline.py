@@ -13,8 +13,7 @@ from typing import Any
 
 from selfplay.config import OfflineSelectConfig
 from selfplay.data.jsonl import write_jsonl
-from selfplay.data.preferences import Columns, Row, read_table
-from selfplay.data.preferences import parse_rows as _parse_rows
+from selfplay.data.preferences import Row, parse_rows, read_preference_table
 from selfplay.data.records import Pair
 from selfplay.errors import SelfplayError
 from selfplay.selection.pipeline import ScoredPool, implicit_reward, select_pool, selection_stats
@@ -22,10 +21,8 @@ from selfplay.selection.pipeline import ScoredPool, implicit_reward, select_pool
 log = logging.getLogger(__name__)
 
 
-def parse_rows(table: list[dict[str, Any]], cfg: OfflineSelectConfig) -> tuple[list[Row], dict[str, int]]:
-    c = cfg.columns
-    cols = Columns(c.prompt, c.chosen, c.rejected, c.id, c.all_rewards, c.all_responses)
-    return _parse_rows(table, str(cfg.input), cols)
+def offline_rows(table: list[dict[str, Any]], cfg: OfflineSelectConfig) -> tuple[list[Row], dict[str, int]]:
+    return parse_rows(table, str(cfg.input), cfg.columns)
 
 
 def column_pair(rows: list[Row], a: str, b: str, what: str) -> list[tuple[float, float]] | None:
@@ -88,10 +85,11 @@ def select_offline(cfg: OfflineSelectConfig) -> dict[str, Any]:
     """Run offline selection as configured; returns the summary (also written to summary.json)."""
     if not cfg.input or not cfg.output:
         raise SelfplayError("select: both input=<dataset> and output=<folder> are required")
+    from selfplay.checks import check_selection
+
     sel = cfg.selection
-    if sel.count is None and sel.ratio is not None and not 0 < sel.ratio <= 1:
-        raise SelfplayError(f"selection.ratio={sel.ratio} must be in (0, 1] (or set selection.count)")
-    rows, parse_counts = parse_rows(read_table(cfg.input, cfg.split), cfg)
+    check_selection(sel, "selection")
+    rows, parse_counts = offline_rows(read_preference_table(cfg.input, cfg.split), cfg)
     if not rows:
         raise SelfplayError(f"{cfg.input}: no usable rows left ({parse_counts})")
     c = cfg.columns

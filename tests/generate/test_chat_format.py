@@ -34,8 +34,8 @@ def test_trainer_sees_the_sampled_token_ids(tiny_policy, tmp_path):
     from selfplay.config import TrainConfig
     from selfplay.data.records import Pair
     from selfplay.models.loading import load_causal_lm
-    from selfplay.train.data import preference_rows as to_preference_rows
-    from selfplay.train.losses import dpo_config_kwargs
+    from selfplay.training.data import preference_rows as to_preference_rows
+    from selfplay.training.losses import dpo_config_kwargs
 
     tok = load_tokenizer(tiny_policy)
     sampled = tok("honey and wax in the hive .", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]

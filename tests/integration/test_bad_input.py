@@ -1,6 +1,6 @@
 """The bad-input catalogue: what a user can get wrong, each answered by one clear line and exit code 2
 (or a counted skip), and nothing marked done that should not be. The runs are in-process through the
-same `execute` that `python -m selfplay.run` calls (seconds each); Hydra's own compose-time messages
+same `run_command` that `python -m selfplay.run` calls (seconds each); Hydra's own compose-time messages
 (a typo, an invalid choice) go through the real command line."""
 
 import json
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from selfplay.run import execute, to_config
+from selfplay.run import run_command, to_config
 from tests.integration.cli import REPO, cli_env, run_cli
 
 FAST = [
@@ -39,7 +39,7 @@ def run(overrides, capsys):
     """(exit code, stderr lines) of `python -m selfplay.run <overrides>`, in this process."""
     code = 0
     try:
-        execute(compose(overrides), "selfplay.run")
+        run_command(compose(overrides), "selfplay.run")
     except SystemExit as exit:
         code = exit.code
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
@@ -354,7 +354,7 @@ def finished(tmp_path_factory):
     """A finished 2-iteration run to resume badly."""
     out = tmp_path_factory.mktemp("finished")
     cfg = compose([*FAST, "loop.iterations=2", f"loop.output_dir={out}"])
-    execute(cfg, "selfplay.run")
+    run_command(cfg, "selfplay.run")
     return out
 
 

@@ -93,7 +93,7 @@ def test_training_ranks_on_one_machine_rendezvous_on_loopback():
 
 
 def test_rank_environment_from_a_launcher_or_slurm():
-    from selfplay.train.distributed import rank_environment
+    from selfplay.training.distributed import rank_environment
 
     assert rank_environment({}) == {}
     assert rank_environment({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}) == {
@@ -112,7 +112,7 @@ def test_rank_environment_from_a_launcher_or_slurm():
 
 
 def test_the_rendezvous_socket_listens_on_its_address_only():
-    from selfplay.train.distributed import listening_socket
+    from selfplay.training.distributed import listening_socket
     from tests.sockets import listening_sockets
 
     sock = listening_socket("127.0.0.1", 0)

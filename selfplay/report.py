@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from selfplay.loop.layout import RunLayout
-from selfplay.report.plots import by_iteration, comparison_figure
+from selfplay.reporting.plots import by_iteration, comparison_figure
 
 
 def find_runs(paths: list[str]) -> list[Path]:

@@ -15,7 +15,7 @@ from selfplay.judge.rules import topical_variety
 from selfplay.models.loading import load_tokenizer
 from selfplay.selection.pairing import Candidate, make_pairs
 from selfplay.selection.pipeline import select_pairs
-from selfplay.train.data import sampled_key, training_rows
+from selfplay.training.data import sampled_key, training_rows
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def train(tmp_path, policy, pairs, sampled, reference_logprobs, monkeypatch, reu
     from transformers import LlamaForCausalLM
     from trl import DPOTrainer
 
-    from selfplay.train.trainer import train_policy
+    from selfplay.training.trainer import train_policy
 
     cfg = TrainConfig(
         reference_logprobs=reference_logprobs,
@@ -144,7 +144,7 @@ def test_text_pairs_are_tokenised_like_trl(pairs_and_samples):
     )
     from datasets import Dataset
 
-    from selfplay.train.data import preference_rows
+    from selfplay.training.data import preference_rows
 
     trl_rows = DPOTrainer._prepare_dataset(
         type("T", (), {"_tokenizer": tok, "_is_vision_dataset": False})(),

@@ -11,13 +11,13 @@ import textwrap
 import pytest
 
 from selfplay.errors import SelfplayError
-from selfplay.train.distributed import cuda_device, rendezvous
+from selfplay.training.distributed import cuda_device, rendezvous
 
 JOIN = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from selfplay.train.distributed import rendezvous
+    from selfplay.training.distributed import rendezvous
     store = rendezvous("127.0.0.1", 0, int(sys.argv[1]), 2, Path(sys.argv[2]), float(sys.argv[3]))
     print("joined", store.get("selfplay/arrived/0").decode())
     """

@@ -5,8 +5,8 @@ from trl import DPOConfig
 
 from selfplay.config import TrainConfig
 from selfplay.errors import SelfplayError
-from selfplay.train.losses import dpo_config_kwargs, simpo_config_kwargs, trl_dpo_loss_types
-from selfplay.train.trl_args import deepspeed_config, gradient_accumulation
+from selfplay.training.losses import dpo_config_kwargs, simpo_config_kwargs, trl_dpo_loss_types
+from selfplay.training.trl_args import deepspeed_config, gradient_accumulation
 
 CFG = TrainConfig(
     beta=0.3,

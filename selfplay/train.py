@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from selfplay.config import TrainFileConfig
 from selfplay.data.preferences import check_input
 from selfplay.errors import SelfplayError
-from selfplay.run import execute
+from selfplay.run import run_command
 
 
 @hydra.main(version_base=None, config_path="pkg://selfplay.conf", config_name="train_file")
@@ -31,7 +31,7 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
     try:
         check_input(config.input)  # before any stage starts
-        execute(config, "selfplay.train", FILE_STAGES)
+        run_command(config, "selfplay.train", FILE_STAGES)
     except SelfplayError as err:  # raised before the loop starts
         print(f"selfplay: error: {err}", file=sys.stderr)
         sys.exit(2)

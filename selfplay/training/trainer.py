@@ -1,6 +1,6 @@
 """Train pi_{t+1} from pi_t on tokenised preference rows with TRL (DPO, or SimPO through the CPO
 trainer), optionally with LoRA, and save a plain Hugging Face model (LoRA merged) for the next
-generate. The rows are already tokenised (selfplay/train/data.py), so TRL's own tokenisation is skipped."""
+generate. The rows are already tokenised (selfplay/training/data.py), so TRL's own tokenisation is skipped."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from selfplay.config import ModelConfig, TrainConfig
 from selfplay.data.jsonl import finite
 from selfplay.errors import SelfplayError
 from selfplay.models.loading import load_tokenizer, loading, same_weights, torch_dtype
-from selfplay.train.distributed import join_process_group
-from selfplay.train.losses import loss_spec, missing_reference
-from selfplay.train.schedule import check_schedule, planned_schedule
+from selfplay.training.distributed import join_process_group
+from selfplay.training.losses import loss_spec, missing_reference
+from selfplay.training.schedule import planned_schedule
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,7 @@ def train_policy(
         deepspeed.init_distributed(dist_backend="nccl" if on_cuda else "gloo")
     bf16 = torch_dtype(str(model_cfg.dtype), "cuda" if on_cuda else "cpu") == torch.bfloat16
     dataset = datasets.load_from_disk(str(data_dir))  # file-backed: TRL needs that with >= 2 processes
-    schedule = planned_schedule(len(dataset), cfg, world_size)
-    warning = check_schedule(schedule, cfg, "train")
-    if warning and rank == 0:
-        log.warning(warning)
+    schedule = planned_schedule(len(dataset), cfg, world_size)  # checked when the rows were written
     tokenizer = load_tokenizer(policy_path, model_cfg.trust_remote_code)
     spec = loss_spec(cfg)
     precompute = spec.reference and cfg.reference_logprobs != "trainer"

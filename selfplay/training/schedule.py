@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from selfplay.config import TrainConfig
 from selfplay.errors import SelfplayError
-from selfplay.train.trl_args import gradient_accumulation
+from selfplay.training.trl_args import gradient_accumulation
 
 FEW_STEPS = 5
 """Fewer optimizer steps than this is warned about."""

@@ -19,7 +19,7 @@ from typing import Any
 from selfplay.config import TrainConfig
 from selfplay.data.chat import render_prompt_ids, trl_split
 from selfplay.data.records import Completion, Pair
-from selfplay.train.losses import loss_spec
+from selfplay.training.losses import loss_spec
 
 NAN = math.nan
 SampledKey = tuple[int, str, int]

@@ -13,7 +13,7 @@ from typing import Any
 
 from selfplay.config import TrainConfig
 from selfplay.errors import SelfplayError
-from selfplay.train.trl_args import common_kwargs, passed_through
+from selfplay.training.trl_args import common_kwargs, passed_through
 
 REF_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
 

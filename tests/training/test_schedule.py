@@ -6,7 +6,7 @@ import pytest
 
 from selfplay.config import ModelConfig, TrainConfig
 from selfplay.errors import SelfplayError
-from selfplay.train.schedule import check_schedule, planned_schedule
+from selfplay.training.schedule import check_schedule, planned_schedule
 
 
 @pytest.mark.parametrize(
@@ -42,7 +42,7 @@ def test_a_policy_that_training_leaves_unchanged_is_an_error(tmp_path, tiny_poli
     """Learning rate 0: the trainer runs, the weights are bit-identical, the stage must not pass."""
     from datasets import Dataset
 
-    from selfplay.train.trainer import train_policy
+    from selfplay.training.trainer import train_policy
 
     row = {"prompt_ids": [2, 5, 6], "chosen_ids": [7, 8, 3], "rejected_ids": [9, 3]}
     Dataset.from_list([row] * 8).save_to_disk(str(tmp_path / "data"))

@@ -66,7 +66,7 @@ def compose(overrides=()):
 
 
 def test_schema_defaults_are_for_real_models_and_the_tiny_preset_keeps_the_demo():
-    from selfplay.train.losses import effective_beta
+    from selfplay.training.losses import effective_beta
 
     real = TrainConfig()
     assert (real.learning_rate, real.epochs, real.max_length) == (5e-7, 1.0, 2048)
@@ -134,7 +134,7 @@ def test_a_schedule_that_cannot_train_is_refused_at_start():
 
 
 def test_trl_args_pass_through_and_a_misspelled_field_is_one_line():
-    from selfplay.train.losses import dpo_config_kwargs
+    from selfplay.training.losses import dpo_config_kwargs
 
     cfg = TrainConfig(trl_args={"max_grad_norm": 0.5, "logging_steps": 5})
     kw = dpo_config_kwargs(cfg, "/tmp/x", on_cuda=False, bf16=False)

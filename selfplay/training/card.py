@@ -7,7 +7,7 @@ from typing import Any
 
 from selfplay.config import Config
 from selfplay.judge.judging import judge_name
-from selfplay.train.losses import effective_beta, loss_spec
+from selfplay.training.losses import effective_beta, loss_spec
 
 
 def _fmt(v: Any) -> str:

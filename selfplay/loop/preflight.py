@@ -1,0 +1,77 @@
+"""Every check a run makes before anything runs, in one place: the config's rules (selfplay/checks.py,
+each written once), the tracking backend, the stages of this run, the cluster's rendezvous address,
+the prompt budget, the starting policy, its tokenizer and LoRA targets, and the training warnings, all
+against the resources the run really has (the training world size of a cluster). The orchestrator
+raises nothing about config values itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from selfplay.checks import (
+    check_config,
+    check_lora_targets,
+    parse_restart_from,
+    training_warnings,
+)
+from selfplay.config import Config
+from selfplay.errors import SelfplayError
+from selfplay.loop.cluster import Resources, local_resources, rendezvous_address
+from selfplay.loop.placement import distributed_training
+from selfplay.loop.stages import Stage, stages_for
+from selfplay.loop.tracking import check_backend
+
+
+@dataclass(frozen=True)
+class Preflight:
+    res: Resources
+    stages: list[str]
+    initial: str
+    """pi_0's folder (a hub name resolved to its local snapshot; the built-in tiny policy built)."""
+    warnings: list[str]
+
+
+def preflight(cfg: Config, table: tuple[Stage, ...], dry_run: bool = False) -> Preflight:
+    """The checks of a run, or of a dry run (which loads no model)."""
+    from selfplay.models.loading import check_tokenizer, parameter_count, resolve_policy_path
+
+    res = local_resources(cfg)  # first: the checks use the world size the run really launches
+    check_config(cfg, res.train_world_size)
+    check_backend(cfg.tracking)
+    stages = stages_for(cfg, table)
+    if dry_run:
+        return Preflight(res, stages, "", [])
+    if cfg.loop.stop_after is not None and cfg.loop.stop_after not in stages:
+        raise SelfplayError(
+            f"loop.stop_after={cfg.loop.stop_after}: not a stage of this run ({', '.join(stages)})"
+        )
+    if cfg.loop.restart_from:
+        parse_restart_from(cfg.loop.restart_from, stages, cfg.loop.iterations)
+    if res.train_world_size > 1 and "train" in stages and distributed_training(cfg, res):
+        rendezvous_address(res)  # a rendezvous no remote rank could reach: one line now, not a hang later
+    from_prompts = "prompts" in stages  # a run that trains on a file has no prompt pool
+    if from_prompts:
+        check_prompt_budget(cfg)
+    initial = resolve_policy_path(cfg.model)
+    check_tokenizer(initial, cfg.model.trust_remote_code)
+    check_lora_targets(cfg.train, initial, cfg.model.trust_remote_code)
+    params = parameter_count(initial, cfg.model.trust_remote_code)
+    warnings = training_warnings(cfg, params, from_prompts, res.train_world_size)
+    return Preflight(res, stages, initial, warnings)
+
+
+def check_prompt_budget(cfg: Config) -> None:
+    from selfplay.data.prompts import load_prompt_pool
+
+    pool = load_prompt_pool(cfg.prompts)  # remembered: the prompts stage reads the same pool
+    need = cfg.loop.iterations * cfg.prompts.per_iteration
+    if need > len(pool.pool):
+        raise SelfplayError(
+            f"prompts: {cfg.loop.iterations} iterations x {cfg.prompts.per_iteration} prompts need {need} "
+            f"but the pool has {len(pool.pool)} (lower prompts.per_iteration or loop.iterations, or add prompts)"
+        )
+    if cfg.evaluate.enabled and not pool.heldout:
+        raise SelfplayError(
+            "prompts: no held-out prompts for evaluation (set prompts.heldout_size > 0 or "
+            "prompts.heldout_path, or evaluate.enabled=false)"
+        )
