@@ -21,11 +21,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dataclasses import replace
+
+from common import emit, machine, today  # noqa: E402
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
@@ -174,9 +179,9 @@ def main() -> None:
     )
 
     lines = [
-        f"# Generation throughput ({time.strftime('%Y-%m-%d')})",
+        f"# Generation throughput ({today()})",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, CUDA {torch.cuda.is_available()}; torch "
+        f"Machine: {machine()}, CUDA {torch.cuda.is_available()}; torch "
         f"{torch.__version__}, vllm {vllm.__version__}.",
         f"Model: random-weight Llama, {n_params / 1e6:.1f}M parameters (hidden {args.hidden}, {args.layers} layers, "
         f"{args.heads} heads, MLP {args.mlp}), fp32. Workload: {len(requests)} prompts x {args.samples} samples x "
@@ -198,10 +203,7 @@ def main() -> None:
         f"responses, largest log-prob difference {lp_diff:.1e}",
     ]
     text = "\n".join(lines)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(text, args.out)
 
 
 if __name__ == "__main__":

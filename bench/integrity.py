@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import platform
 import shutil
 import sys
@@ -20,6 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import emit, machine, today  # noqa: E402
 
 
 def timed(fn):
@@ -76,9 +76,9 @@ def main() -> None:
     tokens = args.completions * args.tokens
     gen_s = tokens / (32 * 3000)  # 32 engines at 3,000 tokens/s (docs/clusters.md's stated throughput)
     lines = [
-        f"# Checksums of finished stages: what they cost ({time.strftime('%Y-%m-%d')})",
+        f"# Checksums of finished stages: what they cost ({today()})",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}. Command: "
+        f"Machine: {machine()}, Python {platform.python_version()}. Command: "
         f"`python bench/integrity.py --completions {args.completions} --weights-gib {args.weights_gib:g}`.",
         "",
         "| file | size | stage's own I/O on it | XXH3-128 (ours) | BLAKE2b (for scale) | ours / I/O |",
@@ -100,9 +100,7 @@ def main() -> None:
         "I/O, over the goal.",
     ]
     out = "\n".join(lines)
-    print(out)
-    if args.out:
-        Path(args.out).write_text(out + "\n")
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

@@ -14,13 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import emit, machine, today  # noqa: E402
 
 
 def build_model(folder: Path, vocab: int) -> None:
@@ -142,9 +144,9 @@ def main() -> None:
     if "values" in old and "values" in ours:
         diff = max(abs(a - b) for x, y in zip(old["values"], ours["values"]) for a, b in zip(x, y))
     lines = [
-        f"# Teacher-forced log-probs: full-vocabulary log_softmax vs chunked gather ({time.strftime('%Y-%m-%d')})",
+        f"# Teacher-forced log-probs: full-vocabulary log_softmax vs chunked gather ({today()})",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, CUDA {torch.cuda.is_available()}; torch {torch.__version__}.",
+        f"Machine: {machine()}, CUDA {torch.cuda.is_available()}; torch {torch.__version__}.",
         f"Model: a Llama built locally with a {args.vocab:,}-token vocabulary and a tiny body (hidden 64, 2 layers), "
         f"fp32. Input: {args.seqs} sequences x {args.tokens:,} tokens (64 prompt + {args.tokens - 64:,} response) in one batch.",
         "Peak memory: each path in its own process, peak resident set above the loaded model (ru_maxrss).",
@@ -168,9 +170,7 @@ def main() -> None:
             f"{sum(len(v) for v in ours['values']):,} per-token values: {diff:.2e} nats (goal < 1e-5)",
         ]
     out = "\n".join(lines)
-    print(out)
-    if args.out:
-        Path(args.out).write_text(out + "\n")
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

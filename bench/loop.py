@@ -29,11 +29,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import emit, machine, today  # noqa: E402
 
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -266,9 +269,9 @@ def processes_main(args) -> None:
         "slurm": "local SLURM cluster, 2 nodes x 1 fake GPU (sbatch launch/slurm.sbatch, cluster=slurm)",
     }
     lines = [
-        f"# Stage processes vs long-lived workers ({time.strftime('%Y-%m-%d')})",
+        f"# Stage processes vs long-lived workers ({today()})",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, CUDA {torch.cuda.is_available()}. Run: "
+        f"Machine: {machine()}, CUDA {torch.cuda.is_available()}. Run: "
         f"`python -m selfplay.run {' '.join(PROCESS_RUN)}` (the built-in tiny policy; vLLM on the CPU). "
         f"Command: `python bench/loop.py --processes{' --slurm' if args.slurm else ''}`.",
         "",
@@ -290,9 +293,7 @@ def processes_main(args) -> None:
             f"(2 slots); process starts {a['process_starts']} -> {b['process_starts']}"
         )
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    emit(text, args.out)
 
 
 def main() -> None:
@@ -321,9 +322,9 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
     lines = [
-        f"# Loop wall time: one engine per stage vs one persistent engine ({time.strftime('%Y-%m-%d')})",
+        f"# Loop wall time: one engine per stage vs one persistent engine ({today()})",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, CUDA {torch.cuda.is_available()}; "
+        f"Machine: {machine()}, CUDA {torch.cuda.is_available()}; "
         f"torch {torch.__version__}, vllm {vllm.__version__}. Every stage in one process (no process starts).",
         "",
         "| policy | generate.engine | iterations | wall s | s / iteration | engine starts | reloads "
@@ -363,9 +364,7 @@ def main() -> None:
             f"overhead {100 * a['overhead'] / a['wall']:.0f}% -> {100 * b['overhead'] / b['wall']:.0f}% of the run"
         )
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    emit(text, args.out)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,15 @@ read), plus the goals (<= 10 bytes per token, >= 10x faster reads).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import emit, machine, today  # noqa: E402
 
 
 def synthetic(n: int, tokens: int, seed: int = 0):
@@ -124,9 +126,9 @@ def main() -> None:
     shutil.rmtree(work)
     mb = 2**20
     lines = [
-        f"# Completion records at paper size: JSON Lines vs Parquet ({time.strftime('%Y-%m-%d')})",
+        f"# Completion records at paper size: JSON Lines vs Parquet ({today()})",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs. Synthetic iteration: {args.completions:,} "
+        f"Machine: {machine()}. Synthetic iteration: {args.completions:,} "
         f"completions x {args.tokens} tokens = {total_tokens / 1e6:.0f}M generated tokens (10k prompts x 5 "
         "samples at paper scale), text of one word per token, float32 log-probs.",
         "",
@@ -142,9 +144,7 @@ def main() -> None:
         "(goal >= 10x).",
     ]
     out = "\n".join(lines)
-    print(out)
-    if args.out:
-        Path(args.out).write_text(out + "\n")
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

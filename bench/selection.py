@@ -15,11 +15,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
+import sys
 import tempfile
 import time
 from functools import partial
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import emit, machine, today  # noqa: E402
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -104,9 +107,9 @@ def main() -> None:
 
     lines = [
         f"# Selection over {args.pairs:,} pairs: old per-pair path vs column-wise vs numpy argsort "
-        f"({time.strftime('%Y-%m-%d')})",
+        f"({today()})",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, one thread. Same process, same pairs; ours "
+        f"Machine: {machine()}, one thread. Same process, same pairs; ours "
         "and numpy: best of 3 runs, the old path: one run.",
         "",
         "| pool | old path s | ours s | numpy argsort of the scores s | ours / numpy | same kept set and ranks |",
@@ -164,9 +167,7 @@ def main() -> None:
         io_line,
     ]
     out = "\n".join(lines)
-    print(out)
-    if args.out:
-        Path(args.out).write_text(out + "\n")
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import emit, machine, today  # noqa: E402
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
@@ -129,9 +132,9 @@ def main() -> None:
         results[mode] = (statistics.median(times), stats)
     ours, theirs = results["auto"], results["trainer"]
     lines = [
-        f"# Training: reused reference log-probs vs TRL's reference pass ({time.strftime('%Y-%m-%d')})",
+        f"# Training: reused reference log-probs vs TRL's reference pass ({today()})",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, CUDA {torch.cuda.is_available()}; torch "
+        f"Machine: {machine()}, CUDA {torch.cuda.is_available()}; torch "
         f"{torch.__version__}, trl {trl.__version__}.",
         f"Policy: {'the tiny policy widened to hidden 512, 8 layers, 8 heads, MLP 2048' if wide else 'the built-in tiny policy (hidden 64, 2 layers)'}, "
         f"{sum(p.numel() for p in __import__('transformers').AutoModelForCausalLM.from_pretrained(policy).parameters()) / 1e6:.1f}M parameters; "
@@ -152,9 +155,7 @@ def main() -> None:
         f"step-0 DPO reward of chosen: ours {ours[1]['first_rewards_chosen']:.2e}, TRL {theirs[1]['first_rewards_chosen']:.2e}",
     ]
     out = "\n".join(lines)
-    print(out)
-    if args.out:
-        Path(args.out).write_text(out + "\n")
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import emit, machine, today  # noqa: E402
 
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
@@ -165,9 +167,9 @@ def main() -> None:
         results[mode] = [json.loads(Path(f"{result}.{r}").read_text()) for r in range(2)]
     mb = 2**20
     lines = [
-        f"# ZeRO-3 loading: full model on every rank vs partitioned at construction ({time.strftime('%Y-%m-%d')})",
+        f"# ZeRO-3 loading: full model on every rank vs partitioned at construction ({today()})",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs; 2 processes, torchrun, DeepSpeed ZeRO-3 "
+        f"Machine: {machine()}; 2 processes, torchrun, DeepSpeed ZeRO-3 "
         f"(conf/deepspeed/zero3.json) on gloo. Model: a Llama built locally, {params / 1e6:.0f}M parameters "
         f"(hidden {args.hidden}, {args.layers} layers), stored in bf16 like real checkpoints and loaded for "
         f"training in fp32 (on a CPU; the old code always loaded fp32): {full / mb:,.0f} MB of parameters in all.",
@@ -194,9 +196,7 @@ def main() -> None:
         f"peak while loading: ours / old = {ours_peak / old_peak:.2f}.",
     ]
     out = "\n".join(lines)
-    print(out)
-    if args.out:
-        Path(args.out).write_text(out + "\n")
+    emit(out, args.out)
 
 
 if __name__ == "__main__":
