@@ -188,10 +188,12 @@ def test_sigterm_to_the_batch_step_requeues_and_resumes(slurm, tmp_path, two_nod
 
 
 def test_the_time_limit_signal_requeues_and_resumes(slurm, tmp_path, two_node_run):
-    # USR1 150 s before a 4-minute limit: 90 s into the run, give or take SLURM's 60 s resolution.
-    job = submit(slurm, tmp_path, (*ONE_NODE_TWO_GPUS, "--time=4", "--signal=B:USR1@150"))
+    # USR1 130 s before a 3-minute limit: at most 50 s into the run (SLURM may send it up to 60 s
+    # early), well before the run's end (about 80 s with workers on this machine).
+    job = submit(slurm, tmp_path, (*ONE_NODE_TWO_GPUS, "--time=3", "--signal=B:USR1@130"))
     deadline = time.time() + 400
     while slurm.state(job) != "PENDING" or int(slurm.job(job).get("Restarts", 0)) == 0:
+        assert slurm.state(job) != "COMPLETED", "the run finished before the time-limit signal came"
         assert slurm.state(job) in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING"), slurm.job(job)
         assert time.time() < deadline, "no requeue before the time limit"
         time.sleep(1)
