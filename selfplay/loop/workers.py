@@ -214,9 +214,14 @@ class WorkerPool:
                 del busy[slot]  # the worker is gone: it will be started again
                 why = killed or f"exit {worker.watched.proc.returncode}"
                 deaths[shard] += 1
-                if killed is not None or deaths[shard] >= DEATHS_PER_SHARD:
+                if killed is not None:
                     failed.append(
-                        f"shard {shard}/{shards} (worker {slot} {why}; log {worker.watched.log_path})"
+                        f"shard {shard}/{shards} killed on worker {slot}: {killed} (log {worker.watched.log_path})"
+                    )
+                elif deaths[shard] >= DEATHS_PER_SHARD:
+                    failed.append(
+                        f"shard {shard}/{shards} (worker {slot} died {deaths[shard]} times, last {why}; "
+                        f"log {worker.watched.log_path})"
                     )
                 else:
                     log.warning(

@@ -133,9 +133,10 @@ def test_kills_in_a_shard_in_training_at_a_write_and_at_random_then_restart_from
     args = (*ARGS, f"loop.output_dir={tmp_path}")
     kills = KillLog(tmp_path / "default", tmp_path)
 
-    # 1. inside a shard process of a 2-shard run; the rerun is unsharded (loop.shards changed)
+    # 1. inside a shard process of a 2-shard run (a process per shard: workers are killed in
+    #    test_workers.py); the rerun is unsharded (loop.shards changed)
     log = tmp_path / "kill-1.log"
-    proc = start((*args, "loop.shards=2", "loop.shard_workers=2"), log)
+    proc = start((*args, "loop.shards=2", "loop.shard_workers=2", "loop.workers=false"), log)
     wait_for(shard_process_running("generate"), proc, "a generate shard process started")
     time.sleep(rng.uniform(0.2, 1.5))
     kills.kill(proc, "inside generate shard processes, rerun with loop.shards=1", log)

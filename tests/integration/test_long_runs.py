@@ -7,6 +7,7 @@ import os
 import signal
 import time
 
+import pytest
 from safetensors.torch import load_file
 
 from tests.integration.cli import run_cli, start_cli
@@ -67,12 +68,14 @@ def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_p
     assert not (train_dir / "model" / "training_args.bin").exists()
 
 
-def test_a_hung_shard_process_is_killed_and_named(tmp_path):
+@pytest.mark.parametrize("workers", [True, False], ids=["worker", "shard-process"])
+def test_a_hung_shard_process_is_killed_and_named(tmp_path, workers):
     start = time.time()
     proc = run_cli(
         "debug=tiny",
         "generate.backend=hf",
         "loop.shard_workers=1",
+        f"loop.workers={str(workers).lower()}",
         "loop.hang_timeout=15",
         "judge.rule=tests.integration.rules:sleepy",
         f"loop.output_dir={tmp_path}",
@@ -80,7 +83,9 @@ def test_a_hung_shard_process_is_killed_and_named(tmp_path):
     )
     assert proc.returncode == 2, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
-    assert "iteration 0 judge: 1 shard(s) failed: shard 0/1 killed: silent for" in last, last
-    assert "loop.hang_timeout=15s" in last and "iter_000-judge-shard-00000-of-00001.log" in last
+    killed = "killed on worker 0: silent for" if workers else "killed: silent for"
+    assert f"iteration 0 judge: 1 shard(s) failed: shard 0/1 {killed}" in last, last
+    log_name = "worker-000.log" if workers else "iter_000-judge-shard-00000-of-00001.log"
+    assert "loop.hang_timeout=15s" in last and log_name in last
     assert time.time() - start < 200  # not the judge's 600 s
     assert not (tmp_path / "default" / "iter_000" / "judge" / "_SUCCESS").exists()

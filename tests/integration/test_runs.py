@@ -164,6 +164,7 @@ def test_two_parallel_shard_processes_equal_the_unsharded_run(vllm_run, tmp_path
         "generate.backend=vllm",
         "loop.shards=2",
         "loop.shard_workers=2",
+        "loop.workers=false",
         f"loop.output_dir={tmp_path}",
     )
     run_dir = tmp_path / "default"
@@ -346,7 +347,11 @@ def test_shipped_deepspeed_configs_train(vllm_run, tmp_path, deepspeed, processe
 def test_every_stage_in_its_own_process(tmp_path):
     """loop.isolation=process: the orchestrator only sequences; each stage is a process of its own."""
     proc = run_cli(
-        "debug=tiny", "generate.backend=hf", "loop.isolation=process", f"loop.output_dir={tmp_path}"
+        "debug=tiny",
+        "generate.backend=hf",
+        "loop.isolation=process",
+        "loop.workers=false",
+        f"loop.output_dir={tmp_path}",
     )
     run_dir = tmp_path / "default"
     check_finished_run(run_dir, proc, 2, "hf")
@@ -369,6 +374,7 @@ def test_a_killed_shard_process_is_redone_alone(vllm_run, tmp_path):
         "generate.backend=vllm",
         "loop.shards=2",
         "loop.shard_workers=2",
+        "loop.workers=false",
         f"loop.output_dir={tmp_path}",
     )
     proc = start_cli(*args, log=tmp_path / "first.log")
