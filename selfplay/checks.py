@@ -11,6 +11,32 @@ from selfplay.errors import SelfplayError
 log = logging.getLogger(__name__)
 
 
+def check_no_toy_parts(cfg: Config) -> None:
+    """A model of one's own is not trained on the demo's toy prompts or scored by a toy rule unless
+    `allow_toy=true` says so (the run would finish and mean nothing)."""
+    from selfplay.config import JudgeKind, PromptSource
+    from selfplay.judge.rules import RULES
+
+    if cfg.model.path == TINY_MODEL or cfg.allow_toy:
+        return
+    toy = []
+    if cfg.prompts.source == PromptSource.bundled:
+        toy.append("the bundled toy prompts (set prompts.source=file|hf and prompts.path)")
+    judges = [("judge", cfg.judge)]
+    if cfg.evaluate.enabled and cfg.evaluate.judge.kind is not None:
+        judges.append(("evaluate.judge", cfg.evaluate.judge))
+    for name, judge in judges:
+        if judge.kind == JudgeKind.rule and judge.rule in RULES:
+            toy.append(
+                f"{name}.rule={judge.rule}, a toy rule for the built-in policy (set {name}.kind=reward_model "
+                f"and {name}.model_path, or {name}.rule=<module:function>)"
+            )
+    if toy:
+        raise SelfplayError(
+            f"model.path={cfg.model.path} would run on {' and '.join(toy)}; allow_toy=true runs it anyway"
+        )
+
+
 def check_config(cfg: Config, world_size: int | None = None) -> None:
     """`world_size`: the training processes the run will really launch (nodes x processes per node on
     a cluster; default train.num_processes)."""

@@ -179,6 +179,10 @@ class ModelConfig:
     allow_pickle: bool = False
     """Allow pickle weights (pytorch_model.bin), which can run code when loaded; by default only
     safetensors load."""
+    chat_template: str | None = None
+    """A Jinja chat template (the string, or a file holding it) for a model whose tokenizer ships none or
+    the wrong one; it replaces the tokenizer's wherever the policy's prompts and responses are rendered,
+    and is saved with every trained policy. null = the tokenizer's own."""
     dtype: Dtype = Dtype.auto
     """Weights dtype: auto = bfloat16 on CUDA, float32 on CPU."""
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
@@ -276,6 +280,8 @@ class JudgeConfig:
     """Built-in rule name (see selfplay/judge/rules.py) or "module:function" for your own."""
     model_path: str | None = None
     """Reward model folder or hub name (kind=reward_model)."""
+    chat_template: str | None = None
+    """A Jinja chat template (string or file) for a reward model whose tokenizer ships none; null = its own."""
     trust_remote_code: bool = False
     """Allow the reward model's own code (e.g. ArmoRM) to run."""
     allow_pickle: bool = False
@@ -506,6 +512,9 @@ class LoopConfig:
     false silences them (CI, batch jobs)."""
     progress_interval: float = 10.0
     """Seconds between progress lines of one loop, and between heartbeat lines of a running process."""
+    log_level: str = "INFO"
+    """Verbosity of the run's log lines on stderr (and of every process it starts): DEBUG, INFO, WARNING
+    or ERROR. Hydra's own `hydra.verbose=true` turns on its debug lines too."""
     hang_timeout: float | None = 3600.0
     """A stage, shard or training process whose heartbeat (written as it makes progress) is silent this
     many seconds is killed and its stage fails, naming it, its log and the silence; null = never."""
@@ -584,6 +593,9 @@ class Config:
     preset_name: str | None = None
     """The conf/preset/ file in effect (each preset sets it): tiny = the built-in tiny policy's settings,
     none = the schema's real-model defaults, or a paper preset. Checked against model.path at start."""
+    allow_toy: bool = False
+    """Let a model of one's own run on the demo's toy parts (the bundled prompts, a built-in rule judge),
+    e.g. as a smoke test; without it such a run is refused at start, naming the keys to set."""
     model: ModelConfig = field(default_factory=ModelConfig)
     prompts: PromptsConfig = field(default_factory=PromptsConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from selfplay.config import Config, register_configs  # noqa: E402
 from selfplay.errors import SelfplayError, Terminated, storage_problem  # noqa: E402
 from selfplay.loop.layout import RunLayout  # noqa: E402
+from selfplay.presets import with_default_preset  # noqa: E402
 
 register_configs()
 log = logging.getLogger("selfplay")
@@ -58,6 +59,20 @@ def sweep_run_name(config: Config) -> str | None:
     return f"{config.loop.run_name}/{name}"
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def set_log_level(level: str) -> None:
+    """loop.log_level: the root logger's level (every selfplay module logs below it)."""
+    if str(level).upper() not in LOG_LEVELS:
+        print(
+            f"selfplay: error: loop.log_level={level}: expected one of {', '.join(LOG_LEVELS)}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    logging.getLogger().setLevel(str(level).upper())
+
+
 def run_command(config: Config, module: str, table=None) -> None:
     """Run the loop (or, in a launched worker, its task) over `table` (default: the stage table) and
     print the run directory; a SelfplayError is one line on stderr and exit code 2."""
@@ -81,6 +96,7 @@ def run_command(config: Config, module: str, table=None) -> None:
     from selfplay.loop.stages import STAGES
 
     table = table or STAGES
+    set_log_level(config.loop.log_level)
     relaunch = relaunch_command(module)
     job = sweep_run_name(config)
     if job is not None and config.task.stage is None and config.task.worker is None:
@@ -118,12 +134,25 @@ def run_command(config: Config, module: str, table=None) -> None:
         )
         sys.exit(2)
     if run_dir is not None:
-        print(run_dir)
+        print(run_dir, flush=True)  # stdout's last line: the run directory, for scripts
+        final = RunLayout(run_dir).final_link
+        if final.is_dir():
+            print(
+                f"selfplay: final policy {final} (AutoModelForCausalLM.from_pretrained({str(final)!r}))",
+                file=sys.stderr,
+            )
 
 
 @hydra.main(version_base=None, config_path="pkg://selfplay.conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def _composed(cfg: DictConfig) -> None:
     run_command(to_config(cfg), "selfplay.run")
+
+
+def main() -> None:
+    """`python -m selfplay.run` and the `selfplay` console script: a model of one's own gets the
+    real-model preset (selfplay/presets.py), then Hydra composes and the loop runs."""
+    sys.argv = [sys.argv[0], *with_default_preset(sys.argv[1:])]
+    _composed()
 
 
 def relaunch_command(module: str) -> list[str]:

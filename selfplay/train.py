@@ -6,18 +6,20 @@ The run directory (`loop.output_dir`/`loop.run_name`) holds the pairs as read an
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from selfplay.config import TrainFileConfig
 from selfplay.data.preferences import check_input
 from selfplay.errors import SelfplayError
+from selfplay.presets import with_default_preset
 from selfplay.run import run_command
 
 
 @hydra.main(version_base=None, config_path="pkg://selfplay.conf", config_name="train_file")
-def main(cfg: DictConfig) -> None:
-    import sys
+def _composed(cfg: DictConfig) -> None:
 
     from selfplay.loop.stages import FILE_STAGES
 
@@ -35,6 +37,12 @@ def main(cfg: DictConfig) -> None:
     except SelfplayError as err:  # raised before the loop starts
         print(f"selfplay: error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def main() -> None:
+    """A model of one's own gets the real-model preset (selfplay/presets.py), as in selfplay.run."""
+    sys.argv = [sys.argv[0], *with_default_preset(sys.argv[1:])]
+    _composed()
 
 
 if __name__ == "__main__":

@@ -3,8 +3,32 @@ preference trainers build them. One place, so that sampling, log-probs and train
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from selfplay.data.records import Message
 from selfplay.errors import SelfplayError
+
+
+def template_key(key: str) -> str:
+    """The config key of the chat template that goes with a model key: model.path -> model.chat_template,
+    judge.model_path -> judge.chat_template."""
+    return f"{key.rsplit('.', 1)[0]}.chat_template" if "." in key else "model.chat_template"
+
+
+def resolve_chat_template(value: str | None, key: str) -> str | None:
+    """A chat template given in the config: the Jinja text itself, or a file that holds it."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value)
+    if "{{" in text or "{%" in text:
+        return text
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise SelfplayError(f"{key}={text}: neither a Jinja template ('{{{{' or '{{%') nor an existing file")
+    template = path.read_text()
+    if "{{" not in template and "{%" not in template:
+        raise SelfplayError(f"{key}: file '{path}' holds no Jinja template (no '{{{{' or '{{%')")
+    return template
 
 
 def require_chat_template(tokenizer, key: str = "model.path") -> None:
@@ -12,7 +36,7 @@ def require_chat_template(tokenizer, key: str = "model.path") -> None:
     if not getattr(tokenizer, "chat_template", None):
         raise SelfplayError(
             f"{key}: the tokenizer of '{getattr(tokenizer, 'name_or_path', '?')}' has no chat_template "
-            "(use an instruct/chat model, or add a chat_template to its tokenizer_config.json)"
+            f"(use an instruct/chat model, or give one with {template_key(key)}=<Jinja text or file>)"
         )
 
 

@@ -15,7 +15,7 @@ def prompt_length_guard(
     policy_path: str, model: ModelConfig, gen: GenerateConfig, judge: JudgeConfig
 ) -> Callable[[str], bool]:
     """`too_long(text)` for a rewrite sent as a single user message."""
-    policy_tok = load_tokenizer(policy_path, model.trust_remote_code)
+    policy_tok = load_tokenizer(policy_path, model.trust_remote_code, chat_template=model.chat_template)
     context = resolve_context(gen, policy_path, model.trust_remote_code).max_model_len
     assert context is not None
     judge_tok = judge_spec(judge).input_tokenizer(judge)

@@ -44,7 +44,7 @@ def sample_completions(
     backend = resolve_backend(gen)
     gen = resolve_context(gen, policy_path, model.trust_remote_code)
     assert gen.max_model_len is not None
-    tokenizer = load_tokenizer(policy_path, model.trust_remote_code)
+    tokenizer = load_tokenizer(policy_path, model.trust_remote_code, chat_template=model.chat_template)
     requests = make_requests(tokenizer, prompts, gen.seed, salt)
     fits = [r for r in requests if len(r.prompt_ids) < gen.max_model_len]
     if len(fits) < len(requests):

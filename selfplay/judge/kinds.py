@@ -102,7 +102,7 @@ def _check_model_path(cfg: JudgeConfig, key: str) -> None:
 def _reward_model_tokenizer(cfg: JudgeConfig):
     from selfplay.models.loading import load_tokenizer
 
-    return load_tokenizer(str(cfg.model_path), cfg.trust_remote_code)
+    return load_tokenizer(str(cfg.model_path), cfg.trust_remote_code, "judge.model_path", cfg.chat_template)
 
 
 JUDGES: dict[str, JudgeSpec] = {

@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 
 from selfplay.config import JudgeConfig
+from selfplay.data.chat import require_chat_template
 from selfplay.data.records import Message
 from selfplay.errors import SelfplayError
-from selfplay.models.loading import check_model_dir, default_device, loading, torch_dtype
+from selfplay.models.loading import check_model_dir, default_device, load_tokenizer, loading, torch_dtype
 
 log = logging.getLogger(__name__)
 
@@ -17,23 +18,17 @@ class RewardModel:
     """Scores (messages, response) pairs with an `AutoModelForSequenceClassification`."""
 
     def __init__(self, cfg: JudgeConfig, device: str | None = None, key: str = "judge"):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
         if not cfg.model_path:
             raise SelfplayError("judge.model_path: required with judge.kind=reward_model")
         check_model_dir(cfg.model_path, f"{key}.model_path", cfg.allow_pickle)
         self.cfg = cfg
         self.device = device or default_device()
-        with loading(cfg.model_path, f"{key}.model_path"):
-            self.tokenizer = AutoTokenizer.from_pretrained(
-                cfg.model_path, trust_remote_code=cfg.trust_remote_code
-            )
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise SelfplayError(
-                f"judge.model_path: reward model '{cfg.model_path}' tokenizer has no chat_template"
-            )
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer = load_tokenizer(
+            cfg.model_path, cfg.trust_remote_code, f"{key}.model_path", cfg.chat_template
+        )
+        require_chat_template(self.tokenizer, f"{key}.model_path")
         with loading(cfg.model_path, f"{key}.model_path"):
             self.model = (
                 AutoModelForSequenceClassification.from_pretrained(

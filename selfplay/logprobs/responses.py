@@ -19,7 +19,7 @@ def forced_sums(
     model_cfg: ModelConfig,
     label: str = "logprobs",
 ) -> list[list[float]]:
-    tokenizer = load_tokenizer(path, model_cfg.trust_remote_code)
+    tokenizer = load_tokenizer(path, model_cfg.trust_remote_code, chat_template=model_cfg.chat_template)
     model = load_causal_lm(
         path, str(model_cfg.dtype), model_cfg.trust_remote_code, allow_pickle=model_cfg.allow_pickle
     )

@@ -35,6 +35,8 @@ TRAIN_HISTORY = "history.jsonl"
 """TRL's per-step log history of an iteration's training (loss, rewards, learning rate per step)."""
 TRAINER = "trainer"
 MODEL = "model"
+FINAL = "final"
+"""<run>/final: a link to the newest trained policy (the last finished iteration's train/model)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,10 @@ class RunLayout:
     @property
     def results_file(self) -> Path:
         return self.root / "results.md"
+
+    @property
+    def final_link(self) -> Path:
+        return self.root / FINAL
 
     @property
     def logs_dir(self) -> Path:

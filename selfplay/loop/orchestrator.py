@@ -87,6 +87,7 @@ def _run(
             stages,
             cfg.loop.iterations,
         )
+        summary.point_final(layout, cfg.loop.iterations)  # never at a policy that is to be redone
     if cfg.loop.threads:
         import torch
 
@@ -111,6 +112,7 @@ def _run(
                 if t == last and name == cfg.loop.stop_after:
                     break
             summary.write_manifest(layout, manifest(cfg, layout, stages, initial))
+            summary.point_final(layout, cfg.loop.iterations)
     finally:
         if tracker is not None:
             tracker.close()
@@ -270,9 +272,12 @@ def manifest(cfg: Config, layout: RunLayout, stages: list[str], initial: str) ->
             "backend": gen.get("backend"),
             "fingerprints": {s: m["fingerprint"] for s, m in markers.items() if m},
         }
+    newest = summary.newest_policy(layout, cfg.loop.iterations)
     return {
         "run": cfg.loop.run_name,
         "initial_policy": initial,
+        "final_policy": None if newest is None else str(newest[1]),
+        "final_iteration": None if newest is None else newest[0],
         "versions": versions,
         "iterations": iterations,
     }

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from selfplay.checks import (
     check_config,
     check_lora_targets,
+    check_no_toy_parts,
     parse_restart_from,
     training_warnings,
 )
@@ -39,6 +40,8 @@ def preflight(cfg: Config, table: tuple[Stage, ...], dry_run: bool = False) -> P
     check_config(cfg, res.train_world_size)
     check_backend(cfg.tracking)
     stages = stages_for(cfg, table)
+    if "prompts" in stages:  # a run that trains on a file has no prompt pool and no judge
+        check_no_toy_parts(cfg)
     if dry_run:
         return Preflight(res, stages, "", [])
     if cfg.loop.stop_after is not None and cfg.loop.stop_after not in stages:
@@ -53,7 +56,7 @@ def preflight(cfg: Config, table: tuple[Stage, ...], dry_run: bool = False) -> P
     if from_prompts:
         check_prompt_budget(cfg)
     initial = resolve_policy_path(cfg.model)
-    check_tokenizer(initial, cfg.model.trust_remote_code)
+    check_tokenizer(initial, cfg.model.trust_remote_code, chat_template=cfg.model.chat_template)
     check_lora_targets(cfg.train, initial, cfg.model.trust_remote_code)
     params = parameter_count(initial, cfg.model.trust_remote_code)
     warnings = training_warnings(cfg, params, from_prompts, res.train_world_size)

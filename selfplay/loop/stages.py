@@ -281,7 +281,7 @@ def prepare_training(ctx: StageContext) -> dict:
     exact = torch_dtype(str(cfg.model.dtype), default_device()) == torch.float32
     raw = cfg.generate.logprobs_mode == "raw"  # processed log-probs are not the model's: never a reference
     reuse = ctx.reference if exact and raw and loss_spec(cfg.train).reference else None
-    tokenizer = load_tokenizer(ctx.policy, cfg.model.trust_remote_code)
+    tokenizer = load_tokenizer(ctx.policy, cfg.model.trust_remote_code, chat_template=cfg.model.chat_template)
     rows, row_stats = training_rows(pairs, sampled, tokenizer, cfg.train, reuse)
     if not rows:
         raise SelfplayError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,30 @@ def pool_margins(layout: RunLayout, iterations: int) -> dict[int, tuple[Any, Any
             np.array([p.kept for p in pairs], dtype=bool),
         )
     return out
+
+
+def newest_policy(layout: RunLayout, iterations: int) -> tuple[int, Path] | None:
+    """(t, folder) of the newest policy a finished train stage wrote; None before the first."""
+    for t in reversed(range(iterations)):
+        if layout.marker(t, "train").is_file() and layout.policy_dir(t).is_dir():
+            return t, layout.policy_dir(t)
+    return None
+
+
+def point_final(layout: RunLayout, iterations: int) -> Path | None:
+    """Point `<run>/final` at the newest trained policy (a relative link, so the run directory can be
+    moved; replaced atomically); removed while no policy is trained. Returns the link or None."""
+    found = newest_policy(layout, iterations)
+    link = layout.final_link
+    if found is None:
+        if link.is_symlink():
+            link.unlink()
+        return None
+    tmp = link.with_name(f".{link.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(found[1].relative_to(layout.root), target_is_directory=True)
+    os.replace(tmp, link)
+    return link
 
 
 def write_manifest(layout: RunLayout, manifest: dict[str, Any]) -> None:

@@ -17,7 +17,9 @@ WEIGHT_FILES = (
 )
 
 
-def check_tokenizer(path: str, trust_remote_code: bool = False, key: str = "model.path") -> None:
+def check_tokenizer(
+    path: str, trust_remote_code: bool = False, key: str = "model.path", chat_template: str | None = None
+) -> None:
     """The tokenizer has a chat template, and its ids all index the model's embedding (a tokenizer of
     another model otherwise fails deep inside generation)."""
     from transformers import AutoConfig
@@ -34,7 +36,7 @@ def check_tokenizer(path: str, trust_remote_code: bool = False, key: str = "mode
     vocab = getattr(
         config.get_text_config() if hasattr(config, "get_text_config") else config, "vocab_size", None
     )
-    tokenizer = load_tokenizer(path, trust_remote_code, key)
+    tokenizer = load_tokenizer(path, trust_remote_code, key, chat_template)
     require_chat_template(tokenizer, key)
     if isinstance(vocab, int) and len(tokenizer) > vocab:
         raise SelfplayError(
@@ -118,11 +120,20 @@ def loading(path: str, key: str = "model.path"):
         raise
 
 
-def load_tokenizer(path: str, trust_remote_code: bool = False, key: str = "model.path"):
+def load_tokenizer(
+    path: str, trust_remote_code: bool = False, key: str = "model.path", chat_template: str | None = None
+):
+    """The tokenizer of a model folder; `chat_template` (model.chat_template, judge.chat_template: the
+    Jinja text or a file) replaces the tokenizer's own."""
     from transformers import AutoTokenizer
+
+    from selfplay.data.chat import resolve_chat_template, template_key
 
     with loading(path, key):
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    template = resolve_chat_template(chat_template, template_key(key))
+    if template is not None:
+        tok.chat_template = template
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok

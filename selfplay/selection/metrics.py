@@ -92,6 +92,20 @@ def rank_order(scores, ids: list[str] | Callable[[], list[str]]) -> np.ndarray:
     return order
 
 
+def score_rank_keep(
+    d_ex, d_im, metric: str, params: MetricParams, ratio: float | None, count: int | None,
+    ids: list[str] | Callable[[], list[str]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """(scores, ranks (0 = best), kept) of a pool given as two margin arrays: the metric's scores, the
+    rank order (ties by id) and the top round(ratio * pool) (half up) or `count` marked kept."""
+    n = len(d_ex)
+    scores = np.asarray(score(metric, d_ex, d_im, params), dtype=float) if n else np.zeros(0)
+    order = rank_order(scores, ids)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    return scores, rank, rank < resolve_k(n, ratio, count)
+
+
 def top_k(scores, ids: list[str], k: int) -> list[int]:
     """Indices of the k highest scores, ties broken by the stable pair id (never by hash order)."""
     return rank_order(scores, ids)[:k].tolist()

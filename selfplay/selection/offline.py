@@ -70,7 +70,7 @@ def compute_implicit(rows: list[Row], cfg: OfflineSelectConfig) -> list[tuple[fl
     from selfplay.models.loading import load_causal_lm, load_tokenizer, resolve_policy_path
 
     path = resolve_policy_path(cfg.model)
-    tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
+    tokenizer = load_tokenizer(path, cfg.model.trust_remote_code, chat_template=cfg.model.chat_template)
     model = load_causal_lm(
         path, str(cfg.model.dtype), cfg.model.trust_remote_code, allow_pickle=cfg.model.allow_pickle
     )
@@ -85,11 +85,21 @@ def select_offline(cfg: OfflineSelectConfig) -> dict[str, Any]:
     """Run offline selection as configured; returns the summary (also written to summary.json)."""
     if not cfg.input or not cfg.output:
         raise SelfplayError("select: both input=<dataset> and output=<folder> are required")
+    rows, scored, summary = select_table(read_preference_table(cfg.input, cfg.split), cfg)
+    write_outputs(Path(cfg.output), rows, scored, summary)
+    return summary
+
+
+def select_table(
+    table: list[dict[str, Any]], cfg: OfflineSelectConfig
+) -> tuple[list[Row], ScoredPool, dict[str, Any]]:
+    """Select the pairs of a table of rows (`cfg.input` names it in messages): (the parsed rows, the
+    scored pool, the summary)."""
     from selfplay.checks import check_selection
 
     sel = cfg.selection
     check_selection(sel, "selection")
-    rows, parse_counts = offline_rows(read_preference_table(cfg.input, cfg.split), cfg)
+    rows, parse_counts = offline_rows(table, cfg)
     if not rows:
         raise SelfplayError(f"{cfg.input}: no usable rows left ({parse_counts})")
     c = cfg.columns
@@ -130,8 +140,7 @@ def select_offline(cfg: OfflineSelectConfig) -> dict[str, Any]:
         "metric": str(sel.metric),
         **selection_stats(scored),
     }
-    write_outputs(Path(cfg.output), rows, scored, summary)
-    return summary
+    return rows, scored, summary
 
 
 def to_pairs(rows: list[Row], rewards, implicit, on_nonfinite: str) -> tuple[list[Pair], dict[str, int]]:
@@ -156,22 +165,33 @@ def to_pairs(rows: list[Row], rewards, implicit, on_nonfinite: str) -> tuple[lis
     return pairs, counts
 
 
+def scored_rows(rows: list[Row], scored: ScoredPool) -> list[dict[str, Any]]:
+    """Every scored row in the input's order: its own columns, both rewards, both implicit rewards,
+    both margins, score, rank (0 = best) and kept."""
+    columns = zip(scored.pairs, scored.scores.tolist(), scored.rank.tolist(), scored.kept.tolist())
+    return [_output_row({r.row_id: r for r in rows}, p, s, r, k) for p, s, r, k in columns]
+
+
+def _output_row(by_id: dict[str, Row], p: Pair, score: float, rank: int, kept: bool) -> dict[str, Any]:
+    return {
+        **by_id[p.pair_id].data,
+        "chosen_reward": p.chosen_reward,
+        "rejected_reward": p.rejected_reward,
+        "chosen_implicit": p.chosen_implicit,
+        "rejected_implicit": p.rejected_implicit,
+        "explicit_margin": p.explicit_margin,
+        "implicit_margin": p.implicit_margin,
+        "score": score,
+        "rank": rank,
+        "kept": kept,
+    }
+
+
 def write_outputs(out: Path, rows: list[Row], scored: ScoredPool, summary: dict[str, Any]) -> None:
     by_id = {r.row_id: r for r in rows}
 
     def row(p: Pair, score: float, rank: int, kept: bool) -> dict[str, Any]:
-        return {
-            **by_id[p.pair_id].data,
-            "chosen_reward": p.chosen_reward,
-            "rejected_reward": p.rejected_reward,
-            "chosen_implicit": p.chosen_implicit,
-            "rejected_implicit": p.rejected_implicit,
-            "explicit_margin": p.explicit_margin,
-            "implicit_margin": p.implicit_margin,
-            "score": score,
-            "rank": rank,
-            "kept": kept,
-        }
+        return _output_row(by_id, p, score, rank, kept)
 
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "selected.jsonl", (row(p, p.score, p.rank, True) for p in scored.kept_pairs()))  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ import numpy as np
 from selfplay.config import SelectionConfig
 from selfplay.data.records import Completion, Judgment, Pair, Prompt, SequenceLogprob
 from selfplay.errors import SelfplayError
-from selfplay.selection.metrics import MetricParams, rank_order, resolve_k, score
+from selfplay.selection.metrics import MetricParams, score_rank_keep
 from selfplay.selection.pairing import Candidate, make_pairs
 
 
@@ -88,15 +88,12 @@ def margins(pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray]:
 
 def select_pool(pairs: list[Pair], cfg: SelectionConfig, seed_salt: int = 0) -> ScoredPool:
     """Score the whole pool and mark the top-k kept; every pair gets its score and rank."""
-    n = len(pairs)
     d_ex, d_im = margins(pairs)
     params = MetricParams(weight=cfg.weight, implicit_abs=cfg.implicit_abs, seed=cfg.seed + seed_salt)
-    scores = score(str(cfg.metric), d_ex, d_im, params) if n else np.zeros(0)
-    order = rank_order(scores, lambda: [p.pair_id for p in pairs])
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n)
-    kept = rank < resolve_k(n, cfg.ratio, cfg.count)
-    return ScoredPool(pairs, np.asarray(scores, dtype=float), rank, kept)
+    scores, rank, kept = score_rank_keep(
+        d_ex, d_im, str(cfg.metric), params, cfg.ratio, cfg.count, lambda: [p.pair_id for p in pairs]
+    )
+    return ScoredPool(pairs, scores, rank, kept)
 
 
 def select_pairs(pairs: list[Pair], cfg: SelectionConfig, seed_salt: int = 0) -> list[Pair]:

@@ -69,7 +69,9 @@ def train_policy(
     bf16 = torch_dtype(str(model_cfg.dtype), "cuda" if on_cuda else "cpu") == torch.bfloat16
     dataset = datasets.load_from_disk(str(data_dir))  # file-backed: TRL needs that with >= 2 processes
     schedule = planned_schedule(len(dataset), cfg, world_size)  # checked when the rows were written
-    tokenizer = load_tokenizer(policy_path, model_cfg.trust_remote_code)
+    tokenizer = load_tokenizer(
+        policy_path, model_cfg.trust_remote_code, chat_template=model_cfg.chat_template
+    )
     spec = loss_spec(cfg)
     precompute = spec.reference and cfg.reference_logprobs != "trainer"
     # The training config first: with ZeRO-3 its DeepSpeed config must exist before the model loads,

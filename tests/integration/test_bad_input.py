@@ -246,6 +246,7 @@ def test_model_without_chat_template(tmp_path, capsys, tiny_policy):
         [
             *FAST,
             "preset=none",
+            "allow_toy=true",
             "generate.max_tokens=8",
             "generate.max_model_len=256",
             "train.learning_rate=1e-4",
@@ -255,18 +256,51 @@ def test_model_without_chat_template(tmp_path, capsys, tiny_policy):
         capsys,
     )
     one_line(code, err, f"model.path: the tokenizer of '{model}' has no chat_template")
+    assert "model.chat_template=<Jinja text or file>" in err[0]
+
+    # model.chat_template (a file) gives it one: the run trains, and the trained policy keeps it
+    from transformers import AutoTokenizer
+
+    template = AutoTokenizer.from_pretrained(tiny_policy).chat_template
+    (tmp_path / "chat.jinja").write_text(template)
+    args = [*FAST, "preset=none", "allow_toy=true", "generate.max_tokens=8", "generate.max_model_len=256"]
+    code, err = run(
+        [
+            *args,
+            f"model.path={model}",
+            f"model.chat_template={tmp_path / 'chat.jinja'}",
+            f"loop.output_dir={tmp_path}",
+        ],
+        capsys,
+    )
+    assert code == 0, err[-5:]
+    trained = AutoTokenizer.from_pretrained(tmp_path / "default" / "final")
+    assert trained.chat_template == template
+    code, err = run(
+        [
+            *args,
+            f"model.path={model}",
+            "model.chat_template=/no/such.jinja",
+            f"loop.output_dir={tmp_path}/bad",
+        ],
+        capsys,
+    )
+    one_line(code, err, "model.chat_template=/no/such.jinja: neither a Jinja template")
 
 
 def test_missing_model(tmp_path, capsys):
     code, err = run(
-        [*FAST, "preset=none", "model.path=/no/such/model", f"loop.output_dir={tmp_path}"], capsys
+        [*FAST, "preset=none", "allow_toy=true", "model.path=/no/such/model", f"loop.output_dir={tmp_path}"],
+        capsys,
     )
     one_line(code, err, "model.path: model folder '/no/such/model' does not exist")
 
 
 def test_tokenizer_of_another_model(tmp_path, capsys, tiny_policy):
     model = copy_model(tiny_policy, tmp_path / "m", **{"config.json": lambda d: d.update(vocab_size=100)})
-    code, err = run([*FAST, "preset=none", f"model.path={model}", f"loop.output_dir={tmp_path}"], capsys)
+    code, err = run(
+        [*FAST, "preset=none", "allow_toy=true", f"model.path={model}", f"loop.output_dir={tmp_path}"], capsys
+    )
     one_line(code, err, "but the model's embedding only 100 (config.json vocab_size)")
 
 
@@ -282,7 +316,9 @@ def test_model_that_needs_remote_code(tmp_path, capsys, tiny_policy):
         },
     )
     (Path(model) / "custom.py").write_text("raise RuntimeError('code ran')\n")
-    code, err = run([*FAST, "preset=none", f"model.path={model}", f"loop.output_dir={tmp_path}"], capsys)
+    code, err = run(
+        [*FAST, "preset=none", "allow_toy=true", f"model.path={model}", f"loop.output_dir={tmp_path}"], capsys
+    )
     one_line(
         code,
         err,
@@ -297,7 +333,9 @@ def test_pickle_only_model_is_refused_unless_allowed(tmp_path, capsys, tiny_poli
     model = Path(copy_model(tiny_policy, tmp_path / "m"))
     torch.save(load_file(str(model / "model.safetensors")), model / "pytorch_model.bin")
     (model / "model.safetensors").unlink()
-    code, err = run([*FAST, "preset=none", f"model.path={model}", f"loop.output_dir={tmp_path}"], capsys)
+    code, err = run(
+        [*FAST, "preset=none", "allow_toy=true", f"model.path={model}", f"loop.output_dir={tmp_path}"], capsys
+    )
     one_line(
         code,
         err,

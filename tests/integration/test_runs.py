@@ -204,11 +204,9 @@ def record_text(path):
             ["prompts.source=file", "prompts.path=/no/such/prompts.jsonl"],
             "prompts.path: file '/no/such/prompts.jsonl' does not exist",
         ),
-        (
-            ["preset=none", "model.path=/no/such/model"],
-            "model.path: model folder '/no/such/model' does not exist",
-        ),
-        (["model.path=/no/such/model"], "model.path=/no/such/model with preset=tiny"),
+        (["model.path=/no/such/model", "allow_toy=true"], "model folder '/no/such/model' does not exist"),
+        (["model.path=/models/x"], "model.path=/models/x would run on the bundled toy prompts"),
+        (["model.path=/models/x", "preset=tiny"], "model.path=/models/x with preset=tiny"),
         (["selection.ratio=1.5"], "selection.ratio=1.5 must be in (0, 1]"),
         (["judge.rule=nope"], "judge.rule: unknown rule 'nope'"),
         (["prompts.per_iteration=200"], "pool has 320"),
@@ -360,9 +358,9 @@ def test_every_stage_in_its_own_process(tmp_path):
         assert {
             f"iter_{t:03d}-prompts.log",
             f"iter_{t:03d}-selection.log",
-            f"iter_{t:03d}-evaluate.log",
             f"iter_{t:03d}-train.log",
             f"iter_{t:03d}-generate-shard-00000-of-00001.log",
+            f"iter_{t:03d}-evaluate-shard-00000-of-00001.log",  # evaluate is sharded like generate
         } <= logs
 
 

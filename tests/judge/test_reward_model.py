@@ -37,6 +37,28 @@ def test_truncation_is_flagged(tiny_reward_model):
     assert truncated == [True]
 
 
+def test_a_reward_model_without_a_template_is_refused_and_judge_chat_template_gives_one(
+    tiny_reward_model, tmp_path
+):
+    import json
+    import shutil
+
+    rm_dir = tmp_path / "rm"
+    shutil.copytree(tiny_reward_model, rm_dir)
+    config = json.loads((rm_dir / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (rm_dir / "tokenizer_config.json").write_text(json.dumps(config))
+    (rm_dir / "chat_template.jinja").unlink(missing_ok=True)
+    with pytest.raises(
+        SelfplayError, match=r"judge.model_path: .* has no chat_template .*judge.chat_template="
+    ):
+        RewardModel(JudgeConfig(kind="reward_model", model_path=str(rm_dir)), device="cpu")
+    template = "{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} {% endfor %}"
+    rm = RewardModel(JudgeConfig(kind="reward_model", model_path=str(rm_dir), chat_template=template), "cpu")
+    text = rm.tokenizer.decode(rm.render(MSGS, "honey"))
+    assert text.startswith("user : tell me about bees . assistant : honey") and "rm - turn" not in text
+
+
 def test_missing_model_folder(tmp_path):
     with pytest.raises(SelfplayError, match="does not exist"):
         RewardModel(JudgeConfig(kind="reward_model", model_path=str(tmp_path / "nope")))

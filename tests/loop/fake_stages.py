@@ -92,6 +92,7 @@ def fake_model(folder: Path) -> str:
 
 def fake_config(tmp_path: Path, **loop) -> Config:
     return Config(
+        allow_toy=True,  # a fake policy on the bundled prompts and the built-in rule
         model=ModelConfig(path=fake_model(tmp_path / "pi0")),
         prompts=PromptsConfig(per_iteration=8),
         train=TrainConfig(warmup_ratio=0.0),  # 3 pairs: one step, which a warmup would take

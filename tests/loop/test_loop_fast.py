@@ -2,6 +2,7 @@
 stage cores: stage order, markers, skip-on-resume, a crash resumed at the failed stage, restart_from."""
 
 import json
+import os
 
 import pytest
 
@@ -40,6 +41,12 @@ def test_two_iterations_in_order_with_markers(tmp_path):
     assert train["stats"] == {"pairs": 8, "train_loss": 0.5}  # prepare's and the ranks' stats merged
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["iterations"]["001"]["policy"] == str(run_dir / "iter_000" / "train" / "model")
+    # <run>/final: a relative link to the newest trained policy, named in the manifest
+    assert os.readlink(run_dir / "final") == "iter_001/train/model"
+    assert (manifest["final_policy"], manifest["final_iteration"]) == (
+        str(run_dir / "iter_001/train/model"),
+        1,
+    )
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 12
 
@@ -72,8 +79,15 @@ def test_restart_from_redoes_the_stage_and_everything_after(tmp_path):
     cfg = fake_config(tmp_path)
     run_loop(cfg, table=FAKE_TABLE)
     CALLS.clear()
-    run_loop(fake_config(tmp_path, restart_from="1/selection"), table=FAKE_TABLE)
-    assert names(CALLS) == [(1, "selection"), (1, "train"), (1, "train_ranks"), (1, "evaluate")]
+    FAIL.update(stage="train", iteration=1)
+    with pytest.raises(RuntimeError, match="train died"):
+        run_loop(fake_config(tmp_path, restart_from="1/selection"), table=FAKE_TABLE)
+    # while iteration 1's policy is being redone, final points at the one before it
+    assert os.readlink(tmp_path / "runs" / "default" / "final") == "iter_000/train/model"
+    FAIL.clear()
+    run_loop(fake_config(tmp_path), table=FAKE_TABLE)
+    assert os.readlink(tmp_path / "runs" / "default" / "final") == "iter_001/train/model"
+    assert names(CALLS) == [(1, "selection"), (1, "train"), (1, "train"), (1, "train_ranks"), (1, "evaluate")]
 
 
 def test_more_iterations_extend_a_finished_run(tmp_path):

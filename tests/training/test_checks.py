@@ -84,6 +84,57 @@ def test_schema_defaults_are_for_real_models_and_the_tiny_preset_keeps_the_demo(
     assert none.train.learning_rate == 5e-7 and none.train.beta is None and none.generate.max_tokens == 1024
 
 
+def test_a_model_of_ones_own_gets_the_real_model_preset_and_the_demo_keeps_tiny():
+    from selfplay.presets import with_default_preset
+
+    assert with_default_preset([]) == []
+    assert with_default_preset(["model.path=tiny", "loop.iterations=2"]) == [
+        "model.path=tiny",
+        "loop.iterations=2",
+    ]
+    assert with_default_preset(["model.path=/models/x"]) == ["model.path=/models/x", "preset=none"]
+    assert with_default_preset(["+model.path='Qwen/Qwen2.5-0.5B-Instruct'", "-m"])[-1] == "preset=none"
+    for chosen in (["preset=llama3_8b_dpo"], ["experiment=llama3_8b_simpo"], ["preset=tiny"]):
+        assert with_default_preset(["model.path=/models/x", *chosen]) == ["model.path=/models/x", *chosen]
+    real = compose(with_default_preset(["model.path=/models/x"]))
+    assert (
+        real.preset_name == "none" and real.train.learning_rate == 5e-7 and real.generate.max_tokens == 1024
+    )
+
+
+def test_a_model_of_ones_own_on_the_demos_toy_prompts_or_rule_is_refused_unless_allowed():
+    from selfplay.checks import check_no_toy_parts
+
+    check_no_toy_parts(compose())  # the demo itself
+    with pytest.raises(SelfplayError) as err:
+        check_no_toy_parts(compose(["preset=none", "model.path=/models/x"]))
+    message = str(err.value)
+    assert (
+        "bundled toy prompts (set prompts.source=file|hf" in message
+        and "judge.rule=topical_variety" in message
+    )
+    assert "allow_toy=true" in message and "\n" not in message
+    own_prompts = ["preset=none", "model.path=/models/x", "prompts.source=file", "prompts.path=p.jsonl"]
+    with pytest.raises(
+        SelfplayError, match=r"judge.rule=topical_variety, a toy rule .*judge.kind=reward_model"
+    ):
+        check_no_toy_parts(compose(own_prompts))
+    check_no_toy_parts(compose([*own_prompts, "judge.rule=my_pkg.rules:helpful"]))
+    check_no_toy_parts(compose([*own_prompts, "judge.kind=reward_model", "judge.model_path=/models/rm"]))
+    with pytest.raises(SelfplayError, match=r"evaluate.judge.rule=length_penalized_distinct"):
+        check_no_toy_parts(
+            compose(
+                [
+                    *own_prompts,
+                    "judge.rule=my_pkg.rules:helpful",
+                    "evaluate.judge.kind=rule",
+                    "evaluate.judge.rule=length_penalized_distinct",
+                ]
+            )  # fmt: skip
+        )
+    check_no_toy_parts(compose(["preset=none", "model.path=/models/x", "allow_toy=true"]))
+
+
 def test_a_real_model_with_the_tiny_preset_is_refused():
     with pytest.raises(SelfplayError, match=r"model.path=/models/x with preset=tiny: .*add preset=none"):
         check_config(compose(["model.path=/models/x"]))
