@@ -186,3 +186,50 @@ def test_self_play_protocol_arms():
     assert ap.prompts.system_prompt == "You are a helpful assistant."  # the reference code's, for Llama
     tiny = compose_config(["experiment=evolve_tiny"])
     assert tiny.evolve.enabled and tiny.evolve.templates_dir == "selfplay:evolve_tiny"
+
+
+def test_help_names_every_section_of_the_schema_and_runs():
+    import dataclasses
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.integration.cli import REPO
+
+    template = yaml.safe_load((CONF / "hydra" / "help" / "selfplay.yaml").read_text())["template"]
+    sections = template.split("== Sections")[1].split("== Config groups")[0]
+    for field in dataclasses.fields(Config):
+        if field.name != "preset_name":  # set by the preset files, not by hand
+            assert f"\n  {field.name} " in sections or f" {field.name}:" in sections, field.name
+    proc = subprocess.run(
+        [sys.executable, "-m", "selfplay.run", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "== Sections" in proc.stdout and "$APP_CONFIG_GROUPS" not in proc.stdout
+    assert "preset: " in proc.stdout and "llama3_8b_dpo" in proc.stdout  # the groups, expanded
+    assert "docs/config.md" in proc.stdout and "--cfg job" in proc.stdout
+
+
+def test_log_level_is_one_key_and_a_bad_value_is_one_line(capsys):
+    import logging
+
+    from selfplay.run import set_log_level
+
+    root = logging.getLogger()
+    before = root.level
+    try:
+        set_log_level("warning")
+        assert root.level == logging.WARNING
+        with pytest.raises(SystemExit) as exit:
+            set_log_level("LOUD")
+        assert exit.value.code == 2
+        assert capsys.readouterr().err.strip() == (
+            "selfplay: error: loop.log_level=LOUD: expected one of DEBUG, INFO, WARNING, ERROR"
+        )
+    finally:
+        root.setLevel(before)
