@@ -8,7 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "selfplay"
-ENTRY_POINTS = {"selfplay.run", "selfplay.select", "selfplay.train", "selfplay.report"}
+ENTRY_POINTS = {"selfplay.run", "selfplay.select", "selfplay.train", "selfplay.report", "selfplay.api"}
 LAUNCHING = {
     "selfplay.loop.runner",
     "selfplay.loop.launch",
@@ -189,7 +189,7 @@ def test_losses_and_judge_kinds_are_tested_only_in_their_tables():
     its config choice): no other module compares a loss or a judge kind with a name."""
     names = "dpo|simpo|rule|reward_model|remote|generative|selection|none"
     pattern = re.compile(rf"""(loss|kind)\)? *(==|!=|in) *[\(\[\{{]?["']({names})["']""")
-    tables = {PACKAGE / "train" / "losses.py", PACKAGE / "judge" / "kinds.py"}
+    tables = {PACKAGE / "training" / "losses.py", PACKAGE / "judge" / "kinds.py"}
     found = [
         f"{path.relative_to(REPO)}:{i}: {line.strip()}"
         for path in PACKAGE.rglob("*.py")

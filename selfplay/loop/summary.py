@@ -4,6 +4,7 @@ the run's figures in plots/."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 from selfplay.data.jsonl import finite
 from selfplay.loop.layout import PAIRS, RunLayout
 from selfplay.loop.markers import read_marker
+
+log = logging.getLogger(__name__)
 
 
 def collect(layout: RunLayout, iterations: int, stages: list[str]) -> list[dict[str, Any]]:
@@ -127,6 +130,11 @@ def point_final(layout: RunLayout, iterations: int) -> Path | None:
     moved; replaced atomically); removed while no policy is trained. Returns the link or None."""
     found = newest_policy(layout, iterations)
     link = layout.final_link
+    if link.exists() and not link.is_symlink():  # a run directory copied with its links followed
+        log.warning(
+            "%s is not a link (a copy of the run?): left as it is, not moved to the newest policy", link
+        )
+        return None
     if found is None:
         if link.is_symlink():
             link.unlink()

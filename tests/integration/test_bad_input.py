@@ -263,7 +263,15 @@ def test_model_without_chat_template(tmp_path, capsys, tiny_policy):
 
     template = AutoTokenizer.from_pretrained(tiny_policy).chat_template
     (tmp_path / "chat.jinja").write_text(template)
-    args = [*FAST, "preset=none", "allow_toy=true", "generate.max_tokens=8", "generate.max_model_len=256"]
+    args = [
+        *FAST,
+        "preset=none",
+        "allow_toy=true",
+        "generate.max_tokens=8",
+        "generate.max_model_len=256",
+        "train.batch_size=2",
+        "train.gradient_accumulation_steps=1",
+    ]
     code, err = run(
         [
             *args,
@@ -397,7 +405,7 @@ def finished(tmp_path_factory):
 
 
 def copy_run(finished, tmp_path):
-    shutil.copytree(finished, tmp_path / "runs")
+    shutil.copytree(finished, tmp_path / "runs", symlinks=True)  # final stays a link
     return tmp_path / "runs"
 
 

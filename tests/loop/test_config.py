@@ -1,6 +1,7 @@
 """Every config in conf/ composes and converts; typos and bad choices fail at compose time;
 a resumed run with a changed config is refused with the changed keys named."""
 
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -201,7 +202,7 @@ def test_help_names_every_section_of_the_schema_and_runs():
     sections = template.split("== Sections")[1].split("== Config groups")[0]
     for field in dataclasses.fields(Config):
         if field.name != "preset_name":  # set by the preset files, not by hand
-            assert f"\n  {field.name} " in sections or f" {field.name}:" in sections, field.name
+            assert re.search(rf"(^|\s){field.name}[\s:]", sections, flags=re.M), field.name
     proc = subprocess.run(
         [sys.executable, "-m", "selfplay.run", "--help"],
         cwd=REPO,
