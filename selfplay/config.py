@@ -43,6 +43,7 @@ class Backend(Choice):
 class JudgeKind(Choice):
     rule = "rule"
     reward_model = "reward_model"
+    remote = "remote"
 
 
 class TrackingBackend(Choice):
@@ -275,9 +276,12 @@ class JudgeConfig:
     """Explicit rewards r_ex(x, y)."""
 
     kind: JudgeKind = JudgeKind.rule
-    """rule = a Python reward function; reward_model = a sequence-classification model."""
+    """rule = a Python reward function; reward_model = a sequence-classification model; remote = a
+    reward server over HTTP (OpenRLHF's remote reward model format)."""
     rule: str = "topical_variety"
-    """Built-in rule name (see selfplay/judge/rules.py) or "module:function" for your own."""
+    """Built-in rule name (see selfplay/judge/rules.py) or "module:function" for your own: per response
+    `f(prompt, response) -> float`, or batched `f(prompts, responses[, metadata]) -> list` (full message
+    lists, judge.batch_size at a time); either may be async."""
     model_path: str | None = None
     """Reward model folder or hub name (kind=reward_model)."""
     chat_template: str | None = None
@@ -287,7 +291,20 @@ class JudgeConfig:
     allow_pickle: bool = False
     """Allow the reward model's pickle weights (pytorch_model.bin); by default only safetensors load."""
     batch_size: int = 16
-    """Responses scored per forward pass."""
+    """Responses per reward-model forward pass, per batched rule call, per remote request."""
+    url: str | None = None
+    """kind=remote: the reward server's URL; each request POSTs {"query", "prompts", "responses",
+    "messages", "metadata"} and reads {"rewards": [...]} (docs/judges.md)."""
+    concurrency: int = 4
+    """kind=remote: requests in flight at once."""
+    timeout: float = 120.0
+    """kind=remote: seconds one request may take before it is retried."""
+    retries: int = 3
+    """kind=remote: retries of a request after a timeout, a lost connection, 429 or 5xx (backoff 1, 2,
+    4 ... s); then the stage fails naming the URL."""
+    auth_env: str | None = None
+    """kind=remote: the name of an environment variable holding a bearer token, sent as the
+    Authorization header (the token itself is never written to the run's config)."""
     max_length: int = 4096
     """Truncation length of rendered prompt + response for the reward model."""
     score_attribute: str | None = None

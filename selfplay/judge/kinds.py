@@ -41,35 +41,123 @@ class JudgeSpec:
 # Rules: a Python function.
 
 
+def rule_form(fn: Callable[..., Any]) -> str:
+    """How a rule is called: "batched" when its first two parameters are named `prompts` and
+    `responses` (lists in, a list out), else "single" (`(prompt, response) -> float`)."""
+    import inspect
+
+    try:
+        names = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):  # a builtin without a signature
+        return "single"
+    return "batched" if names[:2] == ["prompts", "responses"] else "single"
+
+
+def _accepts_metadata(fn: Callable[..., Any]) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "metadata" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
 class RuleScorer:
+    """A Python function as judge. Per response: `f(prompt: str, response: str) -> float` with the
+    last user message as `prompt`. Batched: `f(prompts, responses[, metadata]) -> list[float]`, called
+    with `judge.batch_size` responses at a time, `prompts` the full chat message lists, `metadata` one
+    dict per response (prompt_id, sample_index, num_tokens, finish_reason). Either may be `async def`
+    (per-response coroutines of one batch run concurrently)."""
+
     def __init__(self, cfg: JudgeConfig, key: str):
+        import inspect
+
         from selfplay.judge.rules import resolve_rule
 
-        self.cfg, self.key, self.rule = cfg, key, resolve_rule(cfg.rule)
+        self.cfg, self.key = cfg, key
+        self.rule: Callable[..., Any] = resolve_rule(cfg.rule)  # any of the forms above
+        self.form = rule_form(self.rule)
+        self.is_async = inspect.iscoroutinefunction(self.rule)
+        self.with_metadata = _accepts_metadata(self.rule)
 
     def score(self, items: list[Item], progress=None) -> tuple[list[float], list[bool]]:
-        rewards = []
-        for messages, response, meta in items:
-            rewards.append(self.call(messages[-1]["content"], response, meta))
+        rewards: list[float] = []
+        step = max(1, self.cfg.batch_size) if (self.form == "batched" or self.is_async) else 1
+        for start in range(0, len(items), step):
+            batch = items[start : start + step]
+            rewards += self.call_batch(batch) if self.form == "batched" else self.call_singles(batch)
             if progress is not None:
-                progress.update()
+                progress.update(len(batch))
         return rewards, [False] * len(items)
 
-    def call(self, prompt_text: str, response: str, meta: dict[str, Any]) -> float:
-        """One rule call; a rule that raises or returns something other than a number is a one-line
-        error naming it (a NaN or inf is a number: selection counts and drops it)."""
-        where = f"(prompt {meta.get('prompt_id')}, response {meta.get('sample_index')})"
-        try:
-            value = self.rule(prompt_text, response)
-        except Exception as err:
-            raise SelfplayError(
-                f"{self.key}.rule={self.cfg.rule} raised {type(err).__name__}: {err} {where}"
-            ) from None
+    def _where(self, meta: dict[str, Any]) -> str:
+        return f"(prompt {meta.get('prompt_id')}, response {meta.get('sample_index')})"
+
+    def _raised(self, err: Exception, where: str) -> SelfplayError:
+        return SelfplayError(f"{self.key}.rule={self.cfg.rule} raised {type(err).__name__}: {err} {where}")
+
+    def _number(self, value: Any, where: str) -> float:
+        """A rule's answer as a float; anything but a real number is a one-line error naming the rule
+        (a NaN or inf is a number: selection counts and drops it)."""
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise SelfplayError(
                 f"{self.key}.rule={self.cfg.rule} returned {value!r:.60} ({type(value).__name__}), not a number {where}"
             )
         return float(value)
+
+    def call_singles(self, batch: list[Item]) -> list[float]:
+        if self.is_async:
+            import asyncio
+
+            async def all_of() -> list[Any]:
+                calls = [self.rule(m[-1]["content"], r) for m, r, _ in batch]
+                return list(await asyncio.gather(*calls, return_exceptions=True))
+
+            values = asyncio.run(all_of())
+            for value, (_, _, meta) in zip(values, batch):
+                if isinstance(value, Exception):
+                    raise self._raised(value, self._where(meta))
+            return [self._number(v, self._where(meta)) for v, (_, _, meta) in zip(values, batch)]
+        return [self.call(m[-1]["content"], r, meta) for m, r, meta in batch]
+
+    def call(self, prompt_text: str, response: str, meta: dict[str, Any]) -> float:
+        """One per-response rule call."""
+        where = self._where(meta)
+        try:
+            value = self.rule(prompt_text, response)
+        except Exception as err:
+            raise self._raised(err, where) from None
+        return self._number(value, where)
+
+    def call_batch(self, batch: list[Item]) -> list[float]:
+        """One batched rule call: full message lists, responses (and metadata) in, a list out."""
+        first, last = batch[0][2], batch[-1][2]
+        where = (
+            f"(responses {first.get('prompt_id')}/{first.get('sample_index')} to "
+            f"{last.get('prompt_id')}/{last.get('sample_index')})"
+        )
+        args: list[Any] = [[m for m, _, _ in batch], [r for _, r, _ in batch]]
+        if self.with_metadata:
+            args.append([dict(meta) for _, _, meta in batch])
+        try:
+            value = self.rule(*args)
+            if self.is_async:
+                import asyncio
+
+                value = asyncio.run(value)
+        except Exception as err:
+            raise self._raised(err, where) from None
+        try:
+            values = list(value)
+        except TypeError:
+            values = None
+        if values is None or len(values) != len(batch):
+            got = f"{len(values)} values" if values is not None else f"{type(value).__name__}"
+            raise SelfplayError(
+                f"{self.key}.rule={self.cfg.rule} (batched) returned {got} for {len(batch)} responses {where}"
+            )
+        return [self._number(v, self._where(meta)) for v, (_, _, meta) in zip(values, batch)]
 
 
 def _check_rule(cfg: JudgeConfig, key: str) -> None:
@@ -105,6 +193,21 @@ def _reward_model_tokenizer(cfg: JudgeConfig):
     return load_tokenizer(str(cfg.model_path), cfg.trust_remote_code, "judge.model_path", cfg.chat_template)
 
 
+# Remote: a reward server over HTTP (selfplay/judge/remote.py).
+
+
+def _check_remote(cfg: JudgeConfig, key: str) -> None:
+    from selfplay.judge.remote import check_remote
+
+    check_remote(cfg, key)
+
+
+def _remote_scorer(cfg: JudgeConfig, key: str) -> Scorer:
+    from selfplay.judge.remote import RemoteScorer
+
+    return RemoteScorer(cfg, key)
+
+
 JUDGES: dict[str, JudgeSpec] = {
     "rule": JudgeSpec(
         name="rule",
@@ -118,6 +221,12 @@ JUDGES: dict[str, JudgeSpec] = {
         check=_check_model_path,
         load=RewardModelScorer,
         input_tokenizer=_reward_model_tokenizer,
+    ),
+    "remote": JudgeSpec(
+        name="remote",
+        describe=lambda cfg: f"remote:{cfg.url}",
+        check=_check_remote,
+        load=_remote_scorer,
     ),
 }
 """Every kind `judge.kind` (and `evaluate.judge.kind`, the offline judge's kind) may name."""

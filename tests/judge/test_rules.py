@@ -40,3 +40,54 @@ def test_user_function_by_module_path():
 def test_bad_rule_names(name, msg):
     with pytest.raises(ValueError, match=msg):
         resolve_rule(name)
+
+
+def _score(rule, batch_size=4, items=None):
+    from selfplay.config import JudgeConfig
+    from selfplay.judge.judging import load_judge
+
+    items = items or [
+        (
+            [{"role": "system", "content": "s"}, {"role": "user", "content": f"Tell me about bees {i}."}],
+            f"bees hive {i} " * (i % 3),
+            {
+                "prompt_id": f"p{i}",
+                "sample_index": 0,
+                "num_tokens": 2,
+                "finish_reason": "stop" if i % 4 else "length",
+            },
+        )
+        for i in range(10)
+    ]
+    scorer = load_judge(JudgeConfig(rule=f"tests.judge.rule_functions:{rule}", batch_size=batch_size)).scorer
+    return scorer.score(items)[0], items
+
+
+def test_batched_and_async_rules_equal_the_per_response_rule():
+    from tests.judge import rule_functions
+
+    plain, items = _score("single_async")
+    assert plain == [topical_variety(m[-1]["content"], r) for m, r, _ in items]
+    assert _score("batched", batch_size=3)[0] == plain
+    rule_functions.CALLS.clear()
+    with_meta, _ = _score("batched_async_with_metadata", batch_size=4)
+    assert rule_functions.CALLS == [4, 4, 2]  # judge.batch_size responses per call
+    assert with_meta == [v - (1.0 if i % 4 == 0 else 0.0) for i, v in enumerate(plain)]  # metadata reached it
+
+
+@pytest.mark.parametrize(
+    "rule,needle",
+    [
+        ("batched_one_short", "(batched) returned 3 values for 4 responses (responses p0/0 to p3/0)"),
+        ("batched_with_a_string", "returned 'high' (str), not a number (prompt p0, response 0)"),
+        ("batched_raises", "raised RuntimeError: the grader is down (responses p0/0 to p3/0)"),
+    ],
+)
+def test_a_batched_rule_that_answers_wrongly_is_one_line(rule, needle):
+    from selfplay.errors import SelfplayError
+
+    with pytest.raises(SelfplayError) as err:
+        _score(rule)
+    assert str(err.value).startswith(f"judge.rule=tests.judge.rule_functions:{rule} ") and needle in str(
+        err.value
+    )
