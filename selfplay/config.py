@@ -44,6 +44,12 @@ class JudgeKind(Choice):
     rule = "rule"
     reward_model = "reward_model"
     remote = "remote"
+    generative = "generative"
+
+
+class JudgeMode(Choice):
+    pointwise = "pointwise"
+    pairwise = "pairwise"
 
 
 class TrackingBackend(Choice):
@@ -305,6 +311,24 @@ class JudgeConfig:
     auth_env: str | None = None
     """kind=remote: the name of an environment variable holding a bearer token, sent as the
     Authorization header (the token itself is never written to the run's config)."""
+    mode: JudgeMode = JudgeMode.pointwise
+    """kind=generative: pointwise = a rating per response (the expected label under the judge's
+    probabilities); pairwise = A/B comparisons of every ordered pair of a prompt's responses, both orders,
+    turned into rewards by a Bradley-Terry fit."""
+    labels: list[str] = field(default_factory=lambda: ["1", "2", "3", "4", "5"])
+    """kind=generative, pointwise: the rating labels, lowest first (each one token of the judge's
+    tokenizer); label i is worth i + 1."""
+    pair_labels: list[str] = field(default_factory=lambda: ["A", "B"])
+    """kind=generative, pairwise: the labels of the first and the second response."""
+    llm_backend: Backend = Backend.hf
+    """kind=generative: where label probabilities are computed: hf = one transformers forward pass per
+    judge prompt (the default: about 8x vLLM's rate on this project's CPU, bench/judge.py); vllm = prompt
+    log-probs on the run's vLLM engine (no second model in memory when the judge is the policy);
+    auto = the generation backend."""
+    template: str | None = None
+    """kind=generative: the judge's instruction with {prompt} and {response} (pointwise; also {labels},
+    {lowest}, {highest}) or {response_a}, {response_b}, {label_a}, {label_b} (pairwise); sent as a user
+    turn in the judge's chat template. null = our rubric (docs/judges.md)."""
     max_length: int = 4096
     """Truncation length of rendered prompt + response for the reward model."""
     score_attribute: str | None = None

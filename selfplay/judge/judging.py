@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from selfplay.config import JudgeConfig
 from selfplay.data.records import Completion, Judgment, Prompt
-from selfplay.judge.kinds import Scorer, judge_spec
+from selfplay.judge.kinds import JudgeRuntime, Scorer, judge_spec
 from selfplay.progress import Progress
 
 
@@ -46,9 +46,10 @@ class Judge:
         ]
 
 
-def load_judge(cfg: JudgeConfig, key: str = "judge") -> Judge:
-    """The judge as configured (`key` names its config section in errors), its scorer loaded."""
-    return Judge(cfg, judge_spec(cfg).load(cfg, key))
+def load_judge(cfg: JudgeConfig, key: str = "judge", runtime: JudgeRuntime | None = None) -> Judge:
+    """The judge as configured (`key` names its config section in errors), its scorer loaded;
+    `runtime`: the run it judges in (policy, generation and model settings), for judges that use them."""
+    return Judge(cfg, judge_spec(cfg).load(cfg, key, runtime))
 
 
 def judgment_stats(judgments: list[Judgment]) -> dict[str, float]:

@@ -26,13 +26,23 @@ class Scorer(Protocol):
 
 
 @dataclass(frozen=True)
+class JudgeRuntime:
+    """What a judge may use of the run it judges in: the iteration's policy (judge.model_path=policy),
+    the generation settings and the model settings (a judge on the run's own engine)."""
+
+    policy: str | None = None
+    generate: Any = None
+    model: Any = None
+
+
+@dataclass(frozen=True)
 class JudgeSpec:
     name: str
     describe: Callable[[JudgeConfig], str]
     """How records and cards name this judge ("rule:topical_variety", "rm:/models/rm")."""
     check: Callable[[JudgeConfig, str], None]
     """Refuse at start what would fail later; `key` is the config section ("judge", "evaluate.judge")."""
-    load: Callable[[JudgeConfig, str], Scorer]
+    load: Callable[[JudgeConfig, str, JudgeRuntime | None], Scorer]
     """The ready scorer (a reward model is loaded here: the one place that loads a judge)."""
     input_tokenizer: Callable[[JudgeConfig], Any] = lambda cfg: None
     """The tokenizer whose length `max_length` bounds (evolved prompts must fit it), if any."""
@@ -208,25 +218,56 @@ def _remote_scorer(cfg: JudgeConfig, key: str) -> Scorer:
     return RemoteScorer(cfg, key)
 
 
+# Generative: an LLM as judge, from the probabilities of label tokens (selfplay/judge/generative.py).
+
+
+def _check_generative(cfg: JudgeConfig, key: str) -> None:
+    from selfplay.judge.generative import check_generative
+
+    check_generative(cfg, key)
+
+
+def _generative_scorer(cfg: JudgeConfig, key: str, runtime: JudgeRuntime | None) -> Scorer:
+    from selfplay.judge.generative import GenerativeScorer
+
+    return GenerativeScorer(cfg, key, runtime)
+
+
+def _generative_tokenizer(cfg: JudgeConfig):
+    from selfplay.judge.generative import POLICY
+    from selfplay.models.loading import load_tokenizer
+
+    if cfg.model_path == POLICY:
+        return None  # the policy's own tokenizer: evolved prompts are checked against it already
+    return load_tokenizer(str(cfg.model_path), cfg.trust_remote_code, "judge.model_path", cfg.chat_template)
+
+
 JUDGES: dict[str, JudgeSpec] = {
     "rule": JudgeSpec(
         name="rule",
         describe=lambda cfg: f"rule:{cfg.rule}",
         check=_check_rule,
-        load=RuleScorer,
+        load=lambda cfg, key, runtime: RuleScorer(cfg, key),
     ),
     "reward_model": JudgeSpec(
         name="reward_model",
         describe=lambda cfg: f"rm:{cfg.model_path}",
         check=_check_model_path,
-        load=RewardModelScorer,
+        load=lambda cfg, key, runtime: RewardModelScorer(cfg, key),
         input_tokenizer=_reward_model_tokenizer,
     ),
     "remote": JudgeSpec(
         name="remote",
         describe=lambda cfg: f"remote:{cfg.url}",
         check=_check_remote,
-        load=_remote_scorer,
+        load=lambda cfg, key, runtime: _remote_scorer(cfg, key),
+    ),
+    "generative": JudgeSpec(
+        name="generative",
+        describe=lambda cfg: f"llm:{cfg.model_path}:{cfg.mode}",
+        check=_check_generative,
+        load=_generative_scorer,
+        input_tokenizer=_generative_tokenizer,
     ),
 }
 """Every kind `judge.kind` (and `evaluate.judge.kind`, the offline judge's kind) may name."""

@@ -105,7 +105,15 @@ def judge_shard(
 ) -> list[Judgment]:
     from selfplay.judge.judging import load_judge
 
-    return load_judge(ctx.config.judge)(prompts, _completions_of(ctx, prompts, completions_from), ctx.label)
+    judge = load_judge(ctx.config.judge, runtime=judge_runtime(ctx))
+    return judge(prompts, _completions_of(ctx, prompts, completions_from), ctx.label)
+
+
+def judge_runtime(ctx: StageContext):
+    """What a judge may use of this run: the iteration's policy, the generation and model settings."""
+    from selfplay.judge.kinds import JudgeRuntime
+
+    return JudgeRuntime(ctx.policy, ctx.config.generate, ctx.config.model)
 
 
 def judge_stats(ctx: StageContext, prompts: list[Prompt], output: Path) -> dict:
@@ -376,7 +384,7 @@ def evaluate_shard(ctx: StageContext, heldout: list[Prompt]) -> list[dict]:
         cfg.model,
         cfg.evaluate.num_samples,
         ctx.iteration,
-        lambda: load_judge(evaluation_judge(cfg), key),  # loaded once sampling is over...
+        lambda: load_judge(evaluation_judge(cfg), key, judge_runtime(ctx)),  # loaded once sampling is over...
         ctx.label,
         POOL.release_memory,  # ...and the engine asleep (GPUs): the judge never shares with it
     )

@@ -60,7 +60,10 @@ def compute_rewards(rows: list[Row], cfg: OfflineSelectConfig) -> list[tuple[flo
         for r in rows
         for k, text in enumerate((r.chosen, r.rejected))
     ]
-    rewards = [j.value for j in load_judge(cfg.judge)(prompts, completions)]
+    from selfplay.judge.kinds import JudgeRuntime
+
+    runtime = JudgeRuntime(policy=cfg.model.path, model=cfg.model)  # judge.model_path=policy: model.path
+    rewards = [j.value for j in load_judge(cfg.judge, runtime=runtime)(prompts, completions)]
     return list(zip(rewards[0::2], rewards[1::2]))
 
 
