@@ -1,4 +1,7 @@
-"""`python -m selfplay.report RUN [RUN ...] [--out comparison]`: several runs (e.g. the jobs of a sweep;
+"""`python -m selfplay.report export RUN --to DIR`: a run's kept pairs as a datasets.DatasetDict with a
+dataset card (selfplay/reporting/export.py).
+
+`python -m selfplay.report RUN [RUN ...] [--out comparison]`: several runs (e.g. the jobs of a sweep;
 a folder is searched for runs below it) in one table (the config keys that differ, the final held-out
 reward and win rates, kept pairs) and one figure (held-out reward per iteration, one line per run)."""
 
@@ -101,8 +104,57 @@ def compare(runs: list[Path]) -> tuple[str, dict[str, list[dict[str, Any]]]]:
     return "\n".join(lines), {name: rows for name, (rows, _) in loaded.items()}
 
 
+def export_pairs(run: str | Path, to: str | Path):
+    """A run's kept pairs (one split per finished selection: iter_000, ..., and iter_000_evolved, ...
+    for evolve's pool) written to `to` as a DatasetDict with its dataset card; returns it."""
+    import yaml
+
+    from selfplay.errors import SelfplayError
+    from selfplay.loop.layout import KEPT_PAIRS, MODEL_CARD
+    from selfplay.loop.markers import read_marker
+    from selfplay.reporting.export import write_pairs
+
+    layout = RunLayout(Path(run).resolve())
+    if not layout.config_file.is_file():
+        raise SelfplayError(f"{run}: not a run directory (no {layout.config_file.name})")
+    config = yaml.safe_load(layout.config_file.read_text()) or {}
+    found = {}
+    for t in range(int(config.get("loop", {}).get("iterations", 0))):
+        for stage, suffix in (("selection", ""), ("evolved_selection", "_evolved")):
+            marker = read_marker(layout.marker(t, stage))
+            path = layout.stage_dir(t, stage) / KEPT_PAIRS
+            if marker is not None and path.is_file():
+                found[f"{layout.stage_dir(t, stage).parent.name}{suffix}"] = (path, marker.get("stats", {}))
+    return write_pairs(found, config, layout.root, Path(to), MODEL_CARD)
+
+
+def export_main(argv: list[str]) -> None:
+    """`python -m selfplay.report export RUN --to DIR`: the run's kept pairs as a DatasetDict with its card."""
+    from selfplay.errors import SelfplayError
+
+    ap = argparse.ArgumentParser(
+        prog="python -m selfplay.report export",
+        description="Write a run's kept pairs as a datasets.DatasetDict (one split per iteration) with a dataset card.",
+    )
+    ap.add_argument("run", help="the run directory")
+    ap.add_argument("--to", required=True, help="a new folder (datasets.load_from_disk reads it)")
+    args = ap.parse_args(argv)
+    try:
+        pairs = export_pairs(args.run, args.to)
+    except SelfplayError as err:
+        print(f"selfplay.report: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    for name, split in pairs.items():
+        print(f"{name}: {split.num_rows} pairs", file=sys.stderr)
+    print(Path(args.to).resolve())
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m selfplay.report", description=__doc__.split("\n\n")[0])
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["export"]:
+        export_main(argv[1:])
+        return
+    ap = argparse.ArgumentParser(prog="python -m selfplay.report", description=__doc__.split("\n\n")[1])
     ap.add_argument("runs", nargs="+", help="run directories, or folders to search for runs")
     ap.add_argument("--out", default="comparison", help="writes <out>.md and <out>.png")
     args = ap.parse_args(argv)

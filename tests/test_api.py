@@ -109,5 +109,27 @@ def test_a_run_from_python_with_a_reward_model_judge(tmp_path, tiny_reward_model
     assert {j["judge"] for j in judgments} == {f"rm:{tiny_reward_model}"}
     again = api.run(args)
     assert again.metrics == result.metrics  # a resume: everything was done
+
+    # python -m selfplay.report export: the kept pairs as a DatasetDict with a dataset card
+    import datasets
+    from huggingface_hub import DatasetCard
+
+    from selfplay.report import main as report_main
+
+    report_main(["export", str(result.run_dir), "--to", str(tmp_path / "pairs")])
+    pairs = datasets.load_from_disk(str(tmp_path / "pairs"))
+    kept = pd_read(result.run_dir / "iter_000" / "selection" / "kept_pairs.parquet")
+    assert list(pairs) == ["iter_000"] and pairs["iter_000"].to_list() == kept
+    card = DatasetCard.load(tmp_path / "pairs" / "README.md")
+    assert "dpo" in card.data.tags and f"rm `{tiny_reward_model}`" not in card.text
+    assert f"reward_model `{tiny_reward_model}`" in card.text and "| iter_000 | 12 | 9 |" in card.text
+    with pytest.raises(SystemExit):
+        report_main(["export", str(result.run_dir), "--to", str(tmp_path / "pairs")])  # not empty: refused
     with pytest.raises(SelfplayError, match="would run on the bundled toy prompts"):
         api.run([f"model.path={tmp_path}/m", f"loop.output_dir={tmp_path}"])
+
+
+def pd_read(path):
+    import datasets
+
+    return datasets.Dataset.from_parquet(str(path)).to_list()

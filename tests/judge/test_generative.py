@@ -122,6 +122,7 @@ def test_labels_that_are_not_one_known_token_are_one_line(tiny_policy):
 def test_vllm_gives_the_probabilities_transformers_gives(any_tiny_policy, mode):
     from selfplay.generate.engine_pool import POOL
 
+    POOL.close()  # an engine an earlier test left behind may hold another test's torn-down vLLM state
     via_hf, _ = scorer(any_tiny_policy, mode, backend="hf").score(items())
     via_vllm, _ = scorer(any_tiny_policy, mode, backend="vllm").score(items())
     POOL.close()
@@ -137,6 +138,7 @@ def test_the_policy_judges_its_own_samples_on_the_runs_engine(tmp_path, tiny_pol
     from selfplay.generate.engine_pool import POOL
 
     labels = vocab_labels(tiny_policy, 5)
+    POOL.close()
     starts = POOL.starts
     result = api.run(
         [

@@ -91,3 +91,25 @@ def test_a_batched_rule_that_answers_wrongly_is_one_line(rule, needle):
     assert str(err.value).startswith(f"judge.rule=tests.judge.rule_functions:{rule} ") and needle in str(
         err.value
     )
+
+
+def test_a_run_judged_by_a_batched_async_rule(tmp_path):
+    """The batched form through the whole loop: judge.batch_size responses per call, metadata passed."""
+    from selfplay import api
+    from tests.judge import rule_functions
+
+    rule_functions.CALLS.clear()
+    result = api.run(
+        [
+            "debug=tiny",
+            "generate.backend=hf",
+            "loop.iterations=1",
+            "loop.progress=false",
+            "evaluate.enabled=false",
+            "judge.rule=tests.judge.rule_functions:batched_async_with_metadata",
+            "judge.batch_size=20",
+            f"loop.output_dir={tmp_path}",
+        ]
+    )
+    assert rule_functions.CALLS == [20, 20, 8]  # 12 prompts x 4 samples, 20 per call
+    assert result.final_policy is not None
