@@ -20,6 +20,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -255,6 +256,7 @@ class GenerativeScorer:
         self.labels = label_ids(self.tokenizer, list(cfg.pair_labels if self.pairwise else cfg.labels), key)
         self.template = cfg.template or (PAIRWISE_TEMPLATE if self.pairwise else POINTWISE_TEMPLATE)
         self.backend = self._backend()
+        self.model: Any = None  # the transformers judge, loaded on first use and kept for every score call
 
     def _backend(self) -> str:
         choice = str(self.cfg.llm_backend)
@@ -315,17 +317,14 @@ class GenerativeScorer:
                 return vllm_label_logprobs(engine, prompts, self.labels)
         from selfplay.models.loading import load_causal_lm
 
-        dtype = str(self.runtime.model.dtype) if getattr(self.runtime, "model", None) is not None else "auto"
-        model = load_causal_lm(
-            self.path, dtype, self.cfg.trust_remote_code, allow_pickle=self.cfg.allow_pickle
-        )
-        try:
-            return hf_label_logprobs(model, prompts, self.labels, max(1, self.cfg.batch_size))
-        finally:
-            del model
-            from selfplay.generate.engine_pool import EnginePool
-
-            EnginePool.free_cache()
+        if self.model is None:  # once per scorer: evaluate scores two policies' samples with one judge
+            dtype = (
+                str(self.runtime.model.dtype) if getattr(self.runtime, "model", None) is not None else "auto"
+            )
+            self.model = load_causal_lm(
+                self.path, dtype, self.cfg.trust_remote_code, allow_pickle=self.cfg.allow_pickle
+            )
+        return hf_label_logprobs(self.model, prompts, self.labels, max(1, self.cfg.batch_size))
 
 
 POLICY = "policy"

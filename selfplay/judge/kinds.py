@@ -203,43 +203,23 @@ def _reward_model_tokenizer(cfg: JudgeConfig):
     return load_tokenizer(str(cfg.model_path), cfg.trust_remote_code, "judge.model_path", cfg.chat_template)
 
 
-# Remote: a reward server over HTTP (selfplay/judge/remote.py).
+def _imported(module: str, name: str) -> Callable[..., Any]:
+    """`module.name`, imported when first called (a kind's module loads only when the kind is used)."""
 
+    def call(*args: Any) -> Any:
+        import importlib
 
-def _check_remote(cfg: JudgeConfig, key: str) -> None:
-    from selfplay.judge.remote import check_remote
+        return getattr(importlib.import_module(module), name)(*args)
 
-    check_remote(cfg, key)
-
-
-def _remote_scorer(cfg: JudgeConfig, key: str) -> Scorer:
-    from selfplay.judge.remote import RemoteScorer
-
-    return RemoteScorer(cfg, key)
-
-
-# Generative: an LLM as judge, from the probabilities of label tokens (selfplay/judge/generative.py).
-
-
-def _check_generative(cfg: JudgeConfig, key: str) -> None:
-    from selfplay.judge.generative import check_generative
-
-    check_generative(cfg, key)
-
-
-def _generative_scorer(cfg: JudgeConfig, key: str, runtime: JudgeRuntime | None) -> Scorer:
-    from selfplay.judge.generative import GenerativeScorer
-
-    return GenerativeScorer(cfg, key, runtime)
+    return call
 
 
 def _generative_tokenizer(cfg: JudgeConfig):
     from selfplay.judge.generative import POLICY
-    from selfplay.models.loading import load_tokenizer
 
     if cfg.model_path == POLICY:
         return None  # the policy's own tokenizer: evolved prompts are checked against it already
-    return load_tokenizer(str(cfg.model_path), cfg.trust_remote_code, "judge.model_path", cfg.chat_template)
+    return _reward_model_tokenizer(cfg)
 
 
 JUDGES: dict[str, JudgeSpec] = {
@@ -258,15 +238,17 @@ JUDGES: dict[str, JudgeSpec] = {
     ),
     "remote": JudgeSpec(
         name="remote",
-        describe=lambda cfg: f"remote:{cfg.url}",
-        check=_check_remote,
-        load=lambda cfg, key, runtime: _remote_scorer(cfg, key),
+        describe=lambda cfg: f"remote:{cfg.url}",  # a reward server over HTTP (selfplay/judge/remote.py)
+        check=_imported("selfplay.judge.remote", "check_remote"),
+        load=_imported("selfplay.judge.remote", "RemoteScorer"),
     ),
     "generative": JudgeSpec(
         name="generative",
-        describe=lambda cfg: f"llm:{cfg.model_path}:{cfg.mode}",
-        check=_check_generative,
-        load=_generative_scorer,
+        describe=lambda cfg: (
+            f"llm:{cfg.model_path}:{cfg.mode}"
+        ),  # an LLM judge (selfplay/judge/generative.py)
+        check=_imported("selfplay.judge.generative", "check_generative"),
+        load=_imported("selfplay.judge.generative", "GenerativeScorer"),
         input_tokenizer=_generative_tokenizer,
     ),
 }

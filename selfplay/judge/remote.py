@@ -53,7 +53,7 @@ def request_body(items: list[tuple[list[dict[str, Any]], str, dict[str, Any]]]) 
 
 
 class RemoteScorer:
-    def __init__(self, cfg: JudgeConfig, key: str):
+    def __init__(self, cfg: JudgeConfig, key: str, runtime=None):  # the run's runtime: unused
         check_remote(cfg, key)
         self.cfg, self.key = cfg, key
         self.url = str(cfg.url)
