@@ -7,17 +7,22 @@ plus the real reward function. Its capacity is measured by driving it with many 
 requests than it has slots; then `judge.kind=remote` scores the same responses at its default
 concurrency (and at 1 and 8 for comparison). Goal: the default reaches >= 80% of the capacity.
 
+The reward-model judge scores `--rm-responses` responses with random Llama sequence classifiers of three
+sizes through transformers and through vLLM's pooling runner (judge.llm_backend), and reports the
+largest reward difference between the two.
+
 The generative judge scores `--llm-responses` responses pointwise with the built-in tiny policy as
 judge (labels: five words of its vocabulary), on the same prompts, through both backends.
 
     python bench/judge.py [--responses 2048] [--batch 32] [--latency 0.05] [--replicas 4]
-                          [--llm-responses 256] [--out F]
+                          [--llm-responses 256] [--rm-responses 1024] [--out F]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import urllib.request
@@ -25,6 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# vLLM drops torch to 1 thread in its process unless OMP_NUM_THREADS is set: every row gets all cores.
+os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
 from bench.common import emit, machine, today  # noqa: E402
 from selfplay.config import JudgeConfig, JudgeKind  # noqa: E402
@@ -102,6 +110,61 @@ def generative_rates(n: int) -> list[tuple[str, float, float]]:
     return rows
 
 
+def build_reward_model(out: Path, hidden: int, layers: int) -> str:
+    """A random-weight Llama sequence classifier (one output) over the tiny policy's vocabulary, with a
+    chat template of its own; `hidden` / `layers` set its size."""
+    import torch
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    from selfplay.models.tiny import _bundled_prompt_texts, _corpus_words, _topics, build_tokenizer
+
+    if (out / "config.json").is_file():
+        return str(out)
+    tok = build_tokenizer(
+        _corpus_words(_topics(), _bundled_prompt_texts()) + ["rm", ":", "user", "assistant"]
+    )
+    tok.chat_template = "{% for m in messages %}rm {{ m['role'] }} : {{ m['content'] }} {% endfor %}"
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=4 * hidden,
+                         num_hidden_layers=layers, num_attention_heads=hidden // 64,
+                         num_key_value_heads=hidden // 64, num_labels=1, pad_token_id=tok.pad_token_id)  # fmt: skip
+    LlamaForSequenceClassification(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+def reward_model_rates(n: int, sizes: list[tuple[int, int]]) -> list[tuple[str, str, float, float, float]]:
+    """(model, backend, responses/s, tokens/s, largest |reward - transformers' reward|) per size."""
+    import tempfile
+
+    from selfplay.config import GenerateConfig
+    from selfplay.judge.kinds import JudgeRuntime
+    from selfplay.models.loading import parameter_count
+
+    data = [(m, r, meta) for m, r, meta in items(n)]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for hidden, layers in sizes:
+            path = build_reward_model(Path(tmp) / f"rm{hidden}x{layers}", hidden, layers)
+            name = f"{parameter_count(path) / 1e6:.1f}M ({layers} layers x {hidden})"
+            reference: list[float] = []
+            for backend in ("hf", "vllm"):
+                cfg = JudgeConfig(kind=JudgeKind.reward_model, model_path=path, llm_backend=backend,
+                                  batch_size=32, max_length=512)  # fmt: skip
+                runtime = JudgeRuntime(generate=GenerateConfig(max_model_len=512))
+                with load_judge(cfg, runtime=runtime) as judge:
+                    scorer = judge.scorer
+                    tokens = sum(len(scorer.model.render(m, r)) for m, r, _ in data)
+                    scorer.score(data[:8])  # model load / engine start outside the timing
+                    start = time.perf_counter()
+                    rewards, _ = scorer.score(data)
+                    seconds = time.perf_counter() - start
+                reference = reference or rewards
+                diff = max(abs(a - b) for a, b in zip(rewards, reference))
+                rows.append((name, backend, n / seconds, tokens / seconds, diff))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--responses", type=int, default=2048)
@@ -109,6 +172,7 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.05)
     ap.add_argument("--replicas", type=int, default=4)
     ap.add_argument("--llm-responses", type=int, default=256)
+    ap.add_argument("--rm-responses", type=int, default=1024)
     ap.add_argument("--out")
     args = ap.parse_args()
     data = items(args.responses)
@@ -122,11 +186,13 @@ def main() -> None:
             name = f"judge.kind=remote, judge.concurrency={c}" + (" (default)" if c == default else "")
             rows.append((name, judge_rate(server, data, args.batch, c)))
     generative_rates_cache = generative_rates(args.llm_responses)
+    rm_rows = reward_model_rates(args.rm_responses, [(64, 2), (256, 4), (512, 8)])
     lines = [
         f"# Judge throughput: the remote judge vs the server's capacity, the generative judge by backend ({today()}, {machine()})",
         "",
         f"Command: `python bench/judge.py --responses {args.responses} --batch {args.batch} "
-        f"--latency {args.latency} --replicas {args.replicas}`",
+        f"--latency {args.latency} --replicas {args.replicas} --llm-responses {args.llm_responses} "
+        f"--rm-responses {args.rm_responses} --out results/judge_bench_cpu.md`",
         "",
         f"A loopback reward server with {args.replicas} model slots, {args.latency * 1000:.0f} ms per request of "
         f"{args.batch} responses plus the topical_variety rule; {args.responses} responses.",
@@ -147,6 +213,19 @@ def main() -> None:
         "",
         "vLLM computes each label's probability as a prompt log-prob of the judge prompt followed by that",
         "label (5 prompt passes per response); transformers reads all five from one forward pass.",
+        "",
+        f"## Reward model (judge.kind=reward_model), transformers vs vLLM's pooling runner ({args.rm_responses} responses, batch 32, fp32)",
+        "",
+        "| reward model | judge.llm_backend | responses/s | tokens/s | largest difference from hf's reward |",
+        "|---|---|---|---|---|",
+        *[f"| {m} | {b} | {r:,.1f} | {t:,.0f} | {d:.1e} |" for m, b, r, t, d in rm_rows],
+    ]
+    rm = {(m, b): r for m, b, r, _, _ in rm_rows}
+    ratios = ", ".join(f"{m}: {rm[(m, 'vllm')] / rm[(m, 'hf')]:.2f}x" for m, b, *_ in rm_rows if b == "hf")
+    lines += [
+        "",
+        f"vLLM's rate over transformers' by reward-model size: {ratios}. The largest reward difference "
+        f"between the two is {max(d for *_, d in rm_rows):.1e} (fp32), so records agree to that tolerance.",
     ]
     default_rate = next(rate for name, rate in rows if "(default)" in name)
     llm = {b: r for b, r, _ in generative_rates_cache}

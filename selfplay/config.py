@@ -321,8 +321,9 @@ class JudgeConfig:
     pair_labels: list[str] = field(default_factory=lambda: ["A", "B"])
     """kind=generative, pairwise: the labels of the first and the second response."""
     llm_backend: Backend = Backend.hf
-    """kind=generative: where label probabilities are computed: hf = one transformers forward pass per
-    judge prompt (the default: about 8x vLLM's rate on this project's CPU, bench/judge.py); vllm = prompt
+    """kind=reward_model|generative: where the judge model runs. hf = transformers (the default;
+    measured faster on this project's CPU, bench/judge.py); vllm = reward_model: vLLM's pooling
+    (classification) runner, an engine of its own for the stage, freed after it; generative: prompt
     log-probs on the run's vLLM engine (no second model in memory when the judge is the policy);
     auto = the generation backend."""
     template: str | None = None
@@ -356,6 +357,11 @@ class SelectionConfig:
     """all_pairs only: smallest explicit margin a pair needs (ties never pair)."""
     exclude_truncated: bool = False
     """Drop responses cut at max_tokens before pairing."""
+    keep_ties: bool = False
+    """Keep a prompt whose responses all tie in reward as a pair with margin 0, as the reference code
+    does (its chosen and rejected are then the same response: the pair trains nothing and takes one of
+    the k places); false drops and counts it (`tied`). Offline selection keeps a given pair whose
+    rewards tie either way (the metrics rank it)."""
     on_nonfinite: Nonfinite = Nonfinite.drop
     """NaN/inf rewards or log-probs: drop and count them, or stop with an error."""
     pool: SelectionPool = SelectionPool.iteration
@@ -368,7 +374,8 @@ class SelectionConfig:
     """Use |d_im| (true) or the signed d_im (false) in alignment potential."""
     implicit_reward: ImplicitReward = ImplicitReward.avg_logp
     """avg_logp / sum_logp: mean / sum of response-token log-probs under pi_t; dpo: log pi_t(y|x) -
-    log pi_0(y|x) (needs train.reference=initial; pi_0's log-probs come from a teacher-forced pass)."""
+    log pi_0(y|x) (needs train.reference=initial; pi_0's log-probs come from a teacher-forced pass). dpo
+    is refused with a metric that reads it: at iteration 0 pi_t = pi_0 and it is identically zero."""
     ratio: float | None = 0.4
     """Keep round(ratio * pool) pairs; used when `count` is null (the paper: 0.4)."""
     count: int | None = None

@@ -42,6 +42,7 @@ def evaluate_policies(
     }
     if release is not None:
         release()
+    loaded_here = not isinstance(judge, Judge)
     judge = judge if isinstance(judge, Judge) else judge()
     stats: dict[str, Any] = {"heldout_prompts": len(heldout), "heldout_judge": judge_name(judge.cfg)}
     rows: list[dict[str, Any]] = []
@@ -61,6 +62,8 @@ def evaluate_policies(
         ]
         stats.update(summary(ours, name))
         rows += ours
+    if loaded_here:
+        judge.close()  # a judge loaded here is freed here (a reward model's vLLM engine)
     return stats, rows
 
 

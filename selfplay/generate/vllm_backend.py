@@ -293,3 +293,64 @@ class VllmEngine:
                 group.append(RawSample(ids, lps, "length" if c.finish_reason == "length" else "stop"))
             result.append(group)
         return result
+
+
+class VllmClassifier(VllmEngine):
+    """A sequence-classification model (a reward model) on vLLM's pooling runner: one raw score (the
+    classifier's first output, no activation) per token sequence. Memory as for generation:
+    `generate.cpu_kv_cache_gib` on a CPU, `generate.gpu_memory_utilization` on GPUs. A sampling engine
+    of the same process is closed first (vLLM's in-process state is one per process), so where stages
+    share a process the next sampling stage starts its engine again."""
+
+    def __init__(
+        self,
+        model_path: str,
+        max_len: int,
+        cfg: GenerateConfig,
+        trust_remote_code: bool,
+        allow_pickle: bool = False,
+    ):
+        import torch
+        from vllm import LLM
+
+        from selfplay.generate.engine_pool import POOL
+        from selfplay.models.loading import loading
+
+        if POOL.engine is not None:
+            # vLLM keeps one distributed state per process: two in-process engines break each other
+            # (measured: the sampling engine fails once this one is closed), so the sampling engine goes.
+            log.info("judge.llm_backend=vllm: closing this process's sampling engine for the reward model's")
+            POOL.close()
+        self.on_cpu = not torch.cuda.is_available()
+        self.can_sleep = False
+        self.context = max_len
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        kwargs: dict[str, Any] = dict(
+            model=model_path,
+            tokenizer=model_path,
+            runner="pooling",
+            dtype="float32" if self.on_cpu else "auto",
+            max_model_len=max_len,
+            enforce_eager=cfg.enforce_eager,
+            trust_remote_code=trust_remote_code,
+            use_tqdm_on_load=False,
+            load_format="auto" if allow_pickle else "safetensors",
+        )
+        if self.on_cpu:
+            kwargs["kv_cache_memory_bytes"] = int(cfg.cpu_kv_cache_gib * 2**30)
+            kwargs.update(cpu_scheduler_settings(max_len, {}))
+        else:
+            kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+        with loading(model_path, "judge.model_path"), kv_cache_too_small(cfg, self.on_cpu, max_len):
+            self.llm = LLM(**kwargs)
+
+    def classify(self, rows: list[list[int]]) -> list[float]:
+        from vllm import PoolingParams
+        from vllm.inputs import TokensPrompt
+
+        outputs = self.llm.classify(
+            [TokensPrompt(prompt_token_ids=ids) for ids in rows],  # type: ignore[typeddict-item]
+            pooling_params=PoolingParams(use_activation=False),
+            use_tqdm=False,
+        )
+        return [float(out.outputs.probs[0]) for out in outputs]

@@ -19,6 +19,18 @@ class Judge:
     def __init__(self, cfg: JudgeConfig, scorer: Scorer):
         self.cfg, self.scorer = cfg, scorer
 
+    def __enter__(self) -> Judge:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Free what the scorer holds (a reward model's vLLM engine); a no-op for most kinds."""
+        close = getattr(self.scorer, "close", None)
+        if close is not None:
+            close()
+
     def __call__(
         self, prompts: list[Prompt], completions: list[Completion], label: str = "judge"
     ) -> list[Judgment]:

@@ -183,13 +183,16 @@ def _check_rule(cfg: JudgeConfig, key: str) -> None:
 
 
 class RewardModelScorer:
-    def __init__(self, cfg: JudgeConfig, key: str):
+    def __init__(self, cfg: JudgeConfig, key: str, runtime: JudgeRuntime | None = None):
         from selfplay.judge.reward_model import RewardModel
 
-        self.model = RewardModel(cfg, key=key)
+        self.model = RewardModel(cfg, key=key, generate=getattr(runtime, "generate", None))
 
     def score(self, items: list[Item], progress=None) -> tuple[list[float], list[bool]]:
         return self.model.score([(m, r) for m, r, _ in items], progress)
+
+    def close(self) -> None:
+        self.model.close()
 
 
 def _check_model_path(cfg: JudgeConfig, key: str) -> None:
@@ -233,7 +236,7 @@ JUDGES: dict[str, JudgeSpec] = {
         name="reward_model",
         describe=lambda cfg: f"rm:{cfg.model_path}",
         check=_check_model_path,
-        load=lambda cfg, key, runtime: RewardModelScorer(cfg, key),
+        load=RewardModelScorer,
         input_tokenizer=_reward_model_tokenizer,
     ),
     "remote": JudgeSpec(

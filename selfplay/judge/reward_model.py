@@ -4,8 +4,10 @@ template (never the policy's), scored in length-sorted batches."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from typing import Any
 
-from selfplay.config import JudgeConfig
+from selfplay.config import GenerateConfig, JudgeConfig
 from selfplay.data.chat import require_chat_template
 from selfplay.data.records import Message
 from selfplay.errors import SelfplayError
@@ -15,20 +17,33 @@ log = logging.getLogger(__name__)
 
 
 class RewardModel:
-    """Scores (messages, response) pairs with an `AutoModelForSequenceClassification`."""
+    """Scores (messages, response) pairs with a sequence classifier: transformers'
+    `AutoModelForSequenceClassification` (judge.llm_backend=hf) or vLLM's pooling runner (vllm)."""
 
-    def __init__(self, cfg: JudgeConfig, device: str | None = None, key: str = "judge"):
-        from transformers import AutoModelForSequenceClassification
-
+    def __init__(
+        self,
+        cfg: JudgeConfig,
+        device: str | None = None,
+        key: str = "judge",
+        generate: GenerateConfig | None = None,
+    ):
         if not cfg.model_path:
             raise SelfplayError("judge.model_path: required with judge.kind=reward_model")
         check_model_dir(cfg.model_path, f"{key}.model_path", cfg.allow_pickle)
-        self.cfg = cfg
+        self.cfg, self.key = cfg, key
         self.device = device or default_device()
         self.tokenizer = load_tokenizer(
             cfg.model_path, cfg.trust_remote_code, f"{key}.model_path", cfg.chat_template
         )
         require_chat_template(self.tokenizer, f"{key}.model_path")
+        self.engine: Any = None
+        self.backend = reward_model_backend(cfg, generate, key)
+        if self.backend == "vllm":
+            self.model: Any = None
+            self._start_vllm(generate or GenerateConfig())
+            return
+        from transformers import AutoModelForSequenceClassification
+
         with loading(cfg.model_path, f"{key}.model_path"):
             self.model = (
                 AutoModelForSequenceClassification.from_pretrained(
@@ -49,6 +64,37 @@ class RewardModel:
             )
         if self.model.config.pad_token_id is None:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
+
+    def _start_vllm(self, generate: GenerateConfig) -> None:
+        import json
+        from pathlib import Path
+
+        from selfplay.generate.vllm_backend import VllmClassifier
+        from selfplay.models.loading import model_context_length
+
+        config_file = Path(str(self.cfg.model_path)) / "config.json"
+        config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+        outputs = config.get("num_labels", len(config.get("id2label") or {}) or 1)
+        if self.cfg.score_attribute or outputs != 1:
+            raise SelfplayError(
+                f"{self.key}.llm_backend=vllm: the reward model '{self.cfg.model_path}' gives "
+                f"{outputs} values per response"
+                + (" through a custom output" if self.cfg.score_attribute else "")
+                + f"; vLLM's classifier reads one score per response: use {self.key}.llm_backend=hf"
+            )
+        context = model_context_length(str(self.cfg.model_path), self.cfg.trust_remote_code)
+        length = min(self.cfg.max_length, context) if context else self.cfg.max_length
+        self.cfg = replace(self.cfg, max_length=length)
+        self.engine = VllmClassifier(
+            str(self.cfg.model_path), length, generate, self.cfg.trust_remote_code, self.cfg.allow_pickle
+        )
+
+    def close(self) -> None:
+        """Free the model's memory (a vLLM engine is shut down; transformers' model is dropped)."""
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+        self.model = None
 
     def render(self, messages: list[Message], response: str) -> list[int]:
         conversation = [*messages, {"role": "assistant", "content": response}]
@@ -90,6 +136,9 @@ class RewardModel:
     def _forward(self, rows: list[list[int]]) -> list[float]:
         import torch
 
+        if self.engine is not None:
+            return self.engine.classify(rows)
+
         batch = self.tokenizer.pad({"input_ids": rows}, return_tensors="pt")
         with torch.inference_mode():
             out = self.model(**{k: v.to(self.device) for k, v in batch.items()})
@@ -105,3 +154,20 @@ class RewardModel:
         else:
             value = out.logits
         return value.reshape(value.shape[0], -1)[:, 0]
+
+
+def reward_model_backend(cfg: JudgeConfig, generate: GenerateConfig | None, key: str) -> str:
+    """hf or vllm, from judge.llm_backend (auto = the generation backend, hf where there is none)."""
+    choice = str(cfg.llm_backend)
+    if choice == "auto":
+        if generate is None:
+            return "hf"
+        from selfplay.generate.sample import resolve_backend
+
+        choice = resolve_backend(generate)
+    if choice == "vllm":
+        from selfplay.generate.vllm_backend import vllm_available
+
+        if not vllm_available():
+            raise SelfplayError(f"{key}.llm_backend=vllm: vLLM is not installed here (use hf)")
+    return choice

@@ -105,8 +105,8 @@ def judge_shard(
 ) -> list[Judgment]:
     from selfplay.judge.judging import load_judge
 
-    judge = load_judge(ctx.config.judge, runtime=judge_runtime(ctx))
-    return judge(prompts, _completions_of(ctx, prompts, completions_from), ctx.label)
+    with load_judge(ctx.config.judge, runtime=judge_runtime(ctx)) as judge:
+        return judge(prompts, _completions_of(ctx, prompts, completions_from), ctx.label)
 
 
 def judge_runtime(ctx: StageContext):

@@ -63,7 +63,8 @@ def compute_rewards(rows: list[Row], cfg: OfflineSelectConfig) -> list[tuple[flo
     from selfplay.judge.kinds import JudgeRuntime
 
     runtime = JudgeRuntime(policy=cfg.model.path, model=cfg.model)  # judge.model_path=policy: model.path
-    rewards = [j.value for j in load_judge(cfg.judge, runtime=runtime)(prompts, completions)]
+    with load_judge(cfg.judge, runtime=runtime) as judge:
+        rewards = [j.value for j in judge(prompts, completions)]
     return list(zip(rewards[0::2], rewards[1::2]))
 
 

@@ -82,3 +82,80 @@ def test_out_of_memory_halves_the_batch_and_retries(tiny_reward_model, monkeypat
     got, _ = rm.score(items)
     assert got == pytest.approx(expected, abs=1e-5)
     assert sizes[:3] == [7, 4, 2] and max(sizes[3:]) <= 2
+
+
+ITEMS = [
+    (MSGS, "honey"),
+    (MSGS, "honey and wax in the hive"),
+    (MSGS, "bees bees bees bees bees bees"),
+    (MSGS, "queen " * 30),
+]
+
+
+@pytest.mark.vllm
+def test_vllms_classifier_gives_the_rewards_transformers_gives(tiny_reward_model):
+    """judge.llm_backend=vllm: the pooling runner's raw score equals transformers' logit (fp32), the
+    engine is freed by close()."""
+    hf = RewardModel(JudgeConfig(kind="reward_model", model_path=tiny_reward_model, max_length=40), "cpu")
+    vllm = RewardModel(
+        JudgeConfig(kind="reward_model", model_path=tiny_reward_model, max_length=40, llm_backend="vllm")
+    )
+    assert vllm.backend == "vllm" and vllm.model is None
+    (via_hf, cut_hf), (via_vllm, cut_vllm) = hf.score(ITEMS), vllm.score(ITEMS)
+    vllm.close()
+    assert vllm.engine is None
+    assert via_vllm == pytest.approx(via_hf, abs=1e-5)
+    assert cut_vllm == cut_hf == [False, False, False, True]
+    assert len({round(r, 5) for r in via_vllm}) == 4
+
+
+def test_vllm_refuses_a_reward_model_with_several_outputs_in_one_line(tmp_path, tiny_reward_model):
+    import json
+    import shutil
+
+    rm = tmp_path / "rm2"
+    shutil.copytree(tiny_reward_model, rm)
+    config = json.loads((rm / "config.json").read_text())
+    config["id2label"] = {"0": "a", "1": "b"}
+    (rm / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SelfplayError, match=r"^judge.llm_backend=vllm: the reward model .* gives 2 values"):
+        RewardModel(JudgeConfig(kind="reward_model", model_path=str(rm), llm_backend="vllm"))
+
+
+@pytest.mark.vllm
+def test_a_run_judged_by_a_reward_model_on_vllm_records_what_transformers_records(
+    tmp_path, tiny_reward_model
+):
+    """A whole iteration with the reward model on vLLM beside the run's sampling engine (in-process:
+    two engines alive at once), rewards equal to the transformers judge on the same completions."""
+    from selfplay import api
+    from selfplay.data.files import read_records
+    from selfplay.data.records import Completion, Judgment, Prompt
+    from selfplay.generate.engine_pool import POOL
+    from selfplay.judge.judging import load_judge
+
+    POOL.close()
+    result = api.run(
+        [
+            "debug=tiny",
+            "generate.backend=vllm",
+            "loop.iterations=1",
+            "loop.progress=false",
+            "judge.kind=reward_model",
+            f"judge.model_path={tiny_reward_model}",
+            "judge.llm_backend=vllm",
+            f"loop.output_dir={tmp_path}",
+        ]
+    )
+    POOL.close()
+    it = result.run_dir / "iter_000"
+    judgments = read_records(it / "judge" / "judgments.jsonl", Judgment)
+    completions = read_records(it / "generate" / "completions.parquet", Completion)
+    prompts = read_records(it / "prompts" / "prompts.jsonl", Prompt)
+    with load_judge(JudgeConfig(kind="reward_model", model_path=tiny_reward_model)) as judge:
+        expected = {(j.prompt_id, j.sample_index): j.reward for j in judge(prompts, completions)}
+    assert len(judgments) == len(expected) > 0
+    assert {j.judge for j in judgments} == {f"rm:{tiny_reward_model}"}
+    for j in judgments:
+        assert j.reward == pytest.approx(expected[(j.prompt_id, j.sample_index)], abs=1e-5)
+    assert result.final_policy is not None
