@@ -162,6 +162,10 @@ def training_warnings(
     return out
 
 
+IMPLICIT_METRICS = ("alignment_potential", "implicit_small", "implicit_large")
+"""Selection metrics that read the implicit margin."""
+
+
 def check_train(cfg: Config, world_size: int | None = None) -> None:
     """Training settings that would fail later, refused before any model loads."""
     from selfplay.training.losses import loss_spec
@@ -174,6 +178,13 @@ def check_train(cfg: Config, world_size: int | None = None) -> None:
         raise SelfplayError(
             "selection.implicit_reward=dpo with train.reference=previous: log pi_t - log pi_ref is identically "
             "zero when the reference is pi_t; set train.reference=initial or use avg_logp"
+        )
+    if cfg.selection.implicit_reward == "dpo" and str(cfg.selection.metric) in IMPLICIT_METRICS:
+        raise SelfplayError(
+            f"selection.implicit_reward=dpo with selection.metric={cfg.selection.metric}: iteration 0 samples "
+            "from pi_0, the reference itself, so log pi_t - log pi_0 is identically zero there and the metric "
+            "would silently rank by the explicit margin alone; use selection.implicit_reward=avg_logp (the "
+            "reference code's form) or sum_logp"
         )
     if t.num_processes < 1:
         raise SelfplayError(f"train.num_processes={t.num_processes} must be >= 1")

@@ -68,11 +68,16 @@ def make_pairs(
     strategy: str = "best_vs_worst",
     min_margin: float = 0.0,
     seed: int = 0,
+    keep_ties: bool = False,
 ) -> tuple[list[Pair], dict[str, int]]:
     """Pairs per prompt under `strategy`. Dropped and counted: responses with non-finite reward or
     implicit reward, truncated responses (if excluded), prompts with < 2 responses left, pairs whose
-    rewards tie, pairs with identical chosen and rejected text, and (all_pairs) prompts with no pair
-    reaching `min_margin`. Random strategies draw from a generator seeded by (seed, iteration, prompt)."""
+    rewards tie (unless `keep_ties`: then kept, with margin 0, and counted as `tied_kept`, as the
+    reference code keeps them: with best-vs-worst a tie means every response ties, and chosen and
+    rejected are then the same response, as the reference's argmax and argmin of equal rewards are),
+    other pairs with identical chosen and rejected text, and (all_pairs) prompts with no pair reaching
+    `min_margin`. Random strategies draw from a generator seeded by (seed,
+    iteration, prompt)."""
     counts: Counter[str] = Counter()
     by_prompt: dict[str, list[Candidate]] = {}
     for c in candidates:
@@ -94,10 +99,12 @@ def make_pairs(
         if strategy == "all_pairs" and not found:
             counts["no_pair_over_min_margin"] += 1
         for chosen, rejected in found:
-            if chosen.reward == rejected.reward:
-                counts["tied"] += 1
-                continue
-            if chosen.text == rejected.text:
+            tied = chosen.reward == rejected.reward
+            if tied:
+                counts["tied_kept" if keep_ties else "tied"] += 1
+                if not keep_ties:
+                    continue
+            if chosen.text == rejected.text and not tied:
                 counts["identical"] += 1
                 continue
             suffix = f"-{chosen.sample_index}-{rejected.sample_index}" if strategy == "all_pairs" else ""

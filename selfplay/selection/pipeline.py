@@ -138,7 +138,14 @@ def pair_and_select(
                 f"implicit reward {bad.implicit} (selection.on_nonfinite=error; use drop to skip them)"
             )
     pairs, pair_counts = make_pairs(
-        prompts, cands, iteration, cfg.exclude_truncated, str(cfg.pairing), cfg.min_margin, cfg.seed
+        prompts,
+        cands,
+        iteration,
+        cfg.exclude_truncated,
+        str(cfg.pairing),
+        cfg.min_margin,
+        cfg.seed,
+        cfg.keep_ties,
     )
     selected = select_pool([*earlier, *pairs], cfg, seed_salt=iteration)  # earlier pairs are re-scored
     return selected, {**pair_counts, "pool_from_earlier": len(earlier), **selection_stats(selected)}

@@ -51,6 +51,33 @@ def test_all_tied_identical_and_too_few_are_dropped_and_counted():
     assert stats == {"prompts": 5, "pairs": 1, "tied": 1, "identical": 1, "too_few_responses": 2}
 
 
+def test_keep_ties_keeps_a_tied_pair_with_margin_zero_as_the_reference_code_does():
+    prompts = [P("tied"), P("same"), P("ok")]
+    cands = [
+        C("tied", 0, "x", 0.3, -1.0),
+        C("tied", 1, "y", 0.3, -2.0),
+        C("same", 0, "dup", 0.4),
+        C("same", 1, "dup", 0.4),
+        C("ok", 0, "good", 1.0),
+        C("ok", 1, "bad", 0.0),
+    ]
+    pairs, stats = make_pairs(prompts, cands, 0, keep_ties=True)
+    assert [p.prompt_id for p in pairs] == ["tied", "same", "ok"]
+    tied = pairs[0]  # the reference's argmax and argmin of equal rewards: the same response
+    assert (tied.chosen_index, tied.rejected_index, tied.explicit_margin, tied.implicit_margin) == (
+        0,
+        0,
+        0.0,
+        0.0,
+    )
+    assert stats == {"prompts": 3, "pairs": 3, "tied_kept": 2}
+    assert make_pairs(prompts, cands, 0)[1] == {"prompts": 3, "pairs": 1, "tied": 2}
+    kept, stats = pair_and_select(prompts, cands, SelectionConfig(keep_ties=True, ratio=1.0), 0)
+    assert len(kept.pairs) == 3 and stats["tied_kept"] == 2
+    dropped, stats = pair_and_select(prompts, cands, SelectionConfig(ratio=1.0), 0)
+    assert len(dropped.pairs) == 1 and stats["tied"] == 2
+
+
 def test_nonfinite_and_truncated_responses():
     cands = [
         C("a", 0, "x", float("nan")),

@@ -40,9 +40,23 @@ def test_bad_training_config(cfg, message):
         check_config(cfg)
 
 
-def test_dpo_implicit_reward_with_initial_reference_is_fine():
+@pytest.mark.parametrize("metric", ["alignment_potential", "implicit_small", "implicit_large"])
+def test_dpo_implicit_reward_is_refused_where_it_is_zero_at_iteration_0(metric):
+    """With train.reference=initial, iteration 0's policy is the reference: every DPO-form implicit
+    reward is 0, and alignment potential would silently equal explicit selection."""
+    cfg = Config(
+        selection=SelectionConfig(implicit_reward="dpo", metric=metric),
+        train=TrainConfig(reference="initial"),
+    )
+    with pytest.raises(
+        SelfplayError, match=rf"^selection.implicit_reward=dpo with selection.metric={metric}: iteration 0"
+    ):
+        check_config(cfg)
     check_config(
-        Config(selection=SelectionConfig(implicit_reward="dpo"), train=TrainConfig(reference="initial"))
+        Config(
+            selection=SelectionConfig(implicit_reward="dpo", metric="explicit"),
+            train=TrainConfig(reference="initial"),
+        )
     )
 
 
