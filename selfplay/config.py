@@ -358,10 +358,9 @@ class SelectionConfig:
     exclude_truncated: bool = False
     """Drop responses cut at max_tokens before pairing."""
     keep_ties: bool = False
-    """Keep a prompt whose responses all tie in reward as a pair with margin 0, as the reference code
-    does (its chosen and rejected are then the same response: the pair trains nothing and takes one of
-    the k places); false drops and counts it (`tied`). Offline selection keeps a given pair whose
-    rewards tie either way (the metrics rank it)."""
+    """Keep a prompt whose responses all tie in reward as a pair with margin 0 (its last response chosen,
+    its first rejected), as the reference code does; false drops and counts it (`tied`). Offline
+    selection keeps a given pair whose rewards tie either way (the metrics rank it)."""
     on_nonfinite: Nonfinite = Nonfinite.drop
     """NaN/inf rewards or log-probs: drop and count them, or stop with an error."""
     pool: SelectionPool = SelectionPool.iteration

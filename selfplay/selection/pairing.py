@@ -73,10 +73,10 @@ def make_pairs(
     """Pairs per prompt under `strategy`. Dropped and counted: responses with non-finite reward or
     implicit reward, truncated responses (if excluded), prompts with < 2 responses left, pairs whose
     rewards tie (unless `keep_ties`: then kept, with margin 0, and counted as `tied_kept`, as the
-    reference code keeps them: with best-vs-worst a tie means every response ties, and chosen and
-    rejected are then the same response, as the reference's argmax and argmin of equal rewards are),
-    other pairs with identical chosen and rejected text, and (all_pairs) prompts with no pair reaching
-    `min_margin`. Random strategies draw from a generator seeded by (seed,
+    reference code keeps them; with best-vs-worst a tie means every response ties, and the pair is then
+    the last response (chosen) and the first (rejected), as the reference's stable argsort of equal
+    rewards gives), pairs with identical chosen and rejected text, and (all_pairs) prompts with no pair
+    reaching `min_margin`. Random strategies draw from a generator seeded by (seed,
     iteration, prompt)."""
     counts: Counter[str] = Counter()
     by_prompt: dict[str, list[Candidate]] = {}
@@ -99,12 +99,14 @@ def make_pairs(
         if strategy == "all_pairs" and not found:
             counts["no_pair_over_min_margin"] += 1
         for chosen, rejected in found:
-            tied = chosen.reward == rejected.reward
-            if tied:
+            if chosen.reward == rejected.reward:
                 counts["tied_kept" if keep_ties else "tied"] += 1
                 if not keep_ties:
                     continue
-            if chosen.text == rejected.text and not tied:
+                if strategy == "best_vs_worst":  # the reference's stable argsort: last chosen, first rejected
+                    order = sorted(cands, key=lambda c: c.sample_index)
+                    chosen, rejected = order[-1], order[0]
+            if chosen.text == rejected.text:
                 counts["identical"] += 1
                 continue
             suffix = f"-{chosen.sample_index}-{rejected.sample_index}" if strategy == "all_pairs" else ""

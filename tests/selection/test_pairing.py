@@ -62,18 +62,13 @@ def test_keep_ties_keeps_a_tied_pair_with_margin_zero_as_the_reference_code_does
         C("ok", 1, "bad", 0.0),
     ]
     pairs, stats = make_pairs(prompts, cands, 0, keep_ties=True)
-    assert [p.prompt_id for p in pairs] == ["tied", "same", "ok"]
-    tied = pairs[0]  # the reference's argmax and argmin of equal rewards: the same response
-    assert (tied.chosen_index, tied.rejected_index, tied.explicit_margin, tied.implicit_margin) == (
-        0,
-        0,
-        0.0,
-        0.0,
-    )
-    assert stats == {"prompts": 3, "pairs": 3, "tied_kept": 2}
+    assert [p.prompt_id for p in pairs] == ["tied", "ok"]
+    tied = pairs[0]  # the reference's stable argsort of equal rewards: the last response over the first
+    assert (tied.chosen, tied.rejected, tied.explicit_margin, tied.implicit_margin) == ("y", "x", 0.0, -1.0)
+    assert stats == {"prompts": 3, "pairs": 2, "tied_kept": 2, "identical": 1}  # identical text: dropped
     assert make_pairs(prompts, cands, 0)[1] == {"prompts": 3, "pairs": 1, "tied": 2}
     kept, stats = pair_and_select(prompts, cands, SelectionConfig(keep_ties=True, ratio=1.0), 0)
-    assert len(kept.pairs) == 3 and stats["tied_kept"] == 2
+    assert len(kept.pairs) == 2 and stats["tied_kept"] == 2
     dropped, stats = pair_and_select(prompts, cands, SelectionConfig(ratio=1.0), 0)
     assert len(dropped.pairs) == 1 and stats["tied"] == 2
 
