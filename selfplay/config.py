@@ -582,14 +582,25 @@ class TrackingConfig:
 
 @dataclass
 class HubConfig:
-    """Pushing each iteration's policy and kept pairs to the Hugging Face Hub (never by default)."""
+    """Pushing each iteration's policy and kept pairs to the Hugging Face Hub (never by default;
+    docs/guide.md "Seeing a run" shows the layout)."""
 
     push: bool = False
-    """Push after each iteration's evaluation (a `push` stage): iter_<t>/model and iter_<t>/kept_pairs.parquet."""
+    """Push after each iteration's evaluation (a `push` stage): the policy with its model card to the root
+    of the model repository, the kept pairs of every finished iteration to the dataset repository."""
     repo_id: str | None = None
-    """Target repository ("user/name"); required with hub.push=true."""
+    """The model repository ("user/name"); required with hub.push=true."""
+    dataset_repo_id: str | None = None
+    """The dataset repository of the kept pairs (repo_type=dataset); null = "<repo_id>-pairs"."""
+    revisions: bool = True
+    """Also keep each iteration's policy as a branch `iter-<t>` of the model repository (main always holds
+    the newest)."""
     private: bool = True
-    """Create the repository private."""
+    """Create the repositories private."""
+    license: str | None = None
+    """The license named in both cards (e.g. apache-2.0; null = none stated)."""
+    dry_run: bool = False
+    """Write and print the push plan (every repository, revision and file) and upload nothing."""
 
 
 @dataclass
@@ -705,7 +716,11 @@ RESOURCE_KEYS = frozenset(
         "tracking.project",
         "hub.push",
         "hub.repo_id",
+        "hub.dataset_repo_id",
+        "hub.revisions",
         "hub.private",
+        "hub.license",
+        "hub.dry_run",
         # Set per launched process.
         "task.stage",
         "task.iteration",

@@ -110,21 +110,14 @@ def export_pairs(run: str | Path, to: str | Path):
     import yaml
 
     from selfplay.errors import SelfplayError
-    from selfplay.loop.layout import KEPT_PAIRS, MODEL_CARD
-    from selfplay.loop.markers import read_marker
+    from selfplay.loop.layout import MODEL_CARD
     from selfplay.reporting.export import write_pairs
 
     layout = RunLayout(Path(run).resolve())
     if not layout.config_file.is_file():
         raise SelfplayError(f"{run}: not a run directory (no {layout.config_file.name})")
     config = yaml.safe_load(layout.config_file.read_text()) or {}
-    found = {}
-    for t in range(int(config.get("loop", {}).get("iterations", 0))):
-        for stage, suffix in (("selection", ""), ("evolved_selection", "_evolved")):
-            marker = read_marker(layout.marker(t, stage))
-            path = layout.stage_dir(t, stage) / KEPT_PAIRS
-            if marker is not None and path.is_file():
-                found[f"{layout.stage_dir(t, stage).parent.name}{suffix}"] = (path, marker.get("stats", {}))
+    found = layout.kept_pair_splits(int(config.get("loop", {}).get("iterations", 0)) - 1)
     return write_pairs(found, config, layout.root, Path(to), MODEL_CARD)
 
 

@@ -298,9 +298,8 @@ class VllmEngine:
 class VllmClassifier(VllmEngine):
     """A sequence-classification model (a reward model) on vLLM's pooling runner: one raw score (the
     classifier's first output, no activation) per token sequence. Memory as for generation:
-    `generate.cpu_kv_cache_gib` on a CPU, `generate.gpu_memory_utilization` on GPUs. A sampling engine
-    of the same process is closed first (vLLM's in-process state is one per process), so where stages
-    share a process the next sampling stage starts its engine again."""
+    `generate.cpu_kv_cache_gib` on a CPU, `generate.gpu_memory_utilization` on GPUs. The caller closes
+    a sampling engine of the same process first (vLLM's in-process state is one per process)."""
 
     def __init__(
         self,
@@ -313,14 +312,8 @@ class VllmClassifier(VllmEngine):
         import torch
         from vllm import LLM
 
-        from selfplay.generate.engine_pool import POOL
         from selfplay.models.loading import loading
 
-        if POOL.engine is not None:
-            # vLLM keeps one distributed state per process: two in-process engines break each other
-            # (measured: the sampling engine fails once this one is closed), so the sampling engine goes.
-            log.info("judge.llm_backend=vllm: closing this process's sampling engine for the reward model's")
-            POOL.close()
         self.on_cpu = not torch.cuda.is_available()
         self.can_sleep = False
         self.context = max_len

@@ -85,6 +85,14 @@ class RewardModel:
         context = model_context_length(str(self.cfg.model_path), self.cfg.trust_remote_code)
         length = min(self.cfg.max_length, context) if context else self.cfg.max_length
         self.cfg = replace(self.cfg, max_length=length)
+        from selfplay.generate.engine_pool import POOL
+
+        if POOL.engine is not None:
+            # vLLM keeps one distributed state per process: two in-process engines break each other
+            # (measured: the sampling engine fails once this one is closed), so the sampling engine goes
+            # and the next sampling stage starts it again.
+            log.info("judge.llm_backend=vllm: closing this process's sampling engine for the reward model's")
+            POOL.close()
         self.engine = VllmClassifier(
             str(self.cfg.model_path), length, generate, self.cfg.trust_remote_code, self.cfg.allow_pickle
         )

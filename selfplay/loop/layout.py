@@ -131,11 +131,19 @@ class RunLayout:
             name += f"-shard-{shard:05d}-of-{shards:05d}"
         return self.logs_dir / f"{name}.log"
 
-    @staticmethod
-    def hub_path(iteration: int, name: str) -> str:
-        """Where `name` of iteration `iteration` goes in the Hugging Face repository (the run's own
-        layout, relative: `iter_000/model`)."""
-        return f"iter_{iteration:03d}/{name}"
+    def kept_pair_splits(self, through: int) -> dict[str, tuple[Path, dict]]:
+        """The kept pairs of every finished selection of iterations 0..`through`, as dataset splits:
+        name (`iter_000`, and `iter_000_evolved` for evolve's pool) -> (its Parquet file, its stats)."""
+        from selfplay.loop.markers import read_marker
+
+        found: dict[str, tuple[Path, dict]] = {}
+        for t in range(through + 1):
+            for stage, suffix in (("selection", ""), ("evolved_selection", "_evolved")):
+                marker = read_marker(self.marker(t, stage))
+                path = self.stage_dir(t, stage) / KEPT_PAIRS
+                if marker is not None and path.is_file():
+                    found[f"{self.stage_dir(t, stage).parent.name}{suffix}"] = (path, marker.get("stats", {}))
+        return found
 
     @staticmethod
     def part_file(folder: Path, shard: int, shards: int, suffix: str = ".jsonl") -> Path:

@@ -428,18 +428,35 @@ def evaluate_finish(ctx: StageContext, heldout: list[Prompt], output: Path) -> d
     return stats
 
 
-def push_plan(ctx: StageContext) -> list[tuple[Path, str]]:
-    """What the push stage uploads: (local file or folder, path in the repository)."""
-    t = ctx.iteration
-    items = [(ctx.layout.policy_dir(t), ctx.layout.hub_path(t, MODEL))]
-    card = ctx.input("evaluate", EVALUATED_CARD)
-    if card.is_file():  # the card with the held-out results replaces the train stage's
-        items.append((card, ctx.layout.hub_path(t, f"{MODEL}/{MODEL_CARD}")))
-    for stage in ("selection", "evolved_selection"):
-        kept = ctx.input(stage, KEPT_PAIRS)
-        if kept.is_file():
-            items.append((kept, ctx.layout.hub_path(t, f"{stage}_{KEPT_PAIRS}")))
-    return items
+def push_plan(ctx: StageContext):
+    """The push stage's uploads (selfplay/reporting/hub_layout.py): this iteration's policy with the card
+    that has its held-out results, and the kept pairs of every finished iteration so far, staged under
+    the stage's folder."""
+    from selfplay.loop.markers import read_marker
+    from selfplay.reporting.export import dataset_card
+    from selfplay.reporting.hub_layout import push_plan as plan
+    from selfplay.training.card import model_card
+
+    t, layout, cfg = ctx.iteration, ctx.layout, ctx.config
+    found = layout.kept_pair_splits(t)
+    train = (read_marker(layout.marker(t, "train")) or {}).get("stats", {})
+    evaluation = (read_marker(layout.marker(t, "evaluate")) or {}).get("stats")
+    selection = (read_marker(layout.marker(t, "selection")) or {}).get("stats", {})
+    card = model_card(cfg, t, ctx.policy, train, selection, evaluation)
+    import dataclasses
+
+    config = dataclasses.asdict(cfg)
+    pairs_card = str(
+        dataset_card(
+            config,
+            {name: stats for name, (_, stats) in found.items()},
+            layout.root,
+            data_path="data/{split}.parquet",
+            license=cfg.hub.license,
+        )
+    )
+    splits = {name: path for name, (path, _) in found.items()}
+    return plan(cfg.hub, t, layout.policy_dir(t), card, splits, pairs_card, ctx.out / "staged")
 
 
 def run_push(ctx: StageContext) -> dict:
@@ -448,10 +465,28 @@ def run_push(ctx: StageContext) -> dict:
     from selfplay.models import hub
 
     cfg = ctx.config
-    items = push_plan(ctx)
-    (ctx.out / PUSHED).write_text(json.dumps([[str(a), b] for a, b in items], indent=1))
-    hub.upload(str(cfg.hub.repo_id), items, cfg.hub.private)
-    return {"repo_id": cfg.hub.repo_id, "pushed": len(items)}
+    uploads = push_plan(ctx)
+    lines = [u.describe(cfg.hub.private) for u in uploads]
+    (ctx.out / PUSHED).write_text(
+        json.dumps(
+            [
+                {"repo_id": u.repo_id, "repo_type": u.repo_type, "revision": u.revision,
+                 "branch_after": u.branch_after, "files": u.files()}
+                for u in uploads
+            ],
+            indent=1,
+        )
+    )  # fmt: skip
+    for line in lines:
+        log.info("hub%s: %s", " (dry run: nothing uploaded)" if cfg.hub.dry_run else "", line)
+    if not cfg.hub.dry_run:
+        hub.push(uploads, cfg.hub.private)
+    return {
+        "repo_id": cfg.hub.repo_id,
+        "dry_run": cfg.hub.dry_run,
+        "uploads": len(uploads),
+        "files": sum(len(u.files()) for u in uploads),
+    }
 
 
 def import_pairs(ctx: StageContext) -> dict:

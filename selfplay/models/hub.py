@@ -1,25 +1,41 @@
-"""Pushing a run's outputs to the Hugging Face Hub (opt-in: `hub.push=true hub.repo_id=...`): each
-iteration's policy folder (weights, tokenizer, model card) and its kept pairs (TRL's format), under
-`iter_<t>/` in one repository."""
+"""Pushing to the Hugging Face Hub (opt-in: `hub.push=true hub.repo_id=...`): the uploads that
+selfplay/reporting/hub_layout.py plans, through huggingface_hub's HfApi. Every failure (offline, no
+token, no permission) is one line; the run keeps its files, and resuming the run pushes again
+(`upload_folder` skips what an interrupted push already committed)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 from selfplay.errors import SelfplayError
 
 
-def upload(repo_id: str, items: list[tuple[Path, str]], private: bool) -> None:
-    """Create the repository if needed and upload every (local file or folder, path in the repo)."""
-    try:
-        from huggingface_hub import HfApi
+def push(uploads: list[Any], private: bool) -> None:
+    """Create each repository if needed, upload each staged folder to its root at its revision (the
+    remote mirrors the folder: files it no longer has are deleted), then create the upload's branch."""
+    from huggingface_hub import HfApi
 
-        api = HfApi()
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        for local, remote in items:
-            if local.is_dir():
-                api.upload_folder(repo_id=repo_id, folder_path=str(local), path_in_repo=remote)
-            else:
-                api.upload_file(repo_id=repo_id, path_or_fileobj=str(local), path_in_repo=remote)
-    except Exception as err:  # offline, no token, no permission: one line, the run keeps its files
-        raise SelfplayError(f"hub.push: could not push to '{repo_id}': {type(err).__name__}: {err}") from None
+    api = HfApi()
+    for up in uploads:
+        try:
+            api.create_repo(up.repo_id, repo_type=up.repo_type, private=private, exist_ok=True)
+            commit = api.upload_folder(
+                repo_id=up.repo_id,
+                repo_type=up.repo_type,
+                folder_path=str(up.folder),
+                revision=up.revision,
+                delete_patterns=["*"],
+                commit_message=up.message or "selfplay",
+            )
+            if up.branch_after:
+                api.create_branch(
+                    up.repo_id,
+                    repo_type=up.repo_type,
+                    branch=up.branch_after,
+                    revision=getattr(commit, "oid", None),
+                    exist_ok=True,
+                )
+        except Exception as err:
+            raise SelfplayError(
+                f"hub.push: could not push to the {up.repo_type} repository '{up.repo_id}': {type(err).__name__}: {err}"
+            ) from None

@@ -17,7 +17,15 @@ from typing import Any
 from selfplay.errors import SelfplayError
 
 
-def dataset_card(config: dict[str, Any], splits: dict[str, dict[str, Any]], run: Path) -> Any:
+def dataset_card(
+    config: dict[str, Any],
+    splits: dict[str, dict[str, Any]],
+    run: Path,
+    data_path: str = "{split}/*.arrow",
+    license: str | None = None,
+) -> Any:
+    """The dataset card of a run's kept pairs; `data_path` says where a split's files are in the folder
+    or repository the card describes (save_to_disk's layout by default, the Hub's data/<split>.parquet)."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
     model = config.get("model", {}).get("path")
@@ -31,8 +39,12 @@ def dataset_card(config: dict[str, Any], splits: dict[str, dict[str, Any]], run:
         pretty_name=f"selfplay pairs: {run.name}",
         task_categories=["text-generation"],
         tags=["dpo", "preference", "selfplay", "alignment-potential"],
+        license=license,
         configs=[
-            {"config_name": "default", "data_files": [{"split": s, "path": f"{s}/*.arrow"} for s in splits]}
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": data_path.format(split=s)} for s in splits],
+            }
         ],
     )
     rows = "\n".join(
@@ -50,7 +62,7 @@ each iteration's pool; one split per iteration. Policy at iteration 0: `{model}`
 
 Columns: TRL's conversational preference format (`prompt`, `chosen`, `rejected` as message lists) and
 each pair's explicit and implicit margins, selection score and rank. Load with
-`datasets.load_from_disk(<this folder>)`.
+`datasets.load_from_disk(<this folder>)` (exported) or `datasets.load_dataset(<repo>, split=...)` (Hub).
 """
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 

@@ -1,5 +1,6 @@
 """The model card (README.md) of a trained policy: what it was trained from and on, how, and how it did
-on the held-out prompts (added once the evaluate stage has run)."""
+on the held-out prompts (added once the evaluate stage has run). Its metadata comes from
+huggingface_hub's ModelCardData: `base_model` is pi_0's hub id where it has one (never a local path)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def _fmt(v: Any) -> str:
 def model_card(
     cfg: Config,
     iteration: int,
-    base_model: str,
+    start: str,
     train: dict[str, Any],
     selection: dict[str, Any],
     evaluation: dict[str, Any] | None = None,
@@ -27,25 +28,15 @@ def model_card(
     sel = cfg.selection
     keep = f"top {sel.count} pairs" if sel.count is not None else f"top {sel.ratio:.0%} of the pool"
     lines = [
-        "---",
-        "library_name: transformers",
-        f"base_model: {base_model}",
-        "tags:",
-        "- selfplay",
-        "- trl",
-        f"- {loss}",
-        "- alignment-potential" if str(sel.metric) == "alignment_potential" else f"- selection-{sel.metric}",
-        "---",
-        "",
         f"# {cfg.loop.run_name}: policy after self-play iteration {iteration}",
         "",
-        f"Trained by selfplay (self-play preference alignment) in iteration {iteration} from `{base_model}` on pairs it "
+        f"Trained by selfplay (self-play preference alignment) in iteration {iteration} from `{start}` on pairs it "
         "generated itself, judged, paired and selected.",
         "",
         "| | |",
         "|---|---|",
         f"| starting policy (pi_0) | `{cfg.model.path}` |",
-        f"| this iteration's starting policy | `{base_model}` |",
+        f"| this iteration's starting policy | `{start}` |",
         f"| judge | `{judge_name(cfg.judge)}` |",
         f"| samples per prompt | {cfg.generate.num_samples} (temperature {cfg.generate.temperature}, top_p {cfg.generate.top_p}) |",
         f"| selection | `{sel.metric}`"
@@ -73,4 +64,17 @@ def model_card(
             f"| win rate vs the previous policy | {_fmt(evaluation.get('win_rate_vs_previous', '-'))} |",
             f"| mean response tokens | {_fmt(evaluation.get('heldout_tokens_after', '-'))} |",
         ]
-    return "\n".join(lines) + "\n"
+    from selfplay.reporting.hub_layout import dataset_repo, hub_id, model_card_text
+
+    tags = [
+        "selfplay",
+        "trl",
+        loss,
+        "alignment-potential" if str(sel.metric) == "alignment_potential" else f"selection-{sel.metric}",
+    ]
+    datasets = (
+        [dataset_repo(str(cfg.hub.repo_id), cfg.hub.dataset_repo_id)]
+        if cfg.hub.push and cfg.hub.repo_id
+        else []
+    )
+    return model_card_text("\n".join(lines) + "\n", hub_id(cfg.model.path), tags, datasets, cfg.hub.license)
