@@ -518,6 +518,10 @@ class EvaluateConfig:
     """Responses sampled per held-out prompt (same sampling settings as generate)."""
     judge: EvaluateJudgeConfig = field(default_factory=lambda: EvaluateJudgeConfig())
     """The evaluation judge (the paper selects with one reward model and evaluates with another judge)."""
+    completions: int = 8
+    """Held-out prompts in each iteration's completion table (evaluate/completions.jsonl, logged to the
+    tracker as a table): the first N held-out prompts' first sample from pi_0 and from the new policy,
+    their rewards and the winner. 0 = no table."""
 
 
 @dataclass

@@ -25,6 +25,7 @@ from selfplay.errors import SelfplayError
 from selfplay.loop.context import StageContext
 from selfplay.loop.integrity import verify
 from selfplay.loop.layout import (
+    COMPLETION_TABLE,
     COMPLETIONS,
     EVALUATED_CARD,
     HELDOUT,
@@ -423,9 +424,40 @@ def evaluate_finish(ctx: StageContext, heldout: list[Prompt], output: Path) -> d
         previous = [r for r in read_jsonl(last) if r["policy"] == "after"]
     stats["win_rate_vs_initial"] = win_rate(after, initial)
     stats["win_rate_vs_previous"] = win_rate(after, previous)
+    write_jsonl(
+        ctx.out / COMPLETION_TABLE, completion_table(heldout, initial, after, cfg.evaluate.completions)
+    )
     train = (read_marker(ctx.layout.marker(t, "train")) or {}).get("stats", {})
     write_card(ctx, ctx.out / EVALUATED_CARD, train, stats)  # the train stage's card + held-out results
     return stats
+
+
+def completion_table(heldout: list[Prompt], initial: list[dict], after: list[dict], n: int) -> list[dict]:
+    """The first `n` held-out prompts: the request, pi_0's and the new policy's first sample, their
+    rewards and which one the judge prefers ("policy", "pi_0" or "tie"; "-" when a reward is missing)."""
+    first = {
+        name: {r["prompt_id"]: r for r in rows if r["sample_index"] == 0}
+        for name, rows in (("pi_0", initial), ("policy", after))
+    }
+    table = []
+    for p in heldout[:n]:
+        a, b = first["pi_0"].get(p.prompt_id), first["policy"].get(p.prompt_id)
+        if a is None or b is None:
+            continue
+        ra, rb = a.get("reward"), b.get("reward")
+        winner = "-" if ra is None or rb is None else "policy" if rb > ra else "pi_0" if ra > rb else "tie"
+        table.append(
+            {
+                "prompt_id": p.prompt_id,
+                "prompt": p.messages[-1]["content"],
+                "pi_0": a["text"],
+                "pi_0_reward": ra,
+                "policy": b["text"],
+                "policy_reward": rb,
+                "winner": winner,
+            }
+        )
+    return table
 
 
 def push_plan(ctx: StageContext):
@@ -606,7 +638,7 @@ STAGES: tuple[Stage, ...] = (
         sharded=Sharded(HELDOUT, dict, evaluate_shard, evaluate_finish, items=heldout_prompts),
         enabled=lambda cfg: cfg.evaluate.enabled,
         samples=True,
-        outputs=(EVALUATED_CARD,),
+        outputs=(EVALUATED_CARD, COMPLETION_TABLE),
     ),
     Stage("push", run=run_push, enabled=lambda cfg: cfg.hub.push, outputs=(PUSHED,)),
 )

@@ -20,7 +20,7 @@ from typing import Any
 
 from selfplay.config import TrackingConfig
 from selfplay.errors import SelfplayError
-from selfplay.loop.layout import TRAIN_HISTORY, RunLayout
+from selfplay.loop.layout import COMPLETION_TABLE, TRAIN_HISTORY, RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,9 @@ class Tracker:
     def write(self, metrics: dict[str, float], step_name: str, step: int) -> None:  # pragma: no cover
         raise NotImplementedError
 
+    def table(self, name: str, rows: list[dict[str, Any]], step: int) -> None:
+        """A table of rows (dicts with the same keys) at `step`; backends without tables skip it."""
+
     def close(self) -> None:
         pass
 
@@ -75,6 +78,11 @@ class Tracker:
         self.write(metrics, "iteration", iteration)
         if stage == "train":
             self.train_history(iteration, marker)
+        table = self.layout.stage_dir(iteration, stage) / COMPLETION_TABLE
+        if stage == "evaluate" and table.is_file():
+            rows = [json.loads(line) for line in table.read_text().splitlines() if line.strip()]
+            if rows:
+                self.table("evaluate/completions", rows, iteration)
         self.state["logged"].append(key)
         self.save()
 
@@ -117,7 +125,12 @@ class TensorBoardTracker(Tracker):
 
         folder = self.layout.tracking_dir / "tensorboard"
         folder.mkdir(parents=True, exist_ok=True)
-        self.writer = EventsWriter(str(folder / "events"))
+        # A name of its own per opening, in opening order: the library's name (prefix, second, host) is
+        # the same for two openings within one second (a quick resume), and the second would truncate
+        # the first's file.
+        import time
+
+        self.writer = EventsWriter(str(folder / "events"), filename_suffix=f".{time.time_ns()}")
 
     def write(self, metrics: dict[str, float], step_name: str, step: int) -> None:
         import time
@@ -131,8 +144,40 @@ class TensorBoardTracker(Tracker):
             )
         self.writer.flush()
 
+    def table(self, name: str, rows: list[dict[str, Any]], step: int) -> None:
+        """A Markdown table as a TensorBoard text summary (the Text tab renders it)."""
+        import time
+
+        from tensorboardX.proto import event_pb2
+        from tensorboardX.summary import text
+
+        self.writer.write_event(
+            event_pb2.Event(wall_time=time.time(), step=step, summary=text(name, markdown_table(rows)))
+        )
+        self.writer.flush()
+
     def close(self) -> None:
         self.writer.close()
+
+
+def sweep_group(run_config: dict[str, Any]) -> str | None:
+    """The sweep a run belongs to: a Hydra multirun job's run name is `<loop.run_name>/<its swept
+    values>` (selfplay/run.py), and its jobs share the part before the slash; None outside a sweep."""
+    name = str(run_config.get("loop", {}).get("run_name", ""))
+    return name.split("/", 1)[0] if "/" in name else None
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """Rows as a Markdown table; cells on one line, pipes escaped."""
+
+    def cell(v: Any) -> str:
+        text = f"{v:.4g}" if isinstance(v, float) else str(v)
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(cell(r.get(k)) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 class WandbTracker(Tracker):
@@ -144,6 +189,7 @@ class WandbTracker(Tracker):
         self.run = wandb.init(
             project=self.cfg.project,
             name=self.layout.root.name,
+            group=sweep_group(run_config),
             id=self.state["run_id"],
             resume="allow",
             dir=str(self.layout.tracking_dir),
@@ -155,6 +201,17 @@ class WandbTracker(Tracker):
 
     def write(self, metrics: dict[str, float], step_name: str, step: int) -> None:
         self.run.log({**metrics, step_name: step})
+
+    def table(self, name: str, rows: list[dict[str, Any]], step: int) -> None:
+        import wandb
+
+        keys = list(rows[0])
+        self.run.log(
+            {
+                name: wandb.Table(columns=keys, data=[[r.get(k) for k in keys] for r in rows]),
+                "iteration": step,
+            }
+        )
 
     def close(self) -> None:
         self.run.finish()
@@ -177,6 +234,12 @@ class TrackioTracker(Tracker):
     def write(self, metrics: dict[str, float], step_name: str, step: int) -> None:
         self.trackio.log({**metrics, step_name: step})
 
+    def table(self, name: str, rows: list[dict[str, Any]], step: int) -> None:
+        if hasattr(self.trackio, "Table"):  # trackio >= 0.3
+            keys = list(rows[0])
+            table = self.trackio.Table(columns=keys, data=[[r.get(k) for k in keys] for r in rows])
+            self.trackio.log({name: table, "iteration": step})
+
     def close(self) -> None:
         self.trackio.finish()
 
@@ -194,14 +257,12 @@ def open_tracker(layout: RunLayout, cfg: TrackingConfig, run_config: dict[str, A
     return TRACKERS[str(cfg.backend)](layout, cfg, run_config)
 
 
-def read_tensorboard_scalars(logdir: Path) -> list[tuple[str, int, float]]:
-    """(tag, step, value) of every scalar in the event files of `logdir`, in file order (for tests and
-    for reading a run without TensorBoard installed)."""
+def _events(logdir: Path):
+    """Every event of the event files of `logdir`, in file order."""
     import struct
 
     from tensorboardX.proto import event_pb2
 
-    out = []
     for path in sorted(Path(logdir).glob("events.out.tfevents.*")):
         data = path.read_bytes()
         pos = 0
@@ -212,6 +273,25 @@ def read_tensorboard_scalars(logdir: Path) -> list[tuple[str, int, float]]:
             event = event_pb2.Event()
             event.ParseFromString(data[pos + 12 : pos + 12 + length])
             pos += 12 + length + 4
-            for v in event.summary.value:
-                out.append((v.tag, int(event.step), float(v.simple_value)))
-    return out
+            yield event
+
+
+def read_tensorboard_scalars(logdir: Path) -> list[tuple[str, int, float]]:
+    """(tag, step, value) of every scalar in the event files of `logdir`, in file order (for tests and
+    for reading a run without TensorBoard installed)."""
+    return [
+        (v.tag, int(e.step), float(v.simple_value))
+        for e in _events(logdir)
+        for v in e.summary.value
+        if v.WhichOneof("value") == "simple_value"
+    ]
+
+
+def read_tensorboard_texts(logdir: Path) -> list[tuple[str, int, str]]:
+    """(tag, step, text) of every text summary (e.g. a completion table) in the event files of `logdir`."""
+    return [
+        (v.tag, int(e.step), b"".join(v.tensor.string_val).decode())
+        for e in _events(logdir)
+        for v in e.summary.value
+        if v.WhichOneof("value") == "tensor" and v.tensor.string_val
+    ]

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from selfplay.loop.tracking import read_tensorboard_scalars
+from selfplay.loop.tracking import read_tensorboard_scalars, read_tensorboard_texts
 from tests.integration.cli import REPO, cli_env, kill_inside, run_cli
 
 
@@ -145,6 +145,26 @@ def test_tensorboard_scalars_once_per_iteration_across_a_kill(vllm_run, tmp_path
     # the reference run logged the same tags at the same steps
     reference = read_tensorboard_scalars(vllm_run[0] / "tracking" / "tensorboard")
     assert sorted((t, s) for t, s, _ in reference) == sorted((t, s) for t, s, _ in scalars)
+    # each iteration's completion table, once, as a TensorBoard text (Markdown table)
+    texts = read_tensorboard_texts(run_dir / "tracking" / "tensorboard")
+    assert [(tag, step) for tag, step, _ in texts] == [
+        ("evaluate/completions/text_summary", t) for t in (0, 1)
+    ]
+    for t, (_, _, text) in enumerate(texts):
+        rows = [json.loads(x) for x in (run_dir / f"iter_{t:03d}" / "evaluate" / "completions.jsonl").open()]
+        assert len(rows) == 8 and text.count("\n") == 1 + len(rows)
+        assert text.startswith(
+            "| prompt_id | prompt | pi_0 | pi_0_reward | policy | policy_reward | winner |"
+        )
+        for r in rows:
+            expected = (
+                "policy"
+                if r["policy_reward"] > r["pi_0_reward"]
+                else "pi_0"
+                if r["pi_0_reward"] > r["policy_reward"]
+                else "tie"
+            )
+            assert r["winner"] == expected and r["prompt_id"] in text
 
 
 def test_a_two_job_sweep_and_its_comparison(tmp_path):

@@ -1,0 +1,86 @@
+"""Completion tables (what each iteration shows of pi_0's and the new policy's held-out answers) and
+where they go: the evaluate stage's file, a TensorBoard text once per iteration (also when the
+tracker is reopened after a resume), W&B's sweep group."""
+
+import json
+
+from selfplay.config import TrackingConfig
+from selfplay.data.records import Prompt
+from selfplay.loop.layout import RunLayout
+from selfplay.loop.markers import write_marker
+from selfplay.loop.stages import completion_table
+from selfplay.loop.tracking import (
+    TensorBoardTracker,
+    markdown_table,
+    read_tensorboard_scalars,
+    read_tensorboard_texts,
+    sweep_group,
+)
+
+
+def rows(policy, rewards):
+    return [
+        {"policy": policy, "prompt_id": f"p{i}", "sample_index": k, "text": f"{policy} {i}.{k}", "reward": r}
+        for i, r in enumerate(rewards)
+        for k in (0, 1)
+    ]
+
+
+def test_the_table_pairs_each_prompts_first_samples_and_names_the_winner():
+    heldout = [Prompt(f"p{i}", [{"role": "user", "content": f"question {i}"}]) for i in range(4)]
+    table = completion_table(
+        heldout, rows("before", [0.1, 0.5, 0.3, None]), rows("after", [0.2, 0.4, 0.3, 1.0]), 3
+    )
+    assert [r["winner"] for r in table] == ["policy", "pi_0", "tie"]  # only the first 3 prompts
+    assert table[0] == {
+        "prompt_id": "p0",
+        "prompt": "question 0",
+        "pi_0": "before 0.0",
+        "pi_0_reward": 0.1,
+        "policy": "after 0.0",
+        "policy_reward": 0.2,
+        "winner": "policy",
+    }
+    assert (
+        completion_table(heldout, rows("before", [0.1] * 4), rows("after", [None] * 4), 9)[3]["winner"] == "-"
+    )
+    assert completion_table(heldout, [], [], 4) == []
+
+
+def test_markdown_cells_stay_on_one_line():
+    text = markdown_table([{"a": "x | y\nz", "b": 0.123456}])
+    assert text == "| a | b |\n|---|---|\n| x \\| y z | 0.1235 |"
+
+
+def test_sweep_jobs_share_a_group():
+    assert sweep_group({"loop": {"run_name": "default/selection.metric=random"}}) == "default"
+    assert sweep_group({"loop": {"run_name": "default"}}) is None
+
+
+def test_tensorboard_logs_each_iterations_table_once_across_reopening(tmp_path):
+    layout = RunLayout(tmp_path / "run")
+    for t in (0, 1):
+        folder = layout.stage_dir(t, "evaluate")
+        folder.mkdir(parents=True)
+        table = [{"prompt_id": "p0", "prompt": "q", "pi_0": "a", "pi_0_reward": 0.1, "policy": "b",
+                  "policy_reward": 0.2 + t, "winner": "policy"}]  # fmt: skip
+        (folder / "completions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in table))
+        write_marker(layout.marker(t, "evaluate"), {"stats": {"heldout_reward_after": 0.2 + t}})
+    cfg = TrackingConfig(backend="tensorboard")
+    tracker = TensorBoardTracker(layout, cfg, {})
+    tracker.stage_done(0, "evaluate", {"stats": {"heldout_reward_after": 0.2}})
+    tracker.close()
+    tracker = TensorBoardTracker(layout, cfg, {})  # a resumed run reopens the tracker
+    tracker.stage_done(0, "evaluate", {"stats": {"heldout_reward_after": 0.2}})  # already logged
+    tracker.stage_done(1, "evaluate", {"stats": {"heldout_reward_after": 1.2}})
+    tracker.close()
+    logdir = layout.tracking_dir / "tensorboard"
+    texts = read_tensorboard_texts(logdir)
+    assert [(tag, step) for tag, step, _ in texts] == [
+        ("evaluate/completions/text_summary", 0),
+        ("evaluate/completions/text_summary", 1),
+    ]
+    assert "| p0 | q | a | 0.1 | b | 1.2 | policy |" in texts[1][2]
+    assert [
+        s for tag, s, _ in read_tensorboard_scalars(logdir) if tag == "evaluate/heldout_reward_after"
+    ] == [0, 1]
