@@ -225,13 +225,19 @@ def run_process(argv: list[str], env: dict[str, str], log_path: Path, name: str,
 
 
 def run_processes(
-    launches: list[tuple[list[str], dict[str, str], Path]], name: str, watch: Watch, ranks: int = 0
+    launches: list[tuple[list[str], dict[str, str], Path]],
+    name: str,
+    watch: Watch,
+    ranks: int = 0,
+    tick: Callable[[], None] | None = None,
 ) -> tuple[int, Path]:
     """Run processes that work together (training ranks) to the end, watched: (0, first log) when all
     succeed, else (exit code, log) of the first that failed; the others are then stopped, as torchrun
     and srun --kill-on-bad-exit do, so that no rank waits forever for a dead peer. `ranks`: a single
-    launch that is an srun step of that many ranks (each beats into its own heartbeat file)."""
+    launch that is an srun step of that many ranks (each beats into its own heartbeat file). `tick`:
+    called about once a second while they run (the tracker's live forwarding)."""
     procs = []
+    last_tick = 0.0
     for argv, env, log_path in launches:
         extra = {**env, PER_RANK_ENV: "1"} if ranks else env
         procs.append(Watched(spawn(argv, extra, log_path), log_path, name, watch, ranks))
@@ -248,7 +254,12 @@ def run_processes(
                 elif rc != 0:
                     return rc, p.log_path
             if running == 0:
+                if tick is not None:
+                    tick()
                 return 0, procs[0].log_path
+            if tick is not None and time.time() - last_tick >= 1.0:
+                last_tick = time.time()
+                tick()
             time.sleep(0.2)
     finally:
         for p in procs:

@@ -35,6 +35,9 @@ HELDOUT = "heldout.jsonl"
 # Training: the rows every rank reads, the trainer's scratch folder, the next policy.
 TRAIN_DATA = "data"
 TRAIN_HISTORY = "history.jsonl"
+LIVE_HISTORY = "history.live.jsonl"
+"""TRL's log entries as the training process writes them (rank 0, one line per log, appended at once),
+which the orchestrator forwards to the tracker while the stage runs."""
 """TRL's per-step log history of an iteration's training (loss, rewards, learning rate per step)."""
 TRAINER = "trainer"
 MODEL = "model"

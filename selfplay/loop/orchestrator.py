@@ -15,7 +15,7 @@ from selfplay import progress
 from selfplay.checks import parse_restart_from
 from selfplay.config import Config
 from selfplay.errors import SelfplayError, sigterm_raises, storage_problem
-from selfplay.loop import launch, summary
+from selfplay.loop import launch, summary, tracking
 from selfplay.loop.cluster import Resources, local_resources
 from selfplay.loop.context import StageContext, reference_policy
 from selfplay.loop.integrity import check_sizes
@@ -95,6 +95,7 @@ def _run(
     check_finished_outputs(layout, stages, table, cfg.loop.iterations, run_id)
     last = cfg.loop.iterations - 1
     tracker = open_tracker(layout, cfg.tracking, config_dict(cfg))
+    tracking.ACTIVE = tracker  # the train stage forwards its live metrics to it
     try:
         for t in range(cfg.loop.iterations):
             policy = initial if t == 0 else str(layout.policy_dir(t - 1))
@@ -114,6 +115,7 @@ def _run(
             summary.write_manifest(layout, manifest(cfg, layout, stages, initial))
             summary.point_final(layout, cfg.loop.iterations)
     finally:
+        tracking.ACTIVE = None
         if tracker is not None:
             tracker.close()
     rows = summary.collect(layout, cfg.loop.iterations, stages)

@@ -196,7 +196,13 @@ def _ranks(ctx: StageContext, spec: Stage, res: Resources, relaunch: list[str]) 
         show(launches[0][0], launches[0][1]),
         log_path,
     )
-    rc, failed_log = launch.run_processes(launches, f"{ctx.label} training processes", watch(ctx))
+    from functools import partial
+
+    from selfplay.loop.layout import LIVE_HISTORY
+    from selfplay.loop.tracking import follow_training
+
+    tick = partial(follow_training, ctx.iteration, ctx.out / LIVE_HISTORY)  # training metrics, live
+    rc, failed_log = launch.run_processes(launches, f"{ctx.label} training processes", watch(ctx), tick=tick)
     return launch.read_stats(
         ctx.out, f"iteration {ctx.iteration} {spec.name}: training processes", rc, failed_log
     )

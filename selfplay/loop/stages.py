@@ -32,6 +32,7 @@ from selfplay.loop.layout import (
     HELDOUT_PROMPTS,
     JUDGMENTS,
     KEPT_PAIRS,
+    LIVE_HISTORY,
     LOGPROBS,
     MODEL,
     MODEL_CARD,
@@ -332,6 +333,7 @@ def train_ranks(ctx: StageContext) -> dict:
         ctx.out / TRAIN_HISTORY,
         RunLayout.rendezvous_file(ctx.out),
         cfg.cluster.rendezvous_timeout,
+        ctx.out / LIVE_HISTORY,
     )
     if int(os.environ.get("RANK", "0")) == 0:
         write_card(ctx, ctx.out / MODEL / MODEL_CARD, stats)

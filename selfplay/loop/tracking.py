@@ -87,22 +87,49 @@ class Tracker:
         self.save()
 
     def train_history(self, iteration: int, marker: dict[str, Any]) -> None:
-        """TRL's per-step log history, on a run-global optimizer step."""
+        """TRL's per-step log history, on a run-global optimizer step: what the live forwarding
+        (`follow_training`) has not already logged."""
         path = self.layout.stage_dir(iteration, "train") / TRAIN_HISTORY
-        if not path.is_file():
+        if path.is_file():
+            self._forward(iteration, path.read_text().splitlines())
+        self.state["train_steps"][str(iteration)] = int(marker.get("stats", {}).get("optimizer_steps", 0))
+
+    def follow_training(self, iteration: int, path: Path) -> None:
+        """While the train stage runs: log the entries the training process has appended to `path`
+        since the last call (selfplay/training/trainer.py's live history)."""
+        try:
+            text = path.read_text()
+        except OSError:
             return
+        lines = text.splitlines()
+        if lines and not text.endswith("\n"):
+            lines.pop()  # still being written
+        if lines:
+            self._forward(iteration, lines)
+            self.save()
+
+    def _forward(self, iteration: int, lines: list[str]) -> None:
+        """Log each entry once: per kind of entry (its set of keys: a training step, the final summary)
+        the last step logged is kept in the state, so entries a resumed training logs again (the steps
+        between its checkpoint and the kill) and the history file after the stage add nothing."""
         offset = sum(int(v) for t, v in self.state["train_steps"].items() if int(t) < iteration)
-        for line in path.read_text().splitlines():
-            entry = json.loads(line)
+        done = self.state.setdefault("train_logged", {}).setdefault(str(iteration), {})
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill
             step = int(entry.get("step", 0))
             metrics = {
                 f"train_step/{k}": float(v)
                 for k, v in entry.items()
                 if k not in ("step", "epoch") and _number(v)
             }
-            if metrics:
-                self.write(metrics, "train/global_step", offset + step)
-        self.state["train_steps"][str(iteration)] = int(marker.get("stats", {}).get("optimizer_steps", 0))
+            kind = ",".join(sorted(metrics))
+            if not metrics or step <= done.get(kind, -1):
+                continue
+            self.write(metrics, "train/global_step", offset + step)
+            done[kind] = step
 
     def save(self) -> None:
         tmp = self.state_file.with_suffix(".tmp")
@@ -249,6 +276,16 @@ TRACKERS: dict[str, type[Tracker]] = {
     "wandb": WandbTracker,
     "trackio": TrackioTracker,
 }
+
+
+ACTIVE: Tracker | None = None
+"""The tracker of the run this process orchestrates (set by the orchestrator), for forwarding the
+training process's live history while the train stage runs."""
+
+
+def follow_training(iteration: int, path: Path) -> None:
+    if ACTIVE is not None:
+        ACTIVE.follow_training(iteration, path)
 
 
 def open_tracker(layout: RunLayout, cfg: TrackingConfig, run_config: dict[str, Any]) -> Tracker | None:

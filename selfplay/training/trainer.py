@@ -48,6 +48,7 @@ def train_policy(
     history_file: Path | None = None,
     rendezvous_file: Path | None = None,
     rendezvous_timeout: float = 300.0,
+    live_file: Path | None = None,
 ) -> dict[str, Any]:
     """Train from `policy_path` on the rows saved in `data_dir`; save the next policy to `model_dir`
     (`trainer_dir` is TRL's scratch folder: checkpoints every `train.save_steps`, resumed from when
@@ -81,6 +82,8 @@ def train_policy(
     model = load_for_training(policy_path, dtype, model_cfg.trust_remote_code, model_cfg.allow_pickle)
     model.train()
     callbacks = [progress_callback(label, schedule.steps)]
+    if live_file is not None:
+        callbacks.append(live_history_callback(live_file))
     os.environ["TQDM_DISABLE"] = "1"  # TRL's reference pass in the trainer's constructor draws a bar
     try:
         ref_model = None
@@ -160,6 +163,21 @@ def latest_checkpoint(trainer_dir: Path) -> Path | None:
             return p
         shutil.rmtree(p, ignore_errors=True)
     return None
+
+
+def live_history_callback(path: Path):
+    """Appends each of TRL's log entries ({"step": optimizer step, loss, rewards/..., learning_rate, ...})
+    to `path` as it is logged (rank 0), so the run's tracker can show training while it runs; a
+    resumed training appends after the entries of the killed one."""
+    from transformers import TrainerCallback
+
+    class LiveHistory(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and state.is_world_process_zero:
+                with path.open("a") as f:
+                    f.write(json.dumps(finite({"step": state.global_step, **logs}), allow_nan=False) + "\n")
+
+    return LiveHistory()
 
 
 def progress_callback(label: str, steps: int):

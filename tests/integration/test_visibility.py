@@ -196,3 +196,49 @@ def test_a_two_job_sweep_and_its_comparison(tmp_path):
     assert "| selection.metric |" in report.stdout.splitlines()[0].replace("| run | ", "| ")
     assert "| alignment_potential |" in report.stdout and "| random |" in report.stdout
     assert (tmp_path / "cmp.md").is_file()
+
+
+def test_training_metrics_reach_tensorboard_while_training_runs_and_survive_a_kill(tmp_path):
+    """TRL's per-step logs reach the run's TensorBoard from the training process while the train stage
+    runs (read from the event file before the stage has finished); the run is then killed inside
+    training, resumed from its checkpoint, and every optimizer step is on the global-step axis once."""
+    import os
+    import signal
+    import time
+
+    from tests.integration.cli import start_cli
+
+    args = (
+        "debug=tiny",
+        "loop.iterations=1",
+        "evaluate.enabled=false",
+        "tracking.backend=tensorboard",
+        "train.epochs=40",  # 9 pairs, batch 2: 200 optimizer steps, seconds of training
+        "train.save_steps=20",
+        f"loop.output_dir={tmp_path}",
+    )
+    run_dir = tmp_path / "default"
+    logdir, partial, done = (
+        run_dir / "tracking" / "tensorboard",
+        run_dir / "iter_000" / ".train.partial",
+        run_dir / "iter_000" / "train" / "_SUCCESS",
+    )
+    proc = start_cli(*args, log=tmp_path / "first.log")
+    live: list[int] = []
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline:
+        if partial.exists() and logdir.exists():
+            live = [s for tag, s, _ in read_tensorboard_scalars(logdir) if tag == "train_step/loss"]
+            if len(live) >= 25:  # past the first checkpoint
+                break
+        time.sleep(0.2)
+    assert proc.poll() is None and not done.exists(), (tmp_path / "first.log").read_text()[-3000:]
+    assert live and live == sorted(set(live))  # logged while the stage runs, in order
+    os.killpg(proc.pid, signal.SIGKILL)  # a kill inside training
+    proc.wait()
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    train = stats(run_dir, 0, "train")
+    assert train.get("resumed_from_step", 0) >= 20
+    steps = [s for tag, s, _ in read_tensorboard_scalars(logdir) if tag == "train_step/loss"]
+    assert steps == list(range(1, train["optimizer_steps"] + 1))  # each step once: none lost, none twice

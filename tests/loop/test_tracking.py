@@ -84,3 +84,48 @@ def test_tensorboard_logs_each_iterations_table_once_across_reopening(tmp_path):
     assert [
         s for tag, s, _ in read_tensorboard_scalars(logdir) if tag == "evaluate/heldout_reward_after"
     ] == [0, 1]
+
+
+def test_live_training_entries_are_forwarded_once_across_a_resumed_training(tmp_path):
+    """The orchestrator forwards the training process's live history as it grows; a resumed training
+    logs the steps after its checkpoint again (skipped); the history file after the stage adds only
+    what was never forwarded (the final summary); iteration 1 continues the global step axis."""
+    layout = RunLayout(tmp_path / "run")
+    live = tmp_path / "history.live.jsonl"
+    tracker = TensorBoardTracker(layout, TrackingConfig(backend="tensorboard"), {})
+
+    def entry(step, **extra):
+        return (
+            json.dumps({"step": step, "loss": 1.0 / step, "learning_rate": 0.1, "epoch": 0.1, **extra}) + "\n"
+        )
+
+    live.write_text(entry(1) + entry(2) + '{"step": 3, "lo')  # the last line is still being written
+    tracker.follow_training(0, live)
+    live.write_text(entry(1) + entry(2) + entry(3) + entry(4))  # the killed attempt reached step 4
+    tracker.follow_training(0, live)
+    tracker.close()
+    tracker = TensorBoardTracker(layout, TrackingConfig(backend="tensorboard"), {})  # the run resumed
+    with live.open("a") as f:  # the resumed training restarts at its checkpoint, step 2
+        f.write(entry(3) + entry(4) + entry(5))
+    tracker.follow_training(0, live)
+    history = layout.stage_dir(0, "train") / "history.jsonl"
+    history.parent.mkdir(parents=True)
+    summary = json.dumps({"step": 5, "train_loss": 0.3, "train_runtime": 2.0}) + "\n"
+    history.write_text("".join(entry(s) for s in range(1, 6)) + summary)
+    tracker.stage_done(0, "train", {"stats": {"optimizer_steps": 5, "train_loss": 0.3}})
+    tracker.follow_training(1, tmp_path / "no such file")  # nothing yet: no error
+    live1 = tmp_path / "live1.jsonl"
+    live1.write_text(entry(1))
+    tracker.follow_training(1, live1)
+    tracker.close()
+    scalars = read_tensorboard_scalars(layout.tracking_dir / "tensorboard")
+    assert [s for tag, s, _ in scalars if tag == "train_step/loss"] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+    ]  # 6 = iteration 1's step 1
+    assert [s for tag, s, _ in scalars if tag == "train_step/train_loss"] == [5]
+    assert "train_step/epoch" not in {tag for tag, _, _ in scalars}
