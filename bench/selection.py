@@ -7,7 +7,10 @@ path. Also times writing and reading the pairs file (the pool=all path reads ear
 Two pools: alignment potential on continuous margins (a reward model's judge: ties are rare), and the
 explicit metric on a rule judge's discrete rewards (most of the pool ties: the id order decides).
 
-  python bench/selection.py [--out results/selection_bench_cpu.md] [--pairs 1000000]
+Then `python -m selfplay.select` end to end on a Parquet file with reward and implicit columns: the
+column-wise reader and writer vs the row-by-row path, each in a fresh process with its peak memory.
+
+  python bench/selection.py [--out results/selection_bench_cpu.md] [--pairs 1000000] [--rows 1000000]
 """
 
 from __future__ import annotations
@@ -81,6 +84,93 @@ def old_select(pairs, cfg):
     ]
 
 
+END_TO_END = """
+import json, resource, sys, time
+sys.path.insert(0, {repo!r})
+from selfplay.config import OfflineSelectConfig, SelectionConfig
+start = time.perf_counter()
+if {rows!r}:  # the row-by-row path, as every dataset took before the column-wise reader
+    from pathlib import Path
+    from selfplay.data.jsonl import write_jsonl
+    from selfplay.data.preferences import read_preference_table
+    from selfplay.selection.offline import scored_rows, select_table
+    cfg = OfflineSelectConfig(input={input!r}, output={output!r}, selection=SelectionConfig(ratio=0.4))
+    rows, pool, summary = select_table(read_preference_table(cfg.input, cfg.split), cfg)
+    out = scored_rows(rows, pool)
+    Path(cfg.output).mkdir(parents=True, exist_ok=True)
+    write_jsonl(Path(cfg.output) / "selected.jsonl", sorted((r for r in out if r["kept"]), key=lambda r: r["rank"]))
+    write_jsonl(Path(cfg.output) / "scored.jsonl", out)
+    reader = "rows"
+else:
+    from selfplay.selection.offline import select_offline
+    summary = select_offline(OfflineSelectConfig(input={input!r}, output={output!r}, selection=SelectionConfig(ratio=0.4)))
+    reader = summary["reader"]
+seconds = time.perf_counter() - start
+print(json.dumps({{"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "kept": summary["kept"], "reader": reader}}))
+"""
+
+
+def end_to_end(rows: int) -> list[str]:
+    """`python -m selfplay.select`'s work on a Parquet file of `rows` preference rows with reward and
+    implicit columns: the column-wise path vs the row-by-row path, each in a fresh process (its peak
+    memory is its own), one thread."""
+    import json
+    import subprocess
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    work = Path(tempfile.mkdtemp(prefix="bench-offline-"))
+    rng = np.random.default_rng(0)
+    chosen = rng.normal(1.0, 1.0, rows)
+    table = pa.table(
+        {
+            "prompt": [f"Question {i}: how do bees make honey?" for i in range(rows)],
+            "chosen": [f"Answer {i}: nectar, enzymes and evaporation." for i in range(rows)],
+            "rejected": [f"Answer {i}: no idea." for i in range(rows)],
+            "score_chosen": chosen,
+            "score_rejected": chosen - rng.exponential(1.0, rows),
+            "implicit_chosen": rng.normal(-2, 0.5, rows),
+            "implicit_rejected": rng.normal(-2, 0.5, rows),
+        }
+    )
+    source = work / "pairs.parquet"
+    pq.write_table(table, source)
+    size = source.stat().st_size / 2**20
+    results = {}
+    for name, by_rows in (("column-wise (ours)", False), ("row by row (before)", True)):
+        code = END_TO_END.format(repo=str(Path(__file__).resolve().parents[1]), rows=by_rows,
+                                 input=str(source), output=str(work / name.split()[0]))  # fmt: skip
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise SystemExit(proc.stderr[-3000:])
+        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    ours, before = results["column-wise (ours)"], results["row by row (before)"]
+    assert ours["kept"] == before["kept"] and ours["reader"] == "columns"
+    return [
+        "",
+        f"## End to end: `python -m selfplay.select` on {rows:,} Parquet rows ({size:,.0f} MB) with reward and "
+        "implicit columns",
+        "",
+        "Each path in a fresh process, one thread: read, score, rank, keep 40%, write the kept pairs and every "
+        "scored row (ours: Parquet; before: JSONL), summary.",
+        "",
+        "| path | seconds | peak memory MiB |",
+        "|---|---|---|",
+        *[f"| {name} | {r['seconds']:.1f} | {r['peak_mib']:,.0f} |" for name, r in results.items()],
+        "",
+        f"Column-wise is {before['seconds'] / ours['seconds']:.1f}x faster with "
+        f"{ours['peak_mib'] / before['peak_mib']:.2f}x the memory; both keep {ours['kept']:,} pairs. "
+        "Goal: < 10 s for 1,000,000 rows on this machine.",
+    ]
+
+
 def timed(fn):
     start = time.perf_counter()
     value = fn()
@@ -91,6 +181,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
     ap.add_argument("--pairs", type=int, default=1_000_000)
+    ap.add_argument("--rows", type=int, default=1_000_000, help="end-to-end offline selection rows (0: skip)")
     args = ap.parse_args()
 
     import numpy as np
@@ -165,6 +256,7 @@ def main() -> None:
         "Goal: ours < 2 s on one core and within 3x of numpy's argsort, same kept set and ranks.",
         "",
         io_line,
+        *(end_to_end(args.rows) if args.rows else []),
     ]
     out = "\n".join(lines)
     emit(out, args.out)

@@ -195,6 +195,23 @@ def judgments(pairs: Path) -> dict[tuple[str, int], float]:
     return {(r["prompt_id"], r["sample_index"]): r["reward"] for r in map(json.loads, path.open())}
 
 
+def selected_file(folder: Path) -> str:
+    """The kept pairs' file of an offline selection (selected.parquet; selected.jsonl before the
+    column-wise writer)."""
+    return (
+        json.loads((folder / "summary.json").read_text()).get("files", {}).get("selected", "selected.jsonl")
+    )
+
+
+def read_rows(path: Path, columns: list[str]) -> dict[str, list]:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path, columns=columns).to_pydict()
+    rows = [json.loads(line) for line in path.open()]
+    return {c: [r[c] for r in rows] for c in columns}
+
+
 def read_pairs(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.open()]
 
@@ -244,7 +261,7 @@ def select_and_train(
         cfg = compose(
             "train_file",
             [
-                f"input={out / 'selected.jsonl'}",
+                f"input={out / selected_file(out)}",
                 "pairs.prompt=messages",
                 f"loop.output_dir={work / 'trained'}",
                 f"loop.run_name={run_name}",
@@ -291,7 +308,7 @@ def unit(work: Path, seed: int, policy: str, judge: str, arm: str, count: int | 
     selected, model = select_and_train(work, seed, pairs, policy, arm, count, loss)
     tag = f"{selected.name}" + ("" if loss == "dpo" else f"-{loss}")
     ev, base = evaluate(work, seed, str(model), tag), baseline(work, seed, policy)
-    kept = {r["pair_id"] for r in map(json.loads, (selected / "selected.jsonl").open())}
+    kept = set(read_rows(selected / selected_file(selected), ["pair_id"])["pair_id"])
     rows = [r for r in read_pairs(pairs) if r["pair_id"] in kept]
     gold = gold_margins(work, seed, policy, judge, prompts, rows)
     return {

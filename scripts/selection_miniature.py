@@ -138,7 +138,7 @@ def select_and_train(work: Path, seed: int, pairs: Path, arm: str, spec: dict, c
         cfg = compose(
             "train_file",
             [
-                f"input={out / 'selected.jsonl'}",
+                f"input={out / json.loads((out / 'summary.json').read_text()).get('files', {}).get('selected', 'selected.jsonl')}",
                 "pairs.prompt=messages",
                 f"loop.output_dir={work / 'trained'}",
                 f"loop.run_name={tag}",

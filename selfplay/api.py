@@ -142,9 +142,9 @@ def select(
 class DatasetSelection:
     scored: Any
     """A datasets.Dataset: every usable row with both rewards, implicit rewards and margins, its score,
-    rank and kept (what scored.jsonl holds)."""
+    rank and kept (what scored.parquet holds)."""
     selected: Any
-    """A datasets.Dataset of the kept rows, best first (what selected.jsonl holds; TRL reads it)."""
+    """A datasets.Dataset of the kept rows, best first (what selected.parquet holds; TRL reads it)."""
     summary: dict[str, Any]
     """Counts (rows, dropped and why, computed columns) and the margins' distributions (summary.json)."""
 

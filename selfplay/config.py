@@ -106,6 +106,11 @@ class ImplicitReward(Choice):
     dpo = "dpo"
 
 
+class TableFormat(Choice):
+    parquet = "parquet"
+    jsonl = "jsonl"
+
+
 class Loss(Choice):
     dpo = "dpo"
     simpo = "simpo"
@@ -797,7 +802,10 @@ class OfflineSelectConfig:
     input: str | None = None
     """Parquet, JSONL/JSON file, or a `datasets` folder (save_to_disk) or hub name."""
     output: str | None = None
-    """Folder for selected.jsonl, scored.jsonl and summary.json."""
+    """Folder for selected.parquet (the kept pairs, best first, in TRL's preference format with every
+    score), scored.parquet (every usable row, input order) and summary.json."""
+    format: TableFormat = TableFormat.parquet
+    """parquet, or jsonl (selected.jsonl / scored.jsonl: slower, for tools that read JSON lines)."""
     split: str = "train"
     """Split of a datasets folder / hub dataset."""
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
@@ -810,7 +818,7 @@ class OfflineSelectConfig:
 @dataclass
 class TrainFileConfig(Config):
     """`python -m selfplay.train input=<file> [preset=...]`: train the policy (`model`) on a preference
-    file (e.g. `selected.jsonl` of `python -m selfplay.select`) with the loop's train stage: the same
+    file (e.g. `selected.parquet` of `python -m selfplay.select`) with the loop's train stage: the same
     TRL path, presets, tokenisation, reference handling, processes and resume."""
 
     input: str | None = None

@@ -1,5 +1,5 @@
 """Entry point: `python -m selfplay.train input=<preference file> [preset=...] [overrides]` trains the
-policy (`model.path`) on the pairs of a file, e.g. the `selected.jsonl` that `python -m selfplay.select`
+policy (`model.path`) on the pairs of a file, e.g. the `selected.parquet` that `python -m selfplay.select`
 writes, through the loop's own train stage: the same TRL path, presets, tokenisation, reference
 handling (one teacher-forced pass, no reference forward per step), processes, checkpoints and resume.
 The run directory (`loop.output_dir`/`loop.run_name`) holds the pairs as read and the trained model."""

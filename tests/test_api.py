@@ -70,9 +70,11 @@ def test_select_dataset_equals_the_command_lines_files(tmp_path):
         )
     )
     out = api.select_dataset(datasets.Dataset.from_list(EXAMPLE), ["selection.ratio=0.5"])
-    assert out.scored.to_list() == read(tmp_path / "out" / "scored.jsonl")
-    assert out.selected.to_list() == read(tmp_path / "out" / "selected.jsonl")
-    assert out.summary == json.loads((tmp_path / "out" / "summary.json").read_text()) | {"input": "<dataset>"}
+    assert out.scored.to_list() == read(tmp_path / "out" / "scored.parquet")
+    assert out.selected.to_list() == read(tmp_path / "out" / "selected.parquet")
+    on_disk = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert on_disk.pop("reader") == "columns" and on_disk.pop("files")["selected"] == "selected.parquet"
+    assert out.summary == on_disk | {"input": "<dataset>"}
     with pytest.raises(SelfplayError, match="no reward columns"):
         api.select_dataset([{"prompt": "q", "chosen": "a", "rejected": "b"}])
 

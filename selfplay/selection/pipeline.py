@@ -103,10 +103,14 @@ def select_pairs(pairs: list[Pair], cfg: SelectionConfig, seed_salt: int = 0) ->
 
 def selection_stats(pool: ScoredPool) -> dict[str, float]:
     """Pool and kept sizes, and the margin distributions before (pool) and after (kept) selection."""
-    n = len(pool)
-    d_ex, d_im = margins(pool.pairs)
-    stats: dict[str, float] = {"pool": n, "kept": int(pool.kept.sum())}
-    for name, mask in (("pool", np.ones(n, dtype=bool)), ("kept", pool.kept)):
+    return margin_stats(*margins(pool.pairs), pool.kept)
+
+
+def margin_stats(d_ex: np.ndarray, d_im: np.ndarray, kept: np.ndarray) -> dict[str, float]:
+    """`selection_stats` of a pool given as its margin arrays and kept flags."""
+    n = len(d_ex)
+    stats: dict[str, float] = {"pool": n, "kept": int(kept.sum())}
+    for name, mask in (("pool", np.ones(n, dtype=bool)), ("kept", kept)):
         if not mask.any():
             continue
         ex, im = d_ex[mask], d_im[mask]

@@ -63,6 +63,10 @@ def write(path, rows):
 
 
 def read(path):
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
@@ -80,9 +84,9 @@ def test_worked_example_from_a_four_row_file(tmp_path, implicit_abs, kept, score
         selection=SelectionConfig(implicit_abs=implicit_abs, ratio=0.5),
     )
     summary = select_offline(cfg)
-    selected = read(tmp_path / "out" / "selected.jsonl")
+    selected = read(tmp_path / "out" / "selected.parquet")
     assert [r["prompt"] for r in selected] == kept
-    scored = read(tmp_path / "out" / "scored.jsonl")
+    scored = read(tmp_path / "out" / "scored.parquet")
     assert [r["score"] for r in scored] == pytest.approx(scores, abs=1e-7)
     assert summary["pool"] == 4 and summary["kept"] == 2 and summary["computed"] == []
     assert set(selected[0]) >= {
@@ -117,7 +121,7 @@ def test_the_command_line(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == str(tmp_path / "out")
-    assert [r["prompt"] for r in read(tmp_path / "out" / "selected.jsonl")] == ["Q0"]
+    assert [r["prompt"] for r in read(tmp_path / "out" / "selected.parquet")] == ["Q0"]
 
 
 def test_missing_columns_are_computed(tmp_path, tiny_policy):
@@ -144,7 +148,7 @@ def test_missing_columns_are_computed(tmp_path, tiny_policy):
         )
     )
     assert summary["computed"] == ["rewards", "implicit_rewards"] and summary["kept"] == 3
-    scored = read(tmp_path / "out" / "scored.jsonl")
+    scored = read(tmp_path / "out" / "scored.parquet")
     tok, model = load_tokenizer(tiny_policy), load_causal_lm(tiny_policy)
     for r in scored:
         assert r["chosen_reward"] == topical_variety(r["prompt"], r["chosen"])
@@ -178,7 +182,7 @@ def test_chat_message_dataset_folder(tmp_path):
             selection=SelectionConfig(metric="explicit", count=2),
         )
     )
-    selected = read(tmp_path / "out" / "selected.jsonl")
+    selected = read(tmp_path / "out" / "selected.parquet")
     assert [r["prompt"] for r in selected] == ["Q3", "Q2"]
     assert selected[0]["chosen"][-1]["content"] == "good 3"  # TRL's format kept as given
 
@@ -273,11 +277,11 @@ def test_the_simpo_datasets_list_wise_layout(tmp_path):
         )
     )
     assert summary["dropped_tied"] == 1 and summary["pool"] == 2 and summary["computed"] == []
-    scored = {r["prompt"]: r for r in read(tmp_path / "out" / "scored.jsonl")}
+    scored = {r["prompt"]: r for r in read(tmp_path / "out" / "scored.parquet")}
     assert (scored["Q0"]["chosen_reward"], scored["Q0"]["rejected_reward"]) == (0.5, 0.1)
     assert scored["Q0"]["explicit_margin"] == pytest.approx(0.4)
     assert (scored["Q2"]["chosen_reward"], scored["Q2"]["rejected_reward"]) == (0.9, 0.1)
-    selected = read(tmp_path / "out" / "selected.jsonl")
+    selected = read(tmp_path / "out" / "selected.parquet")
     assert [r["prompt"] for r in selected] == ["Q2", "Q0"]
 
 
@@ -298,3 +302,51 @@ def test_the_dataset_presets_compose():
     )
     assert cfg.selection.ratio == 0.4 and cfg.model.path == "meta-llama/Meta-Llama-3-8B-Instruct"
     assert cfg.judge.kind is None  # the dataset's own ArmoRM scores, never a substitute judge
+
+
+def test_columns_and_rows_give_the_same_selection_and_jsonl_on_request(tmp_path):
+    """A dataset with every score column is selected column by column; the row-by-row path (what a
+    dataset needing computed scores takes) keeps the same pairs with the same scores and ranks, ties
+    included; format=jsonl writes JSON lines with the same rows."""
+    import random
+
+    from selfplay.selection.offline import scored_rows, select_table
+
+    rng = random.Random(0)
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": f"q{i}"}],
+            "chosen": [{"role": "assistant", "content": f"a{i}"}],
+            "rejected": [{"role": "assistant", "content": "same" if i % 17 == 0 else f"b{i}"}],
+            "score_chosen": float(rng.randint(2, 6)),  # a rule judge's grid: many ties
+            "score_rejected": float(rng.randint(0, 2)),
+            "implicit_chosen": rng.gauss(-2, 0.5),
+            "implicit_rejected": rng.gauss(-2, 0.5),
+        }
+        for i in range(300)
+    ]
+    for i in range(0, 300, 17):
+        rows[i]["chosen"] = [{"role": "assistant", "content": "same"}]  # identical: dropped
+    path = tmp_path / "in.parquet"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    cfg = OfflineSelectConfig(
+        input=str(path), output=str(tmp_path / "out"), selection=SelectionConfig(ratio=0.3)
+    )
+    summary = select_offline(cfg)
+    assert summary["reader"] == "columns" and summary["dropped_identical"] == 18
+    _, pool, by_rows = select_table(rows, cfg)
+    expected = scored_rows(*select_table(rows, cfg)[:2])
+    scored = read(tmp_path / "out" / "scored.parquet")
+    assert [(r["prompt"], r["rank"], r["kept"]) for r in scored] == [
+        (r["prompt"], r["rank"], r["kept"]) for r in expected
+    ]
+    assert [r["score"] for r in scored] == pytest.approx([r["score"] for r in expected], abs=1e-12)
+    assert {k: v for k, v in summary.items() if k not in ("reader", "files")} == by_rows
+    selected = read(tmp_path / "out" / "selected.parquet")
+    assert [r["rank"] for r in selected] == list(range(len(selected))) == list(range(by_rows["kept"]))
+    select_offline(OfflineSelectConfig(input=str(path), output=str(tmp_path / "j"), format="jsonl",
+                                       selection=SelectionConfig(ratio=0.3)))  # fmt: skip
+    assert read(tmp_path / "j" / "selected.jsonl") == selected
