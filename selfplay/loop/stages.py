@@ -318,6 +318,7 @@ def train_ranks(ctx: StageContext) -> dict:
     rows and save the next policy (with its model card); returns the trainer's stats."""
     import os
 
+    from selfplay.loop.tracking import follow_training
     from selfplay.training.trainer import train_policy
 
     cfg = ctx.config
@@ -334,6 +335,7 @@ def train_ranks(ctx: StageContext) -> dict:
         RunLayout.rendezvous_file(ctx.out),
         cfg.cluster.rendezvous_timeout,
         ctx.out / LIVE_HISTORY,
+        partial(follow_training, ctx.iteration, ctx.out / LIVE_HISTORY),  # in this process: to its tracker
     )
     if int(os.environ.get("RANK", "0")) == 0:
         write_card(ctx, ctx.out / MODEL / MODEL_CARD, stats)

@@ -53,6 +53,7 @@ class Tracker:
         if self.state_file.is_file():
             self.state = json.loads(self.state_file.read_text())
         layout.tracking_dir.mkdir(parents=True, exist_ok=True)
+        self._live_pos: dict[str, int] = {}  # bytes of each live history file already read
         self.open(run_config)
 
     # Backend interface.
@@ -96,24 +97,28 @@ class Tracker:
 
     def follow_training(self, iteration: int, path: Path) -> None:
         """While the train stage runs: log the entries the training process has appended to `path`
-        since the last call (selfplay/training/trainer.py's live history)."""
+        since the last call (selfplay/training/trainer.py's live history); only new bytes are read."""
+        pos = self._live_pos.get(str(path), 0)
         try:
-            text = path.read_text()
+            with path.open("rb") as f:
+                f.seek(pos)
+                new = f.read()
         except OSError:
             return
-        lines = text.splitlines()
-        if lines and not text.endswith("\n"):
-            lines.pop()  # still being written
-        if lines:
-            self._forward(iteration, lines)
+        end = new.rfind(b"\n") + 1  # a last line still being written waits for the next call
+        if end == 0:
+            return
+        self._live_pos[str(path)] = pos + end
+        if self._forward(iteration, new[:end].decode().splitlines()):
             self.save()
 
-    def _forward(self, iteration: int, lines: list[str]) -> None:
+    def _forward(self, iteration: int, lines: list[str]) -> int:
         """Log each entry once: per kind of entry (its set of keys: a training step, the final summary)
         the last step logged is kept in the state, so entries a resumed training logs again (the steps
         between its checkpoint and the kill) and the history file after the stage add nothing."""
         offset = sum(int(v) for t, v in self.state["train_steps"].items() if int(t) < iteration)
         done = self.state.setdefault("train_logged", {}).setdefault(str(iteration), {})
+        logged = 0
         for line in lines:
             try:
                 entry = json.loads(line)
@@ -130,6 +135,8 @@ class Tracker:
                 continue
             self.write(metrics, "train/global_step", offset + step)
             done[kind] = step
+            logged += 1
+        return logged
 
     def save(self) -> None:
         tmp = self.state_file.with_suffix(".tmp")

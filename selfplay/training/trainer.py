@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ def train_policy(
     rendezvous_file: Path | None = None,
     rendezvous_timeout: float = 300.0,
     live_file: Path | None = None,
+    on_live: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Train from `policy_path` on the rows saved in `data_dir`; save the next policy to `model_dir`
     (`trainer_dir` is TRL's scratch folder: checkpoints every `train.save_steps`, resumed from when
@@ -83,7 +85,7 @@ def train_policy(
     model.train()
     callbacks = [progress_callback(label, schedule.steps)]
     if live_file is not None:
-        callbacks.append(live_history_callback(live_file))
+        callbacks.append(live_history_callback(live_file, on_live))
     os.environ["TQDM_DISABLE"] = "1"  # TRL's reference pass in the trainer's constructor draws a bar
     try:
         ref_model = None
@@ -165,10 +167,11 @@ def latest_checkpoint(trainer_dir: Path) -> Path | None:
     return None
 
 
-def live_history_callback(path: Path):
+def live_history_callback(path: Path, on_live: Callable[[], None] | None = None):
     """Appends each of TRL's log entries ({"step": optimizer step, loss, rewards/..., learning_rate, ...})
     to `path` as it is logged (rank 0), so the run's tracker can show training while it runs; a
-    resumed training appends after the entries of the killed one."""
+    resumed training appends after the entries of the killed one. `on_live` is called after each entry
+    (training in the orchestrator's own process forwards it to the tracker there)."""
     from transformers import TrainerCallback
 
     class LiveHistory(TrainerCallback):
@@ -176,6 +179,8 @@ def live_history_callback(path: Path):
             if logs and state.is_world_process_zero:
                 with path.open("a") as f:
                     f.write(json.dumps(finite({"step": state.global_step, **logs}), allow_nan=False) + "\n")
+                if on_live is not None:
+                    on_live()
 
     return LiveHistory()
 
