@@ -65,11 +65,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 def set_log_level(level: str) -> None:
     """loop.log_level: the root logger's level (every selfplay module logs below it)."""
     if str(level).upper() not in LOG_LEVELS:
-        print(
-            f"selfplay: error: loop.log_level={level}: expected one of {', '.join(LOG_LEVELS)}",
-            file=sys.stderr,
-        )
-        sys.exit(2)
+        raise SelfplayError(f"loop.log_level={level}: expected one of {', '.join(LOG_LEVELS)}")
     logging.getLogger().setLevel(str(level).upper())
 
 
@@ -96,7 +92,11 @@ def run_command(config: Config, module: str, table=None) -> None:
     from selfplay.loop.stages import STAGES
 
     table = table or STAGES
-    set_log_level(config.loop.log_level)
+    try:
+        set_log_level(config.loop.log_level)
+    except SelfplayError as err:
+        print(f"selfplay: error: {err}", file=sys.stderr)
+        sys.exit(2)
     relaunch = relaunch_command(module)
     job = sweep_run_name(config)
     if job is not None and config.task.stage is None and config.task.worker is None:
