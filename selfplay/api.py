@@ -155,10 +155,19 @@ def select_dataset(dataset: Any, overrides: Sequence[str] = ()) -> DatasetSelect
     rewards taken from columns or computed (judge.*, model.*), the same metric and top-k."""
     import datasets
 
+    from selfplay.checks import check_selection
+    from selfplay.selection.columnar import select_columns
     from selfplay.selection.offline import scored_rows, select_table
 
     cfg: OfflineSelectConfig = compose(overrides, "select")
     cfg.input = "<dataset>"  # how messages name it
+    check_selection(cfg.selection, "selection")
+    if isinstance(dataset, datasets.Dataset):  # Arrow-backed: column by column where the scores are columns
+        data = dataset.flatten_indices() if dataset._indices is not None else dataset
+        done = select_columns(data.data.table, cfg)
+        if done is not None:
+            scored_table, selected_table, summary = done
+            return DatasetSelection(datasets.Dataset(scored_table), datasets.Dataset(selected_table), summary)
     table = dataset.to_list() if hasattr(dataset, "to_list") else list(dataset)
     rows, scored, summary = select_table(table, cfg)
     all_rows = scored_rows(rows, scored)
