@@ -70,6 +70,9 @@ PAGE = "selection_grid.md"
 RESULTS = "## Results"
 """The page's text above this heading (the pre-registration) is kept as written; the script writes
 everything from it on."""
+READING = "## Reading the results"
+"""The hand-written reading after the tables (kept when the script rewrites the page; check it still
+matches the numbers above it)."""
 START = time.time()
 # The tiny preset's settings on a policy that is the tiny policy after training (its check refuses
 # another model.path with preset=tiny, which protects real models from the toy settings).
@@ -652,8 +655,12 @@ def main() -> None:
         results["seconds"] = {**results.get("seconds", {}), part: time.time() - START}
         data.write_text(json.dumps(results, indent=1, default=str))
         page = out / PAGE
-        head = page.read_text().split(RESULTS)[0] if page.is_file() else ""
-        page.write_text(head + report(args, seeds, curve_seeds, results, time.time() - START))
+        text = page.read_text() if page.is_file() else ""
+        head = text.split(RESULTS)[0]
+        reading = text[text.index(READING) :] if READING in text else ""  # written by hand: kept
+        page.write_text(
+            head + report(args, seeds, curve_seeds, results, time.time() - START) + "\n" + reading
+        )
         say(f"part {part} done; wrote {page}")
 
 
