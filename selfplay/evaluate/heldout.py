@@ -112,3 +112,31 @@ def win_rate(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> float:
         score += 1.0 if a > b else 0.5 if a == b else 0.0
         n += 1
     return score / n if n else math.nan
+
+
+def completion_table(heldout: list[Prompt], initial: list[dict], after: list[dict], n: int) -> list[dict]:
+    """The first `n` held-out prompts: the request, pi_0's and the new policy's first sample, their
+    rewards and which one the judge prefers ("policy", "pi_0" or "tie"; "-" when a reward is missing)."""
+    first = {
+        name: {r["prompt_id"]: r for r in rows if r["sample_index"] == 0}
+        for name, rows in (("pi_0", initial), ("policy", after))
+    }
+    table = []
+    for p in heldout[:n]:
+        a, b = first["pi_0"].get(p.prompt_id), first["policy"].get(p.prompt_id)
+        if a is None or b is None:
+            continue
+        ra, rb = a.get("reward"), b.get("reward")
+        winner = "-" if ra is None or rb is None else "policy" if rb > ra else "pi_0" if ra > rb else "tie"
+        table.append(
+            {
+                "prompt_id": p.prompt_id,
+                "prompt": p.messages[-1]["content"],
+                "pi_0": a["text"],
+                "pi_0_reward": ra,
+                "policy": b["text"],
+                "policy_reward": rb,
+                "winner": winner,
+            }
+        )
+    return table

@@ -399,7 +399,7 @@ def evaluate_shard(ctx: StageContext, heldout: list[Prompt]) -> list[dict]:
 def evaluate_finish(ctx: StageContext, heldout: list[Prompt], output: Path) -> dict:
     """Over every shard's rows (put back in the unsharded order: policy, prompt, sample): each policy's
     summary and the win rates vs pi_0 and vs pi_t; the model card with the held-out results."""
-    from selfplay.evaluate.heldout import summary, win_rate
+    from selfplay.evaluate.heldout import completion_table, summary, win_rate
     from selfplay.judge.judging import judge_name
     from selfplay.loop.markers import read_marker
 
@@ -434,34 +434,6 @@ def evaluate_finish(ctx: StageContext, heldout: list[Prompt], output: Path) -> d
     train = (read_marker(ctx.layout.marker(t, "train")) or {}).get("stats", {})
     write_card(ctx, ctx.out / EVALUATED_CARD, train, stats)  # the train stage's card + held-out results
     return stats
-
-
-def completion_table(heldout: list[Prompt], initial: list[dict], after: list[dict], n: int) -> list[dict]:
-    """The first `n` held-out prompts: the request, pi_0's and the new policy's first sample, their
-    rewards and which one the judge prefers ("policy", "pi_0" or "tie"; "-" when a reward is missing)."""
-    first = {
-        name: {r["prompt_id"]: r for r in rows if r["sample_index"] == 0}
-        for name, rows in (("pi_0", initial), ("policy", after))
-    }
-    table = []
-    for p in heldout[:n]:
-        a, b = first["pi_0"].get(p.prompt_id), first["policy"].get(p.prompt_id)
-        if a is None or b is None:
-            continue
-        ra, rb = a.get("reward"), b.get("reward")
-        winner = "-" if ra is None or rb is None else "policy" if rb > ra else "pi_0" if ra > rb else "tie"
-        table.append(
-            {
-                "prompt_id": p.prompt_id,
-                "prompt": p.messages[-1]["content"],
-                "pi_0": a["text"],
-                "pi_0_reward": ra,
-                "policy": b["text"],
-                "policy_reward": rb,
-                "winner": winner,
-            }
-        )
-    return table
 
 
 def push_plan(ctx: StageContext):

@@ -6,9 +6,9 @@ import json
 
 from selfplay.config import TrackingConfig
 from selfplay.data.records import Prompt
+from selfplay.evaluate.heldout import completion_table
 from selfplay.loop.layout import RunLayout
 from selfplay.loop.markers import write_marker
-from selfplay.loop.stages import completion_table
 from selfplay.loop.tracking import (
     TensorBoardTracker,
     markdown_table,
