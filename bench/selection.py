@@ -85,7 +85,7 @@ def old_select(pairs, cfg):
 
 
 END_TO_END = """
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {repo!r})
 from selfplay.config import OfflineSelectConfig, SelectionConfig
 start = time.perf_counter()
@@ -106,7 +106,9 @@ else:
     summary = select_offline(OfflineSelectConfig(input={input!r}, output={output!r}, selection=SelectionConfig(ratio=0.4)))
     reader = summary["reader"]
 seconds = time.perf_counter() - start
-print(json.dumps({{"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+# VmHWM: this process image's own peak (getrusage's ru_maxrss keeps the forking parent's size across exec)
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({{"seconds": seconds, "peak_mib": hwm / 1024,
                   "kept": summary["kept"], "reader": reader}}))
 """
 
