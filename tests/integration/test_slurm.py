@@ -194,7 +194,9 @@ def test_the_time_limit_signal_requeues_and_resumes(slurm, tmp_path, two_node_ru
     deadline = time.time() + 400
     while slurm.state(job) != "PENDING" or int(slurm.job(job).get("Restarts", 0)) == 0:
         assert slurm.state(job) != "COMPLETED", "the run finished before the time-limit signal came"
-        assert slurm.state(job) in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SIGNALING"), slurm.job(job)
+        assert slurm.state(job) in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SIGNALING"), (
+            slurm.job(job)
+        )
         assert time.time() < deadline, "no requeue before the time limit"
         time.sleep(1)
     before = finished_markers(tmp_path / "default")
