@@ -48,7 +48,15 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))  # vLLM would drop torch to 1 thread
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from selection_miniature import bootstrap_ci, cached, compose, mean_sd, sign_test, win_rate  # noqa: E402
+from selection_miniature import (  # noqa: E402
+    bootstrap_ci,
+    cached,
+    compose,
+    mean_sd,
+    pool_columns,
+    sign_test,
+    win_rate,
+)
 
 ARMS = {
     "random": {"metric": "random"},
@@ -227,7 +235,7 @@ def select_and_train(
 ) -> tuple[Path, Path]:
     """Offline selection of the pool by `arm`, then training of the starting policy on the kept pairs;
     (selection folder, model folder)."""
-    from selfplay.config import ColumnsConfig, OfflineSelectConfig, SelectionConfig
+    from selfplay.config import OfflineSelectConfig, SelectionConfig
     from selfplay.loop.orchestrator import run_loop
     from selfplay.loop.stages import FILE_STAGES
     from selfplay.selection.offline import select_offline
@@ -237,14 +245,7 @@ def select_and_train(
     tag = f"{pairs.parents[2].name}-{arm}-{size}"
     out = work / "selected" / tag
     if not (out / "summary.json").is_file():
-        columns = ColumnsConfig(
-            prompt="messages",
-            id="pair_id",
-            chosen_reward="chosen_reward",
-            rejected_reward="rejected_reward",
-            chosen_implicit="chosen_implicit",
-            rejected_implicit="rejected_implicit",
-        )
+        columns = pool_columns()
         selection = SelectionConfig(
             metric=spec["metric"],
             weight=spec.get("weight", 1.0),

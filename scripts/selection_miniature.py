@@ -105,9 +105,23 @@ def pool(work: Path, seed: int, prompts: int) -> Path:
     return pairs
 
 
+def pool_columns():
+    """The columns of a run's selection/pairs.jsonl, as offline selection reads them."""
+    from selfplay.config import ColumnsConfig
+
+    return ColumnsConfig(
+        prompt="messages",
+        id="pair_id",
+        chosen_reward="chosen_reward",
+        rejected_reward="rejected_reward",
+        chosen_implicit="chosen_implicit",
+        rejected_implicit="rejected_implicit",
+    )
+
+
 def select_and_train(work: Path, seed: int, pairs: Path, arm: str, spec: dict, count: int | None) -> Path:
     """Offline selection of the pool's pairs by `arm`, then DPO on the selected file; the model folder."""
-    from selfplay.config import ColumnsConfig, OfflineSelectConfig, SelectionConfig
+    from selfplay.config import OfflineSelectConfig, SelectionConfig
     from selfplay.loop.orchestrator import run_loop
     from selfplay.loop.stages import FILE_STAGES
     from selfplay.selection.offline import select_offline
@@ -115,14 +129,7 @@ def select_and_train(work: Path, seed: int, pairs: Path, arm: str, spec: dict, c
     tag = f"{arm}-{'r40' if count is None else f'n{count}'}-s{seed}-{pairs.parents[2].name}"
     out = work / "selected" / tag
     if not (out / "summary.json").is_file():
-        columns = ColumnsConfig(
-            prompt="messages",
-            id="pair_id",
-            chosen_reward="chosen_reward",
-            rejected_reward="rejected_reward",
-            chosen_implicit="chosen_implicit",
-            rejected_implicit="rejected_implicit",
-        )
+        columns = pool_columns()
         selection = SelectionConfig(
             metric=spec["metric"],
             weight=spec.get("weight", 1.0),
