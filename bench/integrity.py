@@ -50,7 +50,7 @@ def main() -> None:
 
     from selfplay.data.files import read_records, write_records
     from selfplay.data.records import Completion
-    from selfplay.loop.integrity import digest
+    from selfplay.rundir.integrity import digest
 
     work = Path(tempfile.mkdtemp(prefix="bench-integrity-"))
     records = synthetic(args.completions, args.tokens)

@@ -8,7 +8,7 @@ requests than it has slots; then `judge.kind=remote` scores the same responses a
 concurrency (and at 1 and 8 for comparison). Goal: the default reaches >= 80% of the capacity.
 
 The reward-model judge scores `--rm-responses` responses with random Llama sequence classifiers of three
-sizes through transformers and through vLLM's pooling runner (judge.llm_backend), and reports the
+sizes through transformers and through vLLM's pooling runner (judge.model.backend), and reports the
 largest reward difference between the two.
 
 The generative judge scores `--llm-responses` responses pointwise with the built-in tiny policy as
@@ -35,7 +35,13 @@ os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
 from bench.common import emit, machine, today  # noqa: E402
-from selfplay.config import JudgeConfig, JudgeKind  # noqa: E402
+from selfplay.config import (  # noqa: E402
+    GenerativeJudgeConfig,
+    JudgeConfig,
+    JudgeKind,
+    JudgeModelConfig,
+    RemoteJudgeConfig,
+)
 from selfplay.judge.judging import load_judge  # noqa: E402
 from selfplay.judge.remote import request_body  # noqa: E402
 from tests.judge.reward_server import RewardServer  # noqa: E402
@@ -69,7 +75,11 @@ def capacity(server: RewardServer, data, batch: int, clients: int) -> float:
 
 def judge_rate(server: RewardServer, data, batch: int, concurrency: int) -> float:
     scorer = load_judge(
-        JudgeConfig(kind=JudgeKind.remote, url=server.url, batch_size=batch, concurrency=concurrency)
+        JudgeConfig(
+            kind=JudgeKind.remote,
+            batch_size=batch,
+            remote=RemoteJudgeConfig(url=server.url, concurrency=concurrency),
+        )
     ).scorer
     start = time.perf_counter()
     rewards, _ = scorer.score(data)
@@ -91,8 +101,7 @@ def generative_rates(n: int) -> list[tuple[str, float, float]]:
     data = items(n)
     rows = []
     for backend in ("hf", "vllm"):
-        cfg = JudgeConfig(kind=JudgeKind.generative, model_path="policy", mode=JudgeMode.pointwise,
-                          labels=words[:5], max_length=480, batch_size=32, llm_backend=backend)  # fmt: skip
+        cfg = JudgeConfig(kind=JudgeKind.generative, batch_size=32, model=JudgeModelConfig(path="policy", max_length=480, backend=backend), generative=GenerativeJudgeConfig(mode=JudgeMode.pointwise, labels=words[:5]))  # fmt: skip
         runtime = JudgeRuntime(
             path, GenerateConfig(backend=backend, max_model_len=512, seed=0), ModelConfig(path=path)
         )
@@ -149,8 +158,7 @@ def reward_model_rates(n: int, sizes: list[tuple[int, int]]) -> list[tuple[str, 
             name = f"{parameter_count(path) / 1e6:.1f}M ({layers} layers x {hidden})"
             reference: list[float] = []
             for backend in ("hf", "vllm"):
-                cfg = JudgeConfig(kind=JudgeKind.reward_model, model_path=path, llm_backend=backend,
-                                  batch_size=32, max_length=512)  # fmt: skip
+                cfg = JudgeConfig(kind=JudgeKind.reward_model, batch_size=32, model=JudgeModelConfig(path=path, backend=backend, max_length=512))  # fmt: skip
                 runtime = JudgeRuntime(generate=GenerateConfig(max_model_len=512))
                 with load_judge(cfg, runtime=runtime) as judge:
                     scorer = judge.scorer
@@ -183,7 +191,7 @@ def main() -> None:
         cap = capacity(server, data, args.batch, clients=4 * args.replicas)
         rows.append(("server capacity (16 clients always waiting)", cap))
         for c in sorted({1, default, 8}):
-            name = f"judge.kind=remote, judge.concurrency={c}" + (" (default)" if c == default else "")
+            name = f"judge.kind=remote, judge.remote.concurrency={c}" + (" (default)" if c == default else "")
             rows.append((name, judge_rate(server, data, args.batch, c)))
     generative_rates_cache = generative_rates(args.llm_responses)
     rm_rows = reward_model_rates(args.rm_responses, [(64, 2), (256, 4), (512, 8)])
@@ -216,7 +224,7 @@ def main() -> None:
         "",
         f"## Reward model (judge.kind=reward_model), transformers vs vLLM's pooling runner ({args.rm_responses} responses, batch 32, fp32)",
         "",
-        "| reward model | judge.llm_backend | responses/s | tokens/s | largest difference from hf's reward |",
+        "| reward model | judge.model.backend | responses/s | tokens/s | largest difference from hf's reward |",
         "|---|---|---|---|---|",
         *[f"| {m} | {b} | {r:,.1f} | {t:,.0f} | {d:.1e} |" for m, b, r, t, d in rm_rows],
     ]

@@ -93,13 +93,17 @@ def timed_model_loads() -> dict[str, float]:
 
 def timed_record_io() -> dict[str, float]:
     """Count the seconds of the stages' record reads and writes (the names the loop modules bound)."""
-    import selfplay.loop.context as context
     import selfplay.loop.shards as shards
-    import selfplay.loop.stages as stages
+    import selfplay.rundir.context as context
+    from selfplay.stages import evaluating, judging, sampling, selecting, training
 
     spent = {"seconds": 0.0, "depth": 0}
-    names = {
-        stages: ("read_records", "write_records", "read_jsonl", "write_jsonl"),
+    names: dict = {
+        sampling: ("read_records", "write_records", "write_jsonl"),
+        judging: ("read_records",),
+        selecting: ("read_records", "write_jsonl"),
+        training: ("read_records", "write_records"),
+        evaluating: ("read_records", "read_jsonl", "write_jsonl"),
         context: ("read_records",),
         shards: ("concat_files", "read_records", "write_records"),
     }

@@ -274,7 +274,7 @@ def main() -> None:
         "generate.max_tokens=64",
         "generate.max_model_len=1024",
         "judge.kind=reward_model",
-        f"judge.model_path={rm}",
+        f"judge.model.path={rm}",
         "logprobs.source=teacher_forcing",
         "prompts.per_iteration=32",
         "prompts.heldout_size=16",

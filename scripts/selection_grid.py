@@ -237,8 +237,8 @@ def select_and_train(
     (selection folder, model folder)."""
     from selfplay.config import OfflineSelectConfig, SelectionConfig
     from selfplay.loop.orchestrator import run_loop
-    from selfplay.loop.stages import FILE_STAGES
     from selfplay.selection.offline import select_offline
+    from selfplay.stages.table import FILE_STAGES
 
     spec = ARMS[arm]
     size = f"r{round(RATIO * 100)}" if count is None else f"n{count}"

@@ -123,8 +123,8 @@ def select_and_train(work: Path, seed: int, pairs: Path, arm: str, spec: dict, c
     """Offline selection of the pool's pairs by `arm`, then DPO on the selected file; the model folder."""
     from selfplay.config import OfflineSelectConfig, SelectionConfig
     from selfplay.loop.orchestrator import run_loop
-    from selfplay.loop.stages import FILE_STAGES
     from selfplay.selection.offline import select_offline
+    from selfplay.stages.table import FILE_STAGES
 
     tag = f"{arm}-{'r40' if count is None else f'n{count}'}-s{seed}-{pairs.parents[2].name}"
     out = work / "selected" / tag

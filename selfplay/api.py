@@ -18,7 +18,6 @@ from the same configs), so a notebook and a shell run the same configuration. Er
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import numpy as np
 
 from selfplay.config import Config, OfflineSelectConfig, register_configs
 from selfplay.presets import with_default_preset
+from selfplay.rundir.stats import Finished, read_metrics
 
 
 def compose(overrides: Sequence[str] = (), config_name: str = "config") -> Any:
@@ -64,17 +64,19 @@ class RunResult:
     """The run directory (<loop.output_dir>/<loop.run_name>)."""
     final_policy: Path | None
     """<run_dir>/final: the newest trained policy (a Hugging Face folder), None before the first."""
-    metrics: list[dict[str, Any]]
-    """One row per iteration and stage, as in <run_dir>/metrics.jsonl."""
+    metrics: list[Finished]
+    """One row per finished iteration and stage, as in <run_dir>/metrics.jsonl: `.iteration`, `.stage`,
+    `.seconds` and `.stats`, the stage's typed statistics (e.g. `.stats.heldout_reward_after` of an
+    evaluate row; selfplay/rundir/stats.py lists every field)."""
 
 
 def run(overrides: Sequence[str] = ()) -> RunResult:
     """Run (or resume) the loop in this process, as `python -m selfplay.run <overrides>` does; stages
     that run as processes of their own (shards, training ranks, workers) are started with the same
     overrides."""
-    from selfplay.loop.layout import RunLayout
     from selfplay.loop.orchestrator import run_loop
     from selfplay.run import set_log_level
+    from selfplay.rundir.layout import RunLayout
 
     given = with_default_preset(list(overrides))
     config: Config = compose(given)
@@ -83,7 +85,7 @@ def run(overrides: Sequence[str] = ()) -> RunResult:
     if run_dir is None:  # loop.dry_run: the commands were printed
         return RunResult(RunLayout.of(config).root, None, [])
     layout = RunLayout(run_dir)
-    metrics = [json.loads(line) for line in layout.metrics_file.read_text().splitlines() if line.strip()]
+    metrics = read_metrics(layout.metrics_file)
     final = layout.final_link if layout.final_link.is_dir() else None
     return RunResult(run_dir, final, metrics)
 

@@ -14,30 +14,22 @@ from enum import Enum
 
 from selfplay import config as schema
 
-SECTIONS = [
-    "model",
-    "model.tiny",
-    "prompts",
-    "generate",
-    "judge",
-    "logprobs",
-    "selection",
-    "train",
-    "train.lora",
-    "evolve",
-    "evolve.selection",
-    "evaluate",
-    "evaluate.judge",
-    "loop",
-    "tracking",
-    "hub",
-    "cluster",
-    "task",
-    "",
-]
-"""Sections of `python -m selfplay.run`'s config, in page order."""
-SELECT_SECTIONS = ["", "columns"]
-"""Sections of `python -m selfplay.select`'s own fields (its selection/judge/model/logprobs are the above)."""
+
+def sections(root: object, path: str = "") -> list[str]:
+    """Every section of a config, depth first in field order (a section = a dataclass node; the top
+    level, "", last): generated from the schema, so a new group is documented without a list to edit."""
+    out = [path] if path else []
+    for f in dataclasses.fields(root):  # type: ignore[arg-type]
+        value = getattr(root, f.name)
+        if dataclasses.is_dataclass(value):
+            out += sections(value, f"{path}.{f.name}" if path else f.name)
+    return out if path else [*out, ""]
+
+
+SELECT_OWN = {"", "columns"}
+"""`python -m selfplay.select`'s own sections (its selection, judge, model and logprobs are the loop's)."""
+TRAIN_OWN = {"", "pairs"}
+"""`python -m selfplay.train`'s own sections (every other section is the loop's)."""
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -97,13 +89,28 @@ def section(root, path: str, title: str) -> list[str]:
     return [*lines, ""]
 
 
+def own_section(root: object, path: str, command: str) -> list[str]:
+    """A section of another entry point's config; its top level lists only the fields the loop's lacks."""
+    title = f"`python -m {command}`{': `' + path + '`' if path else ''}"
+    lines = section(root, path, title)
+    if path:
+        return lines
+    loop_keys = {f.name for f in dataclasses.fields(schema.Config)}
+    return [line for line in lines if not any(line.startswith(f"| `{k}` |") for k in loop_keys)]
+
+
 def reference() -> str:
     lines = []
-    for path in SECTIONS:
+    for path in sections(schema.Config()):
         lines += section(schema.Config(), path, f"`{path}`" if path else "Top level")
-    for path in SELECT_SECTIONS:
-        title = f"`python -m selfplay.select`{': `' + path + '`' if path else ''}"
-        lines += section(schema.OfflineSelectConfig(), path, title)
+    for path in sorted(
+        (p for p in sections(schema.OfflineSelectConfig()) if p.split(".")[0] in SELECT_OWN), key=bool
+    ):
+        lines += own_section(schema.OfflineSelectConfig(), path, "selfplay.select")
+    for path in sorted(
+        (p for p in sections(schema.TrainFileConfig()) if p.split(".")[0] in TRAIN_OWN), key=bool
+    ):
+        lines += own_section(schema.TrainFileConfig(), path, "selfplay.train")
     return "\n".join(lines)
 
 

@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from selfplay.loop.layout import RunLayout
-from selfplay.reporting.plots import by_iteration, comparison_figure
+from selfplay.reporting.plots import comparison_figure, evaluations
+from selfplay.rundir import stage_names as sn
+from selfplay.rundir.layout import RunLayout
+from selfplay.rundir.stats import Finished, SelectionStats, read_metrics, typed
 
 
 def find_runs(paths: list[str]) -> list[Path]:
@@ -46,11 +48,11 @@ def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def load(run: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def load(run: Path) -> tuple[list[Finished], dict[str, Any]]:
     import yaml
 
     layout = RunLayout(run)
-    rows = [json.loads(line) for line in layout.metrics_file.read_text().splitlines() if line.strip()]
+    rows = read_metrics(layout.metrics_file)
     cfg = flat(yaml.safe_load(layout.config_file.read_text()) or {}) if layout.config_file.is_file() else {}
     return rows, cfg
 
@@ -61,7 +63,7 @@ def fmt(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def compare(runs: list[Path]) -> tuple[str, dict[str, list[dict[str, Any]]]]:
+def compare(runs: list[Path]) -> tuple[str, dict[str, list[Finished]]]:
     loaded = {str(r): load(r) for r in runs}
     configs = [c for _, c in loaded.values()]
     ignored = ("loop.output_dir", "loop.run_name", "task.")
@@ -82,9 +84,10 @@ def compare(runs: list[Path]) -> tuple[str, dict[str, list[dict[str, Any]]]]:
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, (rows, cfg) in loaded.items():
-        ev, sel = by_iteration(rows, "evaluate"), by_iteration(rows, "selection")
-        last = ev[max(ev)] if ev else {}
-        last_sel = sel[max(sel)] if sel else {}
+        ev = evaluations(rows)
+        selections = [s for r in rows if r.stage == sn.SELECTION and (s := typed(r, SelectionStats))]
+        last = ev[max(ev)] if ev else None
+        last_sel = selections[-1] if selections else None
         lines.append(
             "| "
             + " | ".join(
@@ -92,11 +95,11 @@ def compare(runs: list[Path]) -> tuple[str, dict[str, list[dict[str, Any]]]]:
                     name,
                     *(fmt(cfg.get(k)) for k in keys),
                     str(len(ev)),
-                    fmt(ev.get(0, {}).get("heldout_reward_before")),
-                    fmt(last.get("heldout_reward_after")),
-                    fmt(last.get("win_rate_vs_initial")),
-                    fmt(last.get("win_rate_vs_previous")),
-                    f"{last_sel.get('kept', '-')} / {last_sel.get('pool', '-')}",
+                    fmt(ev[0].heldout_reward_before if 0 in ev else None),
+                    fmt(last and last.heldout_reward_after),
+                    fmt(last and last.win_rate_vs_initial),
+                    fmt(last and last.win_rate_vs_previous),
+                    f"{fmt(last_sel and last_sel.kept)} / {fmt(last_sel and last_sel.pool)}",
                 ]
             )
             + " |"
@@ -110,8 +113,8 @@ def export_pairs(run: str | Path, to: str | Path):
     import yaml
 
     from selfplay.errors import SelfplayError
-    from selfplay.loop.layout import MODEL_CARD
     from selfplay.reporting.export import write_pairs
+    from selfplay.rundir.layout import MODEL_CARD
 
     layout = RunLayout(Path(run).resolve())
     if not layout.config_file.is_file():
@@ -147,7 +150,12 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["export"]:
         export_main(argv[1:])
         return
-    ap = argparse.ArgumentParser(prog="python -m selfplay.report", description=__doc__.split("\n\n")[1])
+    ap = argparse.ArgumentParser(
+        prog="python -m selfplay.report",
+        description=__doc__.split("\n\n")[1],
+        epilog="Also: python -m selfplay.report export RUN --to DIR writes a run's kept pairs as a "
+        "datasets.DatasetDict (one split per iteration) with a dataset card.",
+    )
     ap.add_argument("runs", nargs="+", help="run directories, or folders to search for runs")
     ap.add_argument("--out", default="comparison", help="writes <out>.md and <out>.png")
     args = ap.parse_args(argv)

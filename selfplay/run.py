@@ -17,8 +17,8 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from selfplay.config import Config, register_configs  # noqa: E402
 from selfplay.errors import SelfplayError, Terminated, storage_problem  # noqa: E402
-from selfplay.loop.layout import RunLayout  # noqa: E402
 from selfplay.presets import with_default_preset  # noqa: E402
+from selfplay.rundir.layout import RunLayout  # noqa: E402
 
 register_configs()
 log = logging.getLogger("selfplay")
@@ -89,7 +89,7 @@ def run_command(config: Config, module: str, table=None) -> None:
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")  # DeepSpeed's detection otherwise warns
     from selfplay.loop.orchestrator import run_loop, run_task
-    from selfplay.loop.stages import STAGES
+    from selfplay.stages.table import STAGES
 
     table = table or STAGES
     try:
@@ -151,6 +151,11 @@ def _composed(cfg: DictConfig) -> None:
 def main() -> None:
     """`python -m selfplay.run` and the `selfplay` console script: a model of one's own gets the
     real-model preset (selfplay/presets.py), then Hydra composes and the loop runs."""
+    from selfplay.help_text import help_text, wants_help
+
+    if wants_help(sys.argv[1:]):
+        print(help_text("selfplay.run"))
+        return
     sys.argv = [sys.argv[0], *with_default_preset(sys.argv[1:])]
     _composed()
 

@@ -19,7 +19,7 @@ register_configs()
 
 
 @hydra.main(version_base=None, config_path="pkg://selfplay.conf", config_name="select")
-def main(cfg: DictConfig) -> None:
+def _composed(cfg: DictConfig) -> None:
     from transformers.utils import logging as hf_logging
 
     from selfplay.selection.offline import select_offline
@@ -35,6 +35,15 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
     print(json.dumps(summary, indent=1))
     print(os.path.abspath(str(config.output)))
+
+
+def main() -> None:
+    from selfplay.help_text import help_text, wants_help
+
+    if wants_help(sys.argv[1:]):
+        print(help_text("selfplay.select"))
+        return
+    _composed()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from selfplay.run import run_command
 @hydra.main(version_base=None, config_path="pkg://selfplay.conf", config_name="train_file")
 def _composed(cfg: DictConfig) -> None:
 
-    from selfplay.loop.stages import FILE_STAGES
+    from selfplay.stages.table import FILE_STAGES
 
     config = OmegaConf.to_object(cfg)
     assert isinstance(config, TrainFileConfig)
@@ -41,6 +41,11 @@ def _composed(cfg: DictConfig) -> None:
 
 def main() -> None:
     """A model of one's own gets the real-model preset (selfplay/presets.py), as in selfplay.run."""
+    from selfplay.help_text import help_text, wants_help
+
+    if wants_help(sys.argv[1:]):
+        print(help_text("selfplay.train"))
+        return
     sys.argv = [sys.argv[0], *with_default_preset(sys.argv[1:])]
     _composed()
 

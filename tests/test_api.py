@@ -99,14 +99,14 @@ def test_a_run_from_python_with_a_reward_model_judge(tmp_path, tiny_reward_model
         "loop.iterations=1",
         "loop.progress=false",
         "judge.kind=reward_model",
-        f"judge.model_path={tiny_reward_model}",
+        f"judge.model.path={tiny_reward_model}",
         f"loop.output_dir={tmp_path}",
     ]
     result = api.run(args)
     assert result.run_dir == tmp_path / "default"
     assert result.final_policy == tmp_path / "default" / "final"
     assert (result.final_policy / "model.safetensors").is_file()
-    assert {row["stage"] for row in result.metrics} >= {"generate", "judge", "selection", "train", "evaluate"}
+    assert {row.stage for row in result.metrics} >= {"generate", "judge", "selection", "train", "evaluate"}
     judgments = read(tmp_path / "default" / "iter_000" / "judge" / "judgments.jsonl")
     assert {j["judge"] for j in judgments} == {f"rm:{tiny_reward_model}"}
     again = api.run(args)

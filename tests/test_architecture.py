@@ -1,6 +1,8 @@
-"""The shape of the package, checked: no import circle; the floors import downwards only (stage
-adapters never reach the runner, launchers or cluster code); the run's file names are spelled in
-one place; every package ships; nothing cites a file the repository does not have."""
+"""The shape of the package, checked: no import circle; the floors import downwards only (entry points
+-> loop -> stages -> reporting and the cores -> rundir; stage adapters never reach the runner, launchers
+or cluster code); the loop names no stage and reads no statistic; the run's file names are spelled in
+one place; no module is over 400 code lines; every package ships; nothing cites a file the repository
+does not have."""
 
 import ast
 import re
@@ -106,13 +108,110 @@ def test_adapters_and_cores_never_reach_the_launching_floor():
         )
 
 
-def test_cores_never_import_the_loop():
-    """Packages below the loop (data, generate, judge, logprobs, selection, evolve, train, evaluate,
-    models) never import selfplay.loop: they take records and configs, not run directories."""
+FLOORS = ("selfplay.loop", "selfplay.stages", "selfplay.reporting", "selfplay.rundir")
+"""The run's floors, top down: each imports only the floors below it."""
+CORES = ("data", "generate", "judge", "logprobs", "selection", "evolve", "training", "evaluate", "models")
+
+
+def floor(module: str) -> int | None:
+    return next((i for i, f in enumerate(FLOORS) if module == f or module.startswith(f + ".")), None)
+
+
+def test_the_run_floors_import_downwards_only():
+    """loop -> stages -> reporting -> rundir: no arrow back up (the run directory is read by report and
+    the reporting package without importing the loop or the stages)."""
+    up = []
     for module, deps in imports().items():
-        if module.startswith("selfplay.loop") or module in ENTRY_POINTS:
-            continue
-        assert not {d for d in deps if d.startswith("selfplay.loop")}, module
+        mine = floor(module)
+        for dep in deps:
+            theirs = floor(dep)
+            if mine is not None and theirs is not None and theirs < mine:
+                up.append(f"{module} -> {dep}")
+    assert up == []
+
+
+def test_cores_never_import_the_run_floors():
+    """The cores (data, generate, judge, logprobs, selection, evolve, training, evaluate, models) take
+    records and configs, never run directories: they import no floor of the run."""
+    bad = []
+    for module, deps in imports().items():
+        if module.split(".")[1:2] and module.split(".")[1] in CORES:
+            bad += [f"{module} -> {d}" for d in deps if floor(d) is not None]
+    assert bad == []
+
+
+def _stage_names() -> set[str]:
+    from selfplay.rundir import stage_names
+
+    return {v for k, v in vars(stage_names).items() if k.isupper() and isinstance(v, str)}
+
+
+def _statistics() -> set[str]:
+    from dataclasses import fields
+
+    from selfplay.rundir.stats import STATS_OF
+
+    return {f.name for cls in STATS_OF.values() for f in fields(cls)}
+
+
+def test_the_loop_names_no_stage_and_reads_no_statistic():
+    """selfplay/loop/ runs whatever the stage table holds: no stage name is spelled there (nor the
+    stage-name module imported), and no statistic is read by key (a statistic is a field of its stage's
+    record, read as an attribute where it is used)."""
+    names, stats = _stage_names(), _statistics()
+    found = []
+    for path in (PACKAGE / "loop").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        rel = path.relative_to(REPO)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+                found.append(f"{rel}:{node.lineno}: stage name {node.value!r}")
+            key = None
+            if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+                key = node.slice.value
+            getter = (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "get"
+            )
+            if getter and node.args and isinstance(node.args[0], ast.Constant):
+                key = node.args[0].value
+            if isinstance(key, str) and key in stats:
+                found.append(f"{rel}:{node.lineno}: statistic {key!r} read by key")
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and "stage_names" in (node.module + "".join(a.name for a in node.names))
+            ):
+                found.append(f"{rel}:{node.lineno}: imports the stage names")
+    assert found == []
+
+
+def code_lines(path: Path) -> int:
+    """Lines of a module that are code: not blank, not comments, not docstrings."""
+    tree = ast.parse(path.read_text())
+    doc = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list):
+            for stmt in body:
+                if (
+                    isinstance(stmt, ast.Expr)
+                    and isinstance(stmt.value, ast.Constant)
+                    and isinstance(stmt.value.value, str)
+                ):
+                    doc.update(range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1))
+    lines = path.read_text().splitlines()
+    return sum(
+        1
+        for i, line in enumerate(lines, 1)
+        if line.strip() and not line.strip().startswith("#") and i not in doc
+    )
+
+
+def test_no_module_is_over_400_code_lines():
+    big = {str(p.relative_to(REPO)): n for p in PACKAGE.rglob("*.py") if (n := code_lines(p)) > 400}
+    assert big == {}
 
 
 RUN_FILE = re.compile(
@@ -130,7 +229,7 @@ def test_run_file_names_are_spelled_only_in_the_layout():
     offenders = []
     for path in PACKAGE.rglob("*.py"):
         rel = str(path.relative_to(REPO))
-        if rel in NOT_RUN_FILES or rel == "selfplay/loop/layout.py":
+        if rel in NOT_RUN_FILES or rel == "selfplay/rundir/layout.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and RUN_FILE.match(node.value):
@@ -198,3 +297,13 @@ def test_losses_and_judge_kinds_are_tested_only_in_their_tables():
         if pattern.search(line)
     ]
     assert found == []
+
+
+def test_the_architecture_page_states_the_import_graph():
+    from selfplay.architecture_doc import MARKER, reference
+
+    page = (REPO / "docs" / "architecture.md").read_text()
+    generated = page.partition("\n## Packages, in import order\n")[2].partition(MARKER)[0]
+    assert "## Packages, in import order\n" + generated == reference(), (
+        "docs/architecture.md is stale: run python -m selfplay.architecture_doc --write docs/architecture.md"
+    )

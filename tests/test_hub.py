@@ -12,10 +12,11 @@ import pytest
 
 from selfplay.config import Config, HubConfig, ModelConfig
 from selfplay.errors import SelfplayError
-from selfplay.loop.context import StageContext
-from selfplay.loop.layout import RunLayout
-from selfplay.loop.markers import write_marker
-from selfplay.loop.stages import run_push, stages_for
+from selfplay.rundir.context import StageContext
+from selfplay.rundir.layout import RunLayout
+from selfplay.rundir.markers import write_marker
+from selfplay.stages.pushing import run_push
+from selfplay.stages.table import stages_for
 
 BASE = "Qwen/Qwen2.5-0.5B-Instruct"
 
@@ -59,7 +60,7 @@ def test_the_plan_puts_weights_at_the_root_and_pairs_in_a_dataset_repo(tmp_path,
     assert stages_for(Config(hub=HubConfig(push=True, repo_id="me/run")))[-1] == "push"
     monkeypatch.setattr(hub, "push", lambda *a: pytest.fail("a dry run uploaded"))
     stats, out = push(tmp_path, HubConfig(push=True, repo_id="me/run", license="apache-2.0", dry_run=True))
-    assert stats == {"repo_id": "me/run", "dry_run": True, "uploads": 2, "files": 6}
+    assert stats.to_dict() == {"repo_id": "me/run", "dry_run": True, "uploads": 2, "files": 6}
     model, pairs = json.loads((out / "pushed.json").read_text())
     assert model == {
         "repo_id": "me/run",

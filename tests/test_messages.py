@@ -1,4 +1,4 @@
-"""Every config key an error message names (`train.beta`, `judge.trust_remote_code=true`, ...) is a real
+"""Every config key an error message names (`train.beta`, `judge.model.trust_remote_code=true`, ...) is a real
 key of our schema: no message sends a user to a setting that does not exist, or to a library's own
 argument instead of ours."""
 

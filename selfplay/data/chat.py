@@ -11,7 +11,7 @@ from selfplay.errors import SelfplayError
 
 def template_key(key: str) -> str:
     """The config key of the chat template that goes with a model key: model.path -> model.chat_template,
-    judge.model_path -> judge.chat_template."""
+    judge.model.path -> judge.model.chat_template."""
     return f"{key.rsplit('.', 1)[0]}.chat_template" if "." in key else "model.chat_template"
 
 

@@ -26,7 +26,7 @@ def prompt_length_guard(
             return True
         return (
             judge_tok is not None
-            and len(render_prompt_ids(judge_tok, messages, "judge.model_path")) >= judge.max_length
+            and len(render_prompt_ids(judge_tok, messages, "judge.model.path")) >= judge.model.max_length
         )
 
     return too_long

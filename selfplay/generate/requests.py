@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from selfplay.data.chat import render_prompt_ids
 from selfplay.data.records import Completion, Prompt
@@ -85,7 +86,7 @@ def to_completions(
     return out
 
 
-def completion_stats(completions: list[Completion]) -> dict[str, float]:
+def completion_stats(completions: list[Completion]) -> dict[str, Any]:
     n = len(completions)
     if n == 0:
         return {"responses": 0}

@@ -334,7 +334,7 @@ class VllmClassifier(VllmEngine):
             kwargs.update(cpu_scheduler_settings(max_len, {}))
         else:
             kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
-        with loading(model_path, "judge.model_path"), kv_cache_too_small(cfg, self.on_cpu, max_len):
+        with loading(model_path, "judge.model.path"), kv_cache_too_small(cfg, self.on_cpu, max_len):
             self.llm = LLM(**kwargs)
 
     def classify(self, rows: list[list[int]]) -> list[float]:

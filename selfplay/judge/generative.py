@@ -1,8 +1,8 @@
 """An LLM as judge (`judge.kind=generative`): a causal language model (any instruct model, or the policy
-itself, `judge.model_path=policy`: self-rewarding) scores responses from the probabilities of label
+itself, `judge.model.path=policy`: self-rewarding) scores responses from the probabilities of label
 tokens at the first position of its answer, never from sampled text, so every response gets a number.
 
-- pointwise: the judge is asked to rate one response with one of `judge.labels` (default "1".."5");
+- pointwise: the judge is asked to rate one response with one of `judge.generative.labels` (default "1".."5");
   the reward is the expected rating, sum_i (i + 1) * p(label_i) with p renormalised over the labels.
 - pairwise: for every ordered pair (i, j) of one prompt's responses the judge is asked whether response
   A (= i) or B (= j) is better; with p_ij = p("A") renormalised over the two labels, the preference is
@@ -66,12 +66,12 @@ def label_ids(tokenizer, labels: list[str], key: str) -> list[int]:
         if len(tokens) != 1 or unknown:
             why = "an unknown token" if unknown else f"{len(tokens)} tokens"
             raise SelfplayError(
-                f"{key}.labels: '{label}' is {why} for the judge's tokenizer; each label must be one token "
-                f"of its own (set {key}.labels / {key}.pair_labels to labels it has, e.g. other words)"
+                f"{key}.generative.labels: '{label}' is {why} for the judge's tokenizer; each label must be one token "
+                f"of its own (set {key}.generative.labels / {key}.generative.pair_labels to labels it has, e.g. other words)"
             )
         ids.append(tokens[0])
     if len(set(ids)) != len(ids):
-        raise SelfplayError(f"{key}.labels {labels}: two labels are the same token")
+        raise SelfplayError(f"{key}.generative.labels {labels}: two labels are the same token")
     return ids
 
 
@@ -118,7 +118,7 @@ class JudgePrompt:
 class PromptRenderer:
     """Judge prompts as token ids: the template filled in, rendered as a user turn with the judge's chat
     template and its generation prompt; responses cut (and flagged) where the prompt would pass
-    `judge.max_length` tokens."""
+    `judge.model.max_length` tokens."""
 
     def __init__(self, tokenizer, cfg: JudgeConfig, key: str):
         self.tok, self.cfg, self.key = tokenizer, cfg, key
@@ -127,20 +127,20 @@ class PromptRenderer:
         from selfplay.data.chat import render_prompt_ids
 
         ids = render_prompt_ids(
-            self.tok, [{"role": "user", "content": fill(responses)}], f"{self.key}.model_path"
+            self.tok, [{"role": "user", "content": fill(responses)}], f"{self.key}.model.path"
         )
-        if len(ids) <= self.cfg.max_length:
+        if len(ids) <= self.cfg.model.max_length:
             return JudgePrompt(ids, False)
-        over = len(ids) - self.cfg.max_length
+        over = len(ids) - self.cfg.model.max_length
         cut = []
         for r in responses:  # take the overflow from the responses, evenly
             toks = self.tok.encode(r, add_special_tokens=False)
             keep = max(0, len(toks) - math.ceil(over / len(responses)) - 2)
             cut.append(self.tok.decode(toks[:keep]))
-        ids = render_prompt_ids(self.tok, [{"role": "user", "content": fill(cut)}], f"{self.key}.model_path")
-        if len(ids) > self.cfg.max_length:
+        ids = render_prompt_ids(self.tok, [{"role": "user", "content": fill(cut)}], f"{self.key}.model.path")
+        if len(ids) > self.cfg.model.max_length:
             raise SelfplayError(
-                f"{self.key}.max_length={self.cfg.max_length}: the judge prompt alone (template and request) "
+                f"{self.key}.model.max_length={self.cfg.model.max_length}: the judge prompt alone (template and request) "
                 f"takes {len(ids)} tokens; raise it"
             )
         return JudgePrompt(ids, True)
@@ -241,30 +241,34 @@ class GenerativeScorer:
         from selfplay.models.loading import load_tokenizer
 
         check_generative(cfg, key)
-        if cfg.model_path == POLICY:
+        if cfg.model.path == POLICY:
             if runtime is None or runtime.policy is None:
-                raise SelfplayError(f"{key}.model_path=policy: no policy here to judge with")
+                raise SelfplayError(f"{key}.model.path=policy: no policy here to judge with")
             self.path = str(runtime.policy)
         else:
-            self.path = str(cfg.model_path)
+            self.path = str(cfg.model.path)
         self.cfg, self.key, self.runtime = cfg, key, runtime
         self.tokenizer = load_tokenizer(
-            self.path, cfg.trust_remote_code, f"{key}.model_path", cfg.chat_template
+            self.path, cfg.model.trust_remote_code, f"{key}.model.path", cfg.model.chat_template
         )
-        require_chat_template(self.tokenizer, f"{key}.model_path")
-        self.pairwise = str(cfg.mode) == "pairwise"
-        self.labels = label_ids(self.tokenizer, list(cfg.pair_labels if self.pairwise else cfg.labels), key)
-        self.template = cfg.template or (PAIRWISE_TEMPLATE if self.pairwise else POINTWISE_TEMPLATE)
+        require_chat_template(self.tokenizer, f"{key}.model.path")
+        self.pairwise = str(cfg.generative.mode) == "pairwise"
+        self.labels = label_ids(
+            self.tokenizer, list(cfg.generative.pair_labels if self.pairwise else cfg.generative.labels), key
+        )
+        self.template = cfg.generative.template or (
+            PAIRWISE_TEMPLATE if self.pairwise else POINTWISE_TEMPLATE
+        )
         self.backend = self._backend()
         self.model: Any = None  # the transformers judge, loaded on first use and kept for every score call
 
     def _backend(self) -> str:
-        choice = str(self.cfg.llm_backend)
+        choice = str(self.cfg.model.backend)
         gen = getattr(self.runtime, "generate", None)
         if choice == "hf" or (choice == "auto" and gen is None):
             return "hf"
         if gen is None:
-            raise SelfplayError(f"{self.key}.llm_backend=vllm: no generation engine here (use hf)")
+            raise SelfplayError(f"{self.key}.model.backend=vllm: no generation engine here (use hf)")
         from dataclasses import replace
 
         from selfplay.generate.sample import resolve_backend
@@ -274,12 +278,14 @@ class GenerativeScorer:
     def score(self, items, progress=None) -> tuple[list[float], list[bool]]:
         renderer = PromptRenderer(self.tokenizer, self.cfg, self.key)
         if not self.pairwise:
-            prompts = pointwise_prompts(renderer, items, self.template, list(self.cfg.labels))
+            prompts = pointwise_prompts(renderer, items, self.template, list(self.cfg.generative.labels))
             ratings = expected_rating(self.label_logprobs([p.ids for p in prompts]))
             if progress is not None:
                 progress.update(len(items))
             return [float(r) for r in ratings], [p.truncated for p in prompts]
-        groups, pairs, prompts = pairwise_prompts(renderer, items, self.template, list(self.cfg.pair_labels))
+        groups, pairs, prompts = pairwise_prompts(
+            renderer, items, self.template, list(self.cfg.generative.pair_labels)
+        )
         first = prefer_first(self.label_logprobs([p.ids for p in prompts])) if prompts else np.zeros(0)
         q = {pair: float(v) for pair, v in zip(pairs, first)}
         truncated = [False] * len(items)
@@ -307,12 +313,12 @@ class GenerativeScorer:
             context = gen.max_model_len
             if context is not None and max(map(len, prompts)) >= context:
                 raise SelfplayError(
-                    f"{self.key}.max_length={self.cfg.max_length}: judge prompts of {max(map(len, prompts))} "
+                    f"{self.key}.model.max_length={self.cfg.model.max_length}: judge prompts of {max(map(len, prompts))} "
                     f"tokens do not fit the engine's generate.max_model_len={context}; lower it"
                 )
             dtype = str(model.dtype) if model is not None else "auto"
             with vllm_engine(
-                self.path, gen, dtype, self.cfg.trust_remote_code, self.cfg.allow_pickle
+                self.path, gen, dtype, self.cfg.model.trust_remote_code, self.cfg.model.allow_pickle
             ) as engine:
                 return vllm_label_logprobs(engine, prompts, self.labels)
         from selfplay.models.loading import load_causal_lm
@@ -322,34 +328,38 @@ class GenerativeScorer:
                 str(self.runtime.model.dtype) if getattr(self.runtime, "model", None) is not None else "auto"
             )
             self.model = load_causal_lm(
-                self.path, dtype, self.cfg.trust_remote_code, allow_pickle=self.cfg.allow_pickle
+                self.path, dtype, self.cfg.model.trust_remote_code, allow_pickle=self.cfg.model.allow_pickle
             )
         return hf_label_logprobs(self.model, prompts, self.labels, max(1, self.cfg.batch_size))
 
 
 POLICY = "policy"
-"""judge.model_path=policy: the policy of the iteration judges its own samples (self-rewarding)."""
+"""judge.model.path=policy: the policy of the iteration judges its own samples (self-rewarding)."""
 
 
 def check_generative(cfg: JudgeConfig, key: str) -> None:
-    if not cfg.model_path:
+    if not cfg.model.path:
         raise SelfplayError(
-            f"{key}.model_path: required with {key}.kind=generative (a causal LM folder or hub name, or "
+            f"{key}.model.path: required with {key}.kind=generative (a causal LM folder or hub name, or "
             "'policy' for the policy itself)"
         )
-    if str(cfg.mode) == "pairwise" and len(cfg.pair_labels) != 2:
-        raise SelfplayError(f"{key}.pair_labels={list(cfg.pair_labels)}: expected two labels (A, B)")
-    if str(cfg.mode) != "pairwise" and len(cfg.labels) < 2:
-        raise SelfplayError(f"{key}.labels={list(cfg.labels)}: expected at least two labels (lowest first)")
-    if cfg.template:
-        fields = {"prompt", "response_a", "response_b", "label_a", "label_b"} if str(cfg.mode) == "pairwise" else {
+    if str(cfg.generative.mode) == "pairwise" and len(cfg.generative.pair_labels) != 2:
+        raise SelfplayError(
+            f"{key}.generative.pair_labels={list(cfg.generative.pair_labels)}: expected two labels (A, B)"
+        )
+    if str(cfg.generative.mode) != "pairwise" and len(cfg.generative.labels) < 2:
+        raise SelfplayError(
+            f"{key}.generative.labels={list(cfg.generative.labels)}: expected at least two labels (lowest first)"
+        )
+    if cfg.generative.template:
+        fields = {"prompt", "response_a", "response_b", "label_a", "label_b"} if str(cfg.generative.mode) == "pairwise" else {
             "prompt", "response", "labels", "lowest", "highest"}  # fmt: skip
         import string
 
-        used = {f for _, f, _, _ in string.Formatter().parse(cfg.template) if f}
+        used = {f for _, f, _, _ in string.Formatter().parse(cfg.generative.template) if f}
         unknown = used - fields
         if unknown or "prompt" not in used:
             raise SelfplayError(
-                f"{key}.template: placeholders {sorted(unknown) or '{prompt} missing'}; a {cfg.mode} template may use "
+                f"{key}.generative.template: placeholders {sorted(unknown) or '{prompt} missing'}; a {cfg.generative.mode} template may use "
                 f"{', '.join('{' + f + '}' for f in sorted(fields))}"
             )

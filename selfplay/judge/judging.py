@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from selfplay.config import JudgeConfig
 from selfplay.data.records import Completion, Judgment, Prompt
 from selfplay.judge.kinds import JudgeRuntime, Scorer, judge_spec
@@ -64,12 +66,12 @@ def load_judge(cfg: JudgeConfig, key: str = "judge", runtime: JudgeRuntime | Non
     return Judge(cfg, judge_spec(cfg).load(cfg, key, runtime))
 
 
-def judgment_stats(judgments: list[Judgment]) -> dict[str, float]:
+def judgment_stats(judgments: list[Judgment]) -> dict[str, Any]:
     import numpy as np
 
     values = np.array([j.value for j in judgments], dtype=float)
     finite = values[np.isfinite(values)]
-    stats: dict[str, float] = {
+    stats: dict[str, Any] = {
         "judged": len(judgments),
         "nonfinite": int(len(values) - len(finite)),
         "input_truncated": sum(j.truncated_input for j in judgments),

@@ -27,7 +27,7 @@ class Scorer(Protocol):
 
 @dataclass(frozen=True)
 class JudgeRuntime:
-    """What a judge may use of the run it judges in: the iteration's policy (judge.model_path=policy),
+    """What a judge may use of the run it judges in: the iteration's policy (judge.model.path=policy),
     the generation settings and the model settings (a judge on the run's own engine)."""
 
     policy: str | None = None
@@ -196,14 +196,16 @@ class RewardModelScorer:
 
 
 def _check_model_path(cfg: JudgeConfig, key: str) -> None:
-    if not cfg.model_path:
-        raise SelfplayError(f"{key}.model_path: required with {key}.kind={cfg.kind}")
+    if not cfg.model.path:
+        raise SelfplayError(f"{key}.model.path: required with {key}.kind={cfg.kind}")
 
 
 def _reward_model_tokenizer(cfg: JudgeConfig):
     from selfplay.models.loading import load_tokenizer
 
-    return load_tokenizer(str(cfg.model_path), cfg.trust_remote_code, "judge.model_path", cfg.chat_template)
+    return load_tokenizer(
+        str(cfg.model.path), cfg.model.trust_remote_code, "judge.model.path", cfg.model.chat_template
+    )
 
 
 def _imported(module: str, name: str) -> Callable[..., Any]:
@@ -220,7 +222,7 @@ def _imported(module: str, name: str) -> Callable[..., Any]:
 def _generative_tokenizer(cfg: JudgeConfig):
     from selfplay.judge.generative import POLICY
 
-    if cfg.model_path == POLICY:
+    if cfg.model.path == POLICY:
         return None  # the policy's own tokenizer: evolved prompts are checked against it already
     return _reward_model_tokenizer(cfg)
 
@@ -234,21 +236,23 @@ JUDGES: dict[str, JudgeSpec] = {
     ),
     "reward_model": JudgeSpec(
         name="reward_model",
-        describe=lambda cfg: f"rm:{cfg.model_path}",
+        describe=lambda cfg: f"rm:{cfg.model.path}",
         check=_check_model_path,
         load=RewardModelScorer,
         input_tokenizer=_reward_model_tokenizer,
     ),
     "remote": JudgeSpec(
         name="remote",
-        describe=lambda cfg: f"remote:{cfg.url}",  # a reward server over HTTP (selfplay/judge/remote.py)
+        describe=lambda cfg: (
+            f"remote:{cfg.remote.url}"
+        ),  # a reward server over HTTP (selfplay/judge/remote.py)
         check=_imported("selfplay.judge.remote", "check_remote"),
         load=_imported("selfplay.judge.remote", "RemoteScorer"),
     ),
     "generative": JudgeSpec(
         name="generative",
         describe=lambda cfg: (
-            f"llm:{cfg.model_path}:{cfg.mode}"
+            f"llm:{cfg.model.path}:{cfg.generative.mode}"
         ),  # an LLM judge (selfplay/judge/generative.py)
         check=_imported("selfplay.judge.generative", "check_generative"),
         load=_imported("selfplay.judge.generative", "GenerativeScorer"),

@@ -10,8 +10,8 @@ Request (one per `judge.batch_size` responses):
 `prompt` is the last user message. Answer: {"rewards": [float, ...]} in request order (a bare list is
 accepted too); NaN and inf are rewards like any other (selection counts and drops them).
 
-`judge.concurrency` requests are in flight at once (threads; the standard library's HTTP client, no
-extra dependency). A timeout, a lost connection, 429 or a 5xx answer is retried `judge.retries` times
+`judge.remote.concurrency` requests are in flight at once (threads; the standard library's HTTP client, no
+extra dependency). A timeout, a lost connection, 429 or a 5xx answer is retried `judge.remote.retries` times
 with exponential backoff; anything else that is wrong (another 4xx, an answer that is not JSON, holds
 no rewards, has the wrong number of them or non-numbers) is one line naming the URL and the key.
 """
@@ -56,13 +56,13 @@ class RemoteScorer:
     def __init__(self, cfg: JudgeConfig, key: str, runtime=None):  # the run's runtime: unused
         check_remote(cfg, key)
         self.cfg, self.key = cfg, key
-        self.url = str(cfg.url)
+        self.url = str(cfg.remote.url)
         self.headers = {"Content-Type": "application/json"}
-        if cfg.auth_env:
-            token = os.environ.get(cfg.auth_env)
+        if cfg.remote.auth_env:
+            token = os.environ.get(cfg.remote.auth_env)
             if not token:
                 raise SelfplayError(
-                    f"{key}.auth_env={cfg.auth_env}: the environment variable is not set (it holds the "
+                    f"{key}.remote.auth_env={cfg.remote.auth_env}: the environment variable is not set (it holds the "
                     f"bearer token for {self.url})"
                 )
             self.headers["Authorization"] = f"Bearer {token}"
@@ -73,7 +73,7 @@ class RemoteScorer:
         step = max(1, self.cfg.batch_size)
         batches = [items[i : i + step] for i in range(0, len(items), step)]
         rewards: list[float] = []
-        with ThreadPoolExecutor(max_workers=max(1, self.cfg.concurrency)) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, self.cfg.remote.concurrency)) as pool:
             for batch, values in zip(batches, pool.map(self.score_batch, batches)):  # in order
                 rewards += values
                 if progress is not None:
@@ -87,10 +87,10 @@ class RemoteScorer:
             try:
                 return self._parse(self._post(body), len(batch))
             except Retryable as why:
-                if attempt >= self.cfg.retries:
+                if attempt >= self.cfg.remote.retries:
                     raise SelfplayError(
-                        f"{self.key}.url={self.url}: {why}, {attempt + 1} tries ({self.key}.retries="
-                        f"{self.cfg.retries}, {self.key}.timeout={self.cfg.timeout:g}s)"
+                        f"{self.key}.remote.url={self.url}: {why}, {attempt + 1} tries ({self.key}.remote.retries="
+                        f"{self.cfg.remote.retries}, {self.key}.remote.timeout={self.cfg.remote.timeout:g}s)"
                     ) from None
                 attempt += 1
                 self.retried += 1
@@ -101,27 +101,31 @@ class RemoteScorer:
         request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
         self.requests += 1
         try:
-            with urllib.request.urlopen(request, timeout=self.cfg.timeout) as answer:
+            with urllib.request.urlopen(request, timeout=self.cfg.remote.timeout) as answer:
                 return answer.read()
         except urllib.error.HTTPError as err:
             detail = err.read(300).decode(errors="replace").strip().splitlines()
             text = f"HTTP {err.code} {err.reason}" + (f": {detail[0][:200]}" if detail else "")
             if err.code in RETRY_STATUS:
                 raise Retryable(text) from None
-            hint = f" (is {self.key}.auth_env set to the right variable?)" if err.code in (401, 403) else ""
-            raise SelfplayError(f"{self.key}.url={self.url}: {text}{hint}") from None
+            hint = (
+                f" (is {self.key}.remote.auth_env set to the right variable?)"
+                if err.code in (401, 403)
+                else ""
+            )
+            raise SelfplayError(f"{self.key}.remote.url={self.url}: {text}{hint}") from None
         except TimeoutError:
-            raise Retryable(f"no answer within {self.cfg.timeout:g}s") from None
+            raise Retryable(f"no answer within {self.cfg.remote.timeout:g}s") from None
         except (urllib.error.URLError, ConnectionError, OSError) as err:
             reason = getattr(err, "reason", err)
             if isinstance(reason, (TimeoutError, socket.timeout)):
-                raise Retryable(f"no answer within {self.cfg.timeout:g}s") from None
+                raise Retryable(f"no answer within {self.cfg.remote.timeout:g}s") from None
             raise Retryable(f"cannot reach the server ({reason})") from None
 
     def _parse(self, raw: bytes, expected: int) -> list[float]:
         def bad(what: str) -> SelfplayError:
             return SelfplayError(
-                f'{self.key}.url={self.url}: {what}; expected {{"rewards": [{expected} numbers]}}'
+                f'{self.key}.remote.url={self.url}: {what}; expected {{"rewards": [{expected} numbers]}}'
             )
 
         try:
@@ -148,19 +152,19 @@ class RemoteScorer:
 def check_remote(cfg: JudgeConfig, key: str) -> None:
     from urllib.parse import urlparse
 
-    if not cfg.url:
+    if not cfg.remote.url:
         raise SelfplayError(
-            f"{key}.url: required with {key}.kind=remote (e.g. http://rm-host:5000/get_reward)"
+            f"{key}.remote.url: required with {key}.kind=remote (e.g. http://rm-host:5000/get_reward)"
         )
-    parsed = urlparse(str(cfg.url))
+    parsed = urlparse(str(cfg.remote.url))
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise SelfplayError(f"{key}.url={cfg.url}: expected an http:// or https:// URL")
+        raise SelfplayError(f"{key}.remote.url={cfg.remote.url}: expected an http:// or https:// URL")
     for name, value, low in (
         ("batch_size", cfg.batch_size, 1),
-        ("concurrency", cfg.concurrency, 1),
-        ("retries", cfg.retries, 0),
+        ("remote.concurrency", cfg.remote.concurrency, 1),
+        ("remote.retries", cfg.remote.retries, 0),
     ):
         if value < low:
             raise SelfplayError(f"{key}.{name}={value} must be >= {low}")
-    if cfg.timeout <= 0:
-        raise SelfplayError(f"{key}.timeout={cfg.timeout} must be > 0")
+    if cfg.remote.timeout <= 0:
+        raise SelfplayError(f"{key}.remote.timeout={cfg.remote.timeout} must be > 0")

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 class RewardModel:
     """Scores (messages, response) pairs with a sequence classifier: transformers'
-    `AutoModelForSequenceClassification` (judge.llm_backend=hf) or vLLM's pooling runner (vllm)."""
+    `AutoModelForSequenceClassification` (judge.model.backend=hf) or vLLM's pooling runner (vllm)."""
 
     def __init__(
         self,
@@ -27,15 +27,15 @@ class RewardModel:
         key: str = "judge",
         generate: GenerateConfig | None = None,
     ):
-        if not cfg.model_path:
-            raise SelfplayError("judge.model_path: required with judge.kind=reward_model")
-        check_model_dir(cfg.model_path, f"{key}.model_path", cfg.allow_pickle)
+        if not cfg.model.path:
+            raise SelfplayError("judge.model.path: required with judge.kind=reward_model")
+        check_model_dir(cfg.model.path, f"{key}.model.path", cfg.model.allow_pickle)
         self.cfg, self.key = cfg, key
         self.device = device or default_device()
         self.tokenizer = load_tokenizer(
-            cfg.model_path, cfg.trust_remote_code, f"{key}.model_path", cfg.chat_template
+            cfg.model.path, cfg.model.trust_remote_code, f"{key}.model.path", cfg.model.chat_template
         )
-        require_chat_template(self.tokenizer, f"{key}.model_path")
+        require_chat_template(self.tokenizer, f"{key}.model.path")
         self.engine: Any = None
         self.backend = reward_model_backend(cfg, generate, key)
         if self.backend == "vllm":
@@ -44,22 +44,22 @@ class RewardModel:
             return
         from transformers import AutoModelForSequenceClassification
 
-        with loading(cfg.model_path, f"{key}.model_path"):
+        with loading(cfg.model.path, f"{key}.model.path"):
             self.model = (
                 AutoModelForSequenceClassification.from_pretrained(
-                    cfg.model_path,
+                    cfg.model.path,
                     dtype=torch_dtype("auto", self.device),
-                    trust_remote_code=cfg.trust_remote_code,
-                    use_safetensors=None if cfg.allow_pickle else True,
+                    trust_remote_code=cfg.model.trust_remote_code,
+                    use_safetensors=None if cfg.model.allow_pickle else True,
                 )
                 .to(self.device)
                 .eval()
             )
         outputs = getattr(self.model.config, "num_labels", 1)
-        if outputs != 1 and not cfg.score_attribute:
+        if outputs != 1 and not cfg.model.score_attribute:
             raise SelfplayError(
-                f"{key}.score_attribute: the reward model '{cfg.model_path}' gives {outputs} values per response "
-                f"(num_labels={outputs}); name the output that holds the reward ({key}.score_attribute=...), "
+                f"{key}.model.score_attribute: the reward model '{cfg.model.path}' gives {outputs} values per response "
+                f"(num_labels={outputs}); name the output that holds the reward ({key}.model.score_attribute=...), "
                 "or use a model with one output"
             )
         if self.model.config.pad_token_id is None:
@@ -72,29 +72,35 @@ class RewardModel:
         from selfplay.generate.vllm_backend import VllmClassifier
         from selfplay.models.loading import model_context_length
 
-        config_file = Path(str(self.cfg.model_path)) / "config.json"
+        config_file = Path(str(self.cfg.model.path)) / "config.json"
         config = json.loads(config_file.read_text()) if config_file.is_file() else {}
         outputs = config.get("num_labels", len(config.get("id2label") or {}) or 1)
-        if self.cfg.score_attribute or outputs != 1:
+        if self.cfg.model.score_attribute or outputs != 1:
             raise SelfplayError(
-                f"{self.key}.llm_backend=vllm: the reward model '{self.cfg.model_path}' gives "
+                f"{self.key}.model.backend=vllm: the reward model '{self.cfg.model.path}' gives "
                 f"{outputs} values per response"
-                + (" through a custom output" if self.cfg.score_attribute else "")
-                + f"; vLLM's classifier reads one score per response: use {self.key}.llm_backend=hf"
+                + (" through a custom output" if self.cfg.model.score_attribute else "")
+                + f"; vLLM's classifier reads one score per response: use {self.key}.model.backend=hf"
             )
-        context = model_context_length(str(self.cfg.model_path), self.cfg.trust_remote_code)
-        length = min(self.cfg.max_length, context) if context else self.cfg.max_length
-        self.cfg = replace(self.cfg, max_length=length)
+        context = model_context_length(str(self.cfg.model.path), self.cfg.model.trust_remote_code)
+        length = min(self.cfg.model.max_length, context) if context else self.cfg.model.max_length
+        self.cfg = replace(self.cfg, model=replace(self.cfg.model, max_length=length))
         from selfplay.generate.engine_pool import POOL
 
         if POOL.engine is not None:
             # vLLM keeps one distributed state per process: two in-process engines break each other
             # (measured: the sampling engine fails once this one is closed), so the sampling engine goes
             # and the next sampling stage starts it again.
-            log.info("judge.llm_backend=vllm: closing this process's sampling engine for the reward model's")
+            log.info(
+                "judge.model.backend=vllm: closing this process's sampling engine for the reward model's"
+            )
             POOL.close()
         self.engine = VllmClassifier(
-            str(self.cfg.model_path), length, generate, self.cfg.trust_remote_code, self.cfg.allow_pickle
+            str(self.cfg.model.path),
+            length,
+            generate,
+            self.cfg.model.trust_remote_code,
+            self.cfg.model.allow_pickle,
         )
 
     def close(self) -> None:
@@ -114,8 +120,8 @@ class RewardModel:
         import torch
 
         encoded = [self.render(m, r) for m, r in items]
-        truncated = [len(ids) > self.cfg.max_length for ids in encoded]
-        encoded = [ids[: self.cfg.max_length] for ids in encoded]
+        truncated = [len(ids) > self.cfg.model.max_length for ids in encoded]
+        encoded = [ids[: self.cfg.model.max_length] for ids in encoded]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         rewards = [0.0] * len(encoded)
         batch_size, start = self.cfg.batch_size, 0
@@ -127,7 +133,7 @@ class RewardModel:
                 if batch_size == 1:
                     raise SelfplayError(
                         f"judge: the reward model runs out of memory on one sequence of {len(encoded[idx[0]])} "
-                        "tokens; lower judge.max_length"
+                        "tokens; lower judge.model.max_length"
                     ) from None
                 batch_size = max(1, batch_size // 2)
                 log.warning("judge: out of memory; retrying with batch size %d", batch_size)
@@ -153,20 +159,20 @@ class RewardModel:
         return self._scalar(out).float().cpu().tolist()
 
     def _scalar(self, out):
-        if self.cfg.score_attribute:
-            if not hasattr(out, self.cfg.score_attribute):
+        if self.cfg.model.score_attribute:
+            if not hasattr(out, self.cfg.model.score_attribute):
                 raise SelfplayError(
-                    f"judge.score_attribute: the reward model output has no '{self.cfg.score_attribute}'"
+                    f"judge.model.score_attribute: the reward model output has no '{self.cfg.model.score_attribute}'"
                 )
-            value = getattr(out, self.cfg.score_attribute)
+            value = getattr(out, self.cfg.model.score_attribute)
         else:
             value = out.logits
         return value.reshape(value.shape[0], -1)[:, 0]
 
 
 def reward_model_backend(cfg: JudgeConfig, generate: GenerateConfig | None, key: str) -> str:
-    """hf or vllm, from judge.llm_backend (auto = the generation backend, hf where there is none)."""
-    choice = str(cfg.llm_backend)
+    """hf or vllm, from judge.model.backend (auto = the generation backend, hf where there is none)."""
+    choice = str(cfg.model.backend)
     if choice == "auto":
         if generate is None:
             return "hf"
@@ -177,5 +183,5 @@ def reward_model_backend(cfg: JudgeConfig, generate: GenerateConfig | None, key:
         from selfplay.generate.vllm_backend import vllm_available
 
         if not vllm_available():
-            raise SelfplayError(f"{key}.llm_backend=vllm: vLLM is not installed here (use hf)")
+            raise SelfplayError(f"{key}.model.backend=vllm: vLLM is not installed here (use hf)")
     return choice

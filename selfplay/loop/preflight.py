@@ -19,8 +19,8 @@ from selfplay.config import Config
 from selfplay.errors import SelfplayError
 from selfplay.loop.cluster import Resources, local_resources, rendezvous_address
 from selfplay.loop.placement import distributed_training
-from selfplay.loop.stages import Stage, stages_for
-from selfplay.loop.tracking import check_backend
+from selfplay.reporting.tracking import check_backend
+from selfplay.stages.table import Stage, stage, stages_for
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ def preflight(cfg: Config, table: tuple[Stage, ...], dry_run: bool = False) -> P
     check_config(cfg, res.train_world_size)
     check_backend(cfg.tracking)
     stages = stages_for(cfg, table)
-    if "prompts" in stages:  # a run that trains on a file has no prompt pool and no judge
+    from_prompts = any(stage(name, table).reads_prompt_pool for name in stages)
+    if from_prompts:  # a run that trains on a file has no prompt pool and no judge
         check_no_toy_parts(cfg)
     if dry_run:
         return Preflight(res, stages, "", [])
@@ -50,9 +51,9 @@ def preflight(cfg: Config, table: tuple[Stage, ...], dry_run: bool = False) -> P
         )
     if cfg.loop.restart_from:
         parse_restart_from(cfg.loop.restart_from, stages, cfg.loop.iterations)
-    if res.train_world_size > 1 and "train" in stages and distributed_training(cfg, res):
+    trains = any(stage(name, table).ranks is not None for name in stages)
+    if res.train_world_size > 1 and trains and distributed_training(cfg, res):
         rendezvous_address(res)  # a rendezvous no remote rank could reach: one line now, not a hang later
-    from_prompts = "prompts" in stages  # a run that trains on a file has no prompt pool
     if from_prompts:
         check_prompt_budget(cfg)
     initial = resolve_policy_path(cfg.model)

@@ -16,12 +16,14 @@ import yaml
 
 from selfplay.config import RESOURCE_KEYS, Config
 from selfplay.errors import SelfplayError
-from selfplay.loop.layout import RunLayout
+from selfplay.rundir.layout import RunLayout
 
 ABSENT = "<absent>"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Written into config.yaml. Version 2 (resource keys, checksummed markers, sharded evaluate/evolve)
-changed the stage fingerprints; a run started before it is refused rather than silently redone."""
+changed the stage fingerprints; version 3 grouped the judge's settings (judge.model.*, judge.remote.*,
+judge.generative.*) and typed every stage's statistics. A run started before is refused rather than
+silently redone."""
 
 
 def config_dict(cfg: Config) -> dict[str, Any]:

@@ -17,10 +17,6 @@ from selfplay.config import Config
 from selfplay.errors import SelfplayError, storage_problem
 from selfplay.loop import launch
 from selfplay.loop.cluster import Resources, local_resources
-from selfplay.loop.context import StageContext
-from selfplay.loop.integrity import checksums, verify
-from selfplay.loop.layout import STATS, RunLayout
-from selfplay.loop.markers import read_marker, write_marker
 from selfplay.loop.placement import (
     LOOPBACK_INTERFACES,
     PROCESS,
@@ -34,8 +30,13 @@ from selfplay.loop.placement import (
     train_launches,
 )
 from selfplay.loop.shards import run_sharded_stage, run_worker_pool
-from selfplay.loop.stages import Stage
 from selfplay.loop.workers import WorkerPool
+from selfplay.rundir.context import StageContext
+from selfplay.rundir.integrity import checksums, verify
+from selfplay.rundir.layout import STATS, RunLayout
+from selfplay.rundir.markers import read_marker, write_marker
+from selfplay.rundir.stats import Finished, StageStats
+from selfplay.stages.table import Stage
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +53,19 @@ def run_stage(
     res: Resources | None = None,
     relaunch: list[str] | None = None,
     workers: WorkerPool | None = None,
-) -> dict[str, Any]:
-    """Run (or skip) one stage; returns its marker. `relaunch` is the run's own command, needed for
-    every placement that starts processes."""
+) -> Finished:
+    """Run (or skip) one stage; returns what its marker records. `relaunch` is the run's own command,
+    needed for every placement that starts processes."""
     layout, t, stage = ctx.layout, ctx.iteration, spec.name
     marker = read_marker(layout.marker(t, stage))
     if marker is not None and marker.get("fingerprint") == fp:
         log.info("iteration %d %s: done before, skipped", t, stage)
-        return marker
+        return Finished(
+            t,
+            stage,
+            float(marker["seconds"]),
+            spec.stats.from_dict(marker["stats"], str(layout.marker(t, stage))),
+        )
     final, partial = layout.stage_dir(t, stage), layout.partial_dir(t, stage)
     shutil.rmtree(final, ignore_errors=True)  # unfinished or stale
     if not spec.resumable:  # sharded stages keep finished parts, training its checkpoints
@@ -82,6 +88,8 @@ def run_stage(
     try:
         res = res or local_resources(ctx.config)
         stats = execute(ctx, spec, place(spec, ctx.config, res), res, relaunch, workers)
+        if not isinstance(stats, spec.stats):  # every stage returns the record it declares
+            raise SelfplayError(f"{ctx.label}: returned {type(stats).__name__}, not {spec.stats.__name__}")
     except SelfplayError:
         raise
     except Exception as exc:
@@ -92,26 +100,26 @@ def run_stage(
             f"iteration {t} {stage}: {problem} while writing under {layout.root}; free space and rerun the "
             "same command (finished stages are kept, this one starts again)"
         ) from None
-    seconds = time.time() - start
+    seconds = round(time.time() - start, 3)
     placed = gather_placement(partial)
     if placed:
-        stats = {**stats, "placement": placed}
+        stats.placement = placed
     os.replace(partial, final)
     marker = {
         "files": checksums(final),  # what the next stages read is checked against these
         "fingerprint": fp,
         "stage": stage,
         "iteration": t,
-        "seconds": round(seconds, 3),
-        "stats": stats,
+        "seconds": seconds,
+        "stats": stats.to_dict(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     write_marker(layout.marker(t, stage), marker)
-    log.info("iteration %d %s: done in %.1fs %s", t, stage, seconds, _short(stats))
-    dropped = drop_summary(stage, stats)
+    log.info("iteration %d %s: done in %.1fs %s", t, stage, seconds, stats.short())
+    dropped = stats.drops()
     if dropped:
         log.warning("iteration %d %s: dropped and counted: %s", t, stage, dropped)
-    return marker
+    return Finished(t, stage, seconds, stats)
 
 
 def execute(
@@ -121,7 +129,7 @@ def execute(
     res: Resources,
     relaunch: list[str] | None,
     workers: WorkerPool | None = None,
-) -> dict[str, Any]:
+) -> StageStats:
     def command_line() -> list[str]:
         if relaunch is None:
             raise SelfplayError(
@@ -161,19 +169,18 @@ def execute(
         log_path = ctx.layout.log_file(ctx.iteration, spec.name)
         argv = stage_command(command_line(), spec.name, ctx.iteration)
         rc = launch.run_process(argv, {}, log_path, f"{ctx.label} process", watch(ctx))
-        return launch.read_stats(
-            ctx.out, f"iteration {ctx.iteration} {spec.name}: the stage process", rc, log_path
-        )
+        found = launch.read_stats(ctx.out, f"{ctx.label}: the stage process", rc, log_path)
+        return spec.stats.from_dict(found, f"{ctx.label}: the stage process's statistics")
     assert spec.run is not None
     stats = spec.run(ctx)
     if spec.ranks is None:
         return stats
     if where.where == RANKS:
-        return {**stats, **_ranks(ctx, spec, res, command_line())}
-    return {**stats, **spec.ranks(ctx)}
+        return stats.merged(_ranks(ctx, spec, res, command_line()))
+    return stats.merged(spec.ranks(ctx))
 
 
-def _ranks(ctx: StageContext, spec: Stage, res: Resources, relaunch: list[str]) -> dict[str, Any]:
+def _ranks(ctx: StageContext, spec: Stage, res: Resources, relaunch: list[str]) -> StageStats:
     """The training processes (rank 0's log is the stage's log; rank r's beside it)."""
     port = ctx.config.cluster.master_port or 0  # 0: rank 0 binds a free port and publishes it
     RunLayout.rendezvous_file(ctx.out).unlink(missing_ok=True)  # an earlier launch's
@@ -182,7 +189,7 @@ def _ranks(ctx: StageContext, spec: Stage, res: Resources, relaunch: list[str]) 
     if ctx.config.train.deepspeed:
         extra["DS_ACCELERATOR"] = os.environ.get("DS_ACCELERATOR", "cuda" if res.gpus_per_node else "cpu")
     launches = []
-    for rank, (cmd, env) in enumerate(train_launches(relaunch, res, ctx.iteration, port)):
+    for rank, (cmd, env) in enumerate(train_launches(relaunch, res, ctx.iteration, port, spec.name)):
         env = {k: v for k, v in env.items() if k not in LOOPBACK_INTERFACES or k not in os.environ}
         rank_log = (
             log_path if rank == 0 else log_path.with_name(f"{log_path.stem}-rank{rank}{log_path.suffix}")
@@ -198,14 +205,14 @@ def _ranks(ctx: StageContext, spec: Stage, res: Resources, relaunch: list[str]) 
     )
     from functools import partial
 
-    from selfplay.loop.layout import LIVE_HISTORY
-    from selfplay.loop.tracking import follow_training
+    from selfplay.rundir.layout import LIVE_HISTORY
 
-    tick = partial(follow_training, ctx.iteration, ctx.out / LIVE_HISTORY)  # training metrics, live
+    tick = None
+    if ctx.follow_training is not None:  # training metrics to the run's tracker, live
+        tick = partial(ctx.follow_training, ctx.iteration, ctx.out / LIVE_HISTORY)
     rc, failed_log = launch.run_processes(launches, f"{ctx.label} training processes", watch(ctx), tick=tick)
-    return launch.read_stats(
-        ctx.out, f"iteration {ctx.iteration} {spec.name}: training processes", rc, failed_log
-    )
+    found = launch.read_stats(ctx.out, f"{ctx.label}: training processes", rc, failed_log)
+    return spec.stats.from_dict(found, f"{ctx.label}: the training processes' statistics")
 
 
 def gather_placement(folder) -> list[dict[str, Any]]:
@@ -219,66 +226,6 @@ def gather_placement(folder) -> list[dict[str, Any]]:
     return sorted(out, key=lambda w: (w.get("shard", -1), w.get("rank", -1)))
 
 
-_SELECTION_DROPS = {
-    "too_few_responses": "prompts with fewer than 2 usable responses",
-    "nonfinite_responses": "responses with a NaN/inf reward or log-prob",
-    "truncated_responses": "responses cut at generate.max_tokens (selection.exclude_truncated)",
-    "tied": "prompts whose best and worst rewards tie",
-    "identical": "pairs whose chosen and rejected texts are identical",
-    "no_pair_over_min_margin": "prompts with no pair over selection.min_margin",
-    "dropped_tied": "rows whose rewards all tie",
-    "dropped_identical": "rows whose chosen and rejected are identical",
-}
-DROPS: dict[str, dict[str, str]] = {
-    "prompts": {
-        "duplicates_dropped": "duplicate prompts",
-        "heldout_overlap_removed": "pool prompts that are also held out (removed from the pool)",
-    },
-    "generate": {
-        "prompts_too_long": "prompts too long for generate.max_model_len (no responses)",
-        "empty": "empty responses",
-    },
-    "judge": {
-        "nonfinite": "NaN/inf rewards",
-        "input_truncated": "judge inputs truncated at judge.max_length",
-    },
-    "selection": _SELECTION_DROPS,
-    "evolve": {
-        "truncated": "rewrites cut at the token limit",
-        "empty": "empty rewrites",
-        "preamble": "rewrites with a preamble",
-        "length_ratio": "rewrites outside the length ratio",
-        "too_long": "rewrites too long for the policy or the judge",
-        "duplicate": "duplicate rewrites",
-        "near_duplicate": "near-duplicate rewrites",
-    },
-    "evolved_generate": {
-        "prompts_too_long": "evolved prompts too long (no responses)",
-        "empty": "empty responses",
-    },
-    "evolved_judge": {"nonfinite": "NaN/inf rewards", "input_truncated": "judge inputs truncated"},
-    "evolved_selection": _SELECTION_DROPS,
-    "train": {"pairs_prompt_too_long": "pairs whose prompt fills train.max_length"},
-}
-"""Per stage, the stats that count dropped or degraded items (printed when not zero)."""
-
-
-def drop_summary(stage: str, stats: dict[str, Any]) -> str:
-    """One line of every non-zero drop count of a stage: "12 prompts whose ... , 3 pairs ..."."""
-    parts = [f"{stats[k]} {what}" for k, what in DROPS.get(stage, {}).items() if stats.get(k)]
-    return ", ".join(parts)
-
-
 def watch(ctx: StageContext) -> launch.Watch:
     lp = ctx.config.loop
     return launch.Watch(lp.hang_timeout, lp.stage_timeout, lp.progress_interval, lp.progress)
-
-
-def _short(stats: dict[str, Any]) -> str:
-    keys = ("responses", "kept", "pool", "reward_mean", "train_loss", "heldout_reward_after")
-    parts = [
-        f"{k}={stats[k]:.3f}" if isinstance(stats[k], float) else f"{k}={stats[k]}"
-        for k in keys
-        if k in stats
-    ]
-    return " ".join(parts)

@@ -16,11 +16,12 @@ from selfplay.data.files import concat_files, read_records, write_records
 from selfplay.data.jsonl import write_jsonl
 from selfplay.data.records import Prompt
 from selfplay.errors import SelfplayError
-from selfplay.loop.context import StageContext
 from selfplay.loop.launch import Watched, reason, stop
-from selfplay.loop.layout import PROMPTS, RunLayout
 from selfplay.loop.placement import Placement
-from selfplay.loop.stages import Sharded
+from selfplay.rundir.context import StageContext
+from selfplay.rundir.layout import PROMPTS, RunLayout
+from selfplay.rundir.stats import StageStats
+from selfplay.stages.table import Sharded
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,12 @@ def run_sharded_stage(
     spec: Sharded,
     where: Placement,
     start_workers: Callable[[list[int], int], None],
-) -> dict:
+) -> StageStats:
     """Run the missing shards (here, or through `start_workers(shard_ids, shards)`), then merge all
     parts into the stage's output file."""
     prompts = stage_prompts(ctx, spec)
     shards = where.shards
-    if spec.prompts_from == "evolve" or spec.items is not None:
+    if spec.count_known_late:
         shards = clipped_shards(ctx, spec, shards, len(prompts))
     if shards < 1 or shards > max(1, len(prompts)):
         raise SelfplayError(

@@ -30,9 +30,9 @@ from selfplay.config import Config
 from selfplay.errors import SelfplayError, sigterm_raises
 from selfplay.loop import launch
 from selfplay.loop.cluster import Resources
-from selfplay.loop.context import StageContext
-from selfplay.loop.layout import RunLayout
 from selfplay.loop.placement import Placement, show, worker_command
+from selfplay.rundir.context import StageContext
+from selfplay.rundir.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ def run_worker(cfg: Config, slot: int) -> None:
     from selfplay.loop.launch import worker_threads, write_placement
     from selfplay.loop.run_config import save_or_check
     from selfplay.loop.shards import run_shard
-    from selfplay.loop.stages import stage
     from selfplay.models.loading import resolve_policy_path
+    from selfplay.stages.table import stage
 
     layout = RunLayout.of(cfg)
     save_or_check(layout, cfg, check_only=True)

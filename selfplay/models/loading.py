@@ -123,7 +123,7 @@ def loading(path: str, key: str = "model.path"):
 def load_tokenizer(
     path: str, trust_remote_code: bool = False, key: str = "model.path", chat_template: str | None = None
 ):
-    """The tokenizer of a model folder; `chat_template` (model.chat_template, judge.chat_template: the
+    """The tokenizer of a model folder; `chat_template` (model.chat_template, judge.model.chat_template: the
     Jinja text or a file) replaces the tokenizer's own."""
     from transformers import AutoTokenizer
 

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from selfplay.errors import SelfplayError
+from selfplay.rundir.stats import SelectionStats
 
 
 def dataset_card(
     config: dict[str, Any],
-    splits: dict[str, dict[str, Any]],
+    splits: dict[str, SelectionStats],
     run: Path,
     data_path: str = "{split}/*.arrow",
     license: str | None = None,
@@ -33,8 +34,8 @@ def dataset_card(
     sel = config.get("selection", {})
     judge_name = {
         "rule": f"rule `{judge.get('rule')}`",
-        "remote": f"a reward server ({judge.get('url')})",
-    }.get(str(judge.get("kind")), f"{judge.get('kind')} `{judge.get('model_path')}`")
+        "remote": f"a reward server ({(judge.get('remote') or {}).get('url')})",
+    }.get(str(judge.get("kind")), f"{judge.get('kind')} `{(judge.get('model') or {}).get('path')}`")
     data = DatasetCardData(
         pretty_name=f"selfplay pairs: {run.name}",
         task_categories=["text-generation"],
@@ -47,9 +48,7 @@ def dataset_card(
             }
         ],
     )
-    rows = "\n".join(
-        f"| {name} | {stats.get('pool', '-')} | {stats.get('kept', '-')} |" for name, stats in splits.items()
-    )
+    rows = "\n".join(f"| {name} | {stats.pool} | {stats.kept} |" for name, stats in splits.items())
     body = f"""# selfplay preference pairs: {run.name}
 
 Pairs the policy generated itself and {judge_name} judged, kept by the selection metric
@@ -68,7 +67,7 @@ each pair's explicit and implicit margins, selection score and rank. Load with
 
 
 def write_pairs(
-    found: dict[str, tuple[Path, dict[str, Any]]],
+    found: dict[str, tuple[Path, SelectionStats]],
     config: dict[str, Any],
     run: Path,
     out: Path,

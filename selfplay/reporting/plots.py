@@ -7,6 +7,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from selfplay.rundir import stage_names as sn
+from selfplay.rundir.stats import EvaluateStats, Finished, typed
+
 
 def _pyplot():
     import matplotlib
@@ -17,26 +20,38 @@ def _pyplot():
     return plt
 
 
-def by_iteration(rows: list[dict[str, Any]], stage: str) -> dict[int, dict[str, Any]]:
-    return {r["iteration"]: r for r in rows if r["stage"] == stage}
+def evaluations(rows: list[Finished]) -> dict[int, EvaluateStats]:
+    """Each finished evaluation's statistics, by iteration."""
+    return {r.iteration: s for r in rows if r.stage == sn.EVALUATE and (s := typed(r, EvaluateStats))}
 
 
-def heldout_figure(rows: list[dict[str, Any]], path: Path, title: str = "") -> bool:
+def _nan(v: float | None) -> float:
+    return math.nan if v is None else v
+
+
+def heldout_curve(ev: dict[int, EvaluateStats]) -> list[float]:
+    """Held-out reward of pi_0, then of the policy after each evaluated iteration."""
+    first = ev[0].heldout_reward_before if 0 in ev else None
+    return [_nan(first)] + [_nan(ev[t].heldout_reward_after) for t in sorted(ev)]
+
+
+def heldout_figure(rows: list[Finished], path: Path, title: str = "") -> bool:
     """Held-out reward per iteration (pi_0 at 0) and win rates vs pi_0 and vs the previous policy."""
-    ev = by_iteration(rows, "evaluate")
+    ev = evaluations(rows)
     if not ev:
         return False
     plt = _pyplot()
     its = sorted(ev)
-    reward = [ev[0].get("heldout_reward_before", math.nan)] + [
-        ev[t].get("heldout_reward_after", math.nan) for t in its
-    ]
+    reward = heldout_curve(ev)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     axes[0].plot(range(len(reward)), reward, marker="o")
     axes[0].set_xlabel("policy (0 = pi_0, t = after iteration t-1)")
     axes[0].set_ylabel("held-out reward")
-    for key, label in (("win_rate_vs_initial", "vs pi_0"), ("win_rate_vs_previous", "vs previous policy")):
-        axes[1].plot([t + 1 for t in its], [ev[t].get(key, math.nan) for t in its], marker="o", label=label)
+    for values, label in (
+        ([_nan(ev[t].win_rate_vs_initial) for t in its], "vs pi_0"),
+        ([_nan(ev[t].win_rate_vs_previous) for t in its], "vs previous policy"),
+    ):
+        axes[1].plot([t + 1 for t in its], values, marker="o", label=label)
     axes[1].axhline(0.5, color="black", lw=0.8, ls="--")
     axes[1].set_ylim(0, 1)
     axes[1].set_xlabel("policy (t = after iteration t-1)")
@@ -80,20 +95,17 @@ def margins_figure(margins: dict[int, tuple[Any, Any, Any]], path: Path, title: 
     return True
 
 
-def seconds_figure(rows: list[dict[str, Any]], path: Path, title: str = "") -> bool:
+def seconds_figure(rows: list[Finished], path: Path, title: str = "") -> bool:
     """Seconds per stage, stacked per iteration."""
     if not rows:
         return False
     plt = _pyplot()
-    its = sorted({r["iteration"] for r in rows})
-    stages = list(dict.fromkeys(r["stage"] for r in rows))
+    its = sorted({r.iteration for r in rows})
+    stages = list(dict.fromkeys(r.stage for r in rows))
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(its) + 3), 3.6))
     bottom = [0.0] * len(its)
     for stage in stages:
-        values = [
-            next((r["seconds"] for r in rows if r["iteration"] == t and r["stage"] == stage), 0.0)
-            for t in its
-        ]
+        values = [next((r.seconds for r in rows if r.iteration == t and r.stage == stage), 0.0) for t in its]
         ax.bar(its, values, bottom=bottom, label=stage)
         bottom = [b + v for b, v in zip(bottom, values)]
     ax.set_xlabel("iteration")
@@ -107,18 +119,16 @@ def seconds_figure(rows: list[dict[str, Any]], path: Path, title: str = "") -> b
     return True
 
 
-def comparison_figure(runs: dict[str, list[dict[str, Any]]], path: Path) -> bool:
+def comparison_figure(runs: dict[str, list[Finished]], path: Path) -> bool:
     """Held-out reward per iteration, one line per run."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     drawn = False
     for name, rows in runs.items():
-        ev = by_iteration(rows, "evaluate")
+        ev = evaluations(rows)
         if not ev:
             continue
-        reward = [ev[0].get("heldout_reward_before", math.nan)] + [
-            ev[t].get("heldout_reward_after", math.nan) for t in sorted(ev)
-        ]
+        reward = heldout_curve(ev)
         ax.plot(range(len(reward)), reward, marker="o", label=name)
         drawn = True
     if not drawn:

@@ -62,7 +62,7 @@ def compute_rewards(rows: list[Row], cfg: OfflineSelectConfig) -> list[tuple[flo
     ]
     from selfplay.judge.kinds import JudgeRuntime
 
-    runtime = JudgeRuntime(policy=cfg.model.path, model=cfg.model)  # judge.model_path=policy: model.path
+    runtime = JudgeRuntime(policy=cfg.model.path, model=cfg.model)  # judge.model.path=policy: model.path
     with load_judge(cfg.judge, runtime=runtime) as judge:
         rewards = [j.value for j in judge(prompts, completions)]
     return list(zip(rewards[0::2], rewards[1::2]))
@@ -152,7 +152,7 @@ def select_table(
         if cfg.judge.kind is None:
             raise SelfplayError(
                 f"{cfg.input}: no reward columns ('{c.chosen_reward}'/'{c.rejected_reward}' or "
-                f"'{c.all_rewards}') and no judge named: set judge.kind=reward_model judge.model_path=... "
+                f"'{c.all_rewards}') and no judge named: set judge.kind=reward_model judge.model.path=... "
                 "(or judge.kind=rule judge.rule=...), or point columns.chosen_reward / columns.rejected_reward "
                 "at your columns"
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -101,15 +102,15 @@ def select_pairs(pairs: list[Pair], cfg: SelectionConfig, seed_salt: int = 0) ->
     return list(select_pool(pairs, cfg, seed_salt))
 
 
-def selection_stats(pool: ScoredPool) -> dict[str, float]:
+def selection_stats(pool: ScoredPool) -> dict[str, Any]:
     """Pool and kept sizes, and the margin distributions before (pool) and after (kept) selection."""
     return margin_stats(*margins(pool.pairs), pool.kept)
 
 
-def margin_stats(d_ex: np.ndarray, d_im: np.ndarray, kept: np.ndarray) -> dict[str, float]:
+def margin_stats(d_ex: np.ndarray, d_im: np.ndarray, kept: np.ndarray) -> dict[str, Any]:
     """`selection_stats` of a pool given as its margin arrays and kept flags."""
     n = len(d_ex)
-    stats: dict[str, float] = {"pool": n, "kept": int(kept.sum())}
+    stats: dict[str, Any] = {"pool": n, "kept": int(kept.sum())}
     for name, mask in (("pool", np.ones(n, dtype=bool)), ("kept", kept)):
         if not mask.any():
             continue
@@ -131,7 +132,7 @@ def pair_and_select(
     cfg: SelectionConfig,
     iteration: int,
     earlier: list[Pair] = (),  # type: ignore[assignment]
-) -> tuple[ScoredPool, dict[str, float]]:
+) -> tuple[ScoredPool, dict[str, Any]]:
     """Pair this iteration's candidates and select over the pool: these pairs, plus `earlier` ones
     (re-scored together with them) when `selection.pool=all`."""
     if cfg.on_nonfinite == "error":

@@ -74,14 +74,18 @@ def training_rows(
     tokenizer,
     cfg: TrainConfig,
     reuse_reference: str | None,
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Tokenised rows for DPO (`prompt_ids`, `chosen_ids`, `rejected_ids`, and with
     reference_logprobs=auto `ref_chosen_logps` / `ref_rejected_logps`, NaN where the trainer computes
     them) or SimPO (TRL's CPO columns). `reuse_reference`: the reference policy's path when sampled
     log-probs may serve as its log-probs (DPO, exact numerics), else None."""
     spec = loss_spec(cfg)
     rows: list[dict[str, Any]] = []
-    stats = {"pairs_prompt_too_long": 0, "responses_sampled_ids": 0, "responses_tokenised_from_text": 0}
+    stats: dict[str, Any] = {
+        "pairs_prompt_too_long": 0,
+        "responses_sampled_ids": 0,
+        "responses_tokenised_from_text": 0,
+    }
     reused = forced = 0
     for p in pairs:
         found = pair_sides(p, tokenizer, sampled, reuse_reference, cfg.max_length)

@@ -49,7 +49,7 @@ def test_one_bos_when_the_tokenizer_would_add_another(tiny_policy):
 
 
 def test_over_long_prompts_are_skipped_and_counted(tiny_policy, tmp_path):
-    from selfplay.loop.stages import generate_stats
+    from selfplay.stages.sampling import generate_stats
 
     prompts = load_prompt_pool(PromptsConfig()).pool[:3]
     tok = load_tokenizer(tiny_policy)
@@ -72,7 +72,7 @@ def test_over_long_prompts_are_skipped_and_counted(tiny_policy, tmp_path):
 
     write_records(tmp_path / "c.parquet", comps, Completion)
     stats = generate_stats(Ctx(), prompts, tmp_path / "c.parquet")
-    assert stats["prompts_too_long"] == sum(n >= limit for n in lengths)
+    assert stats.prompts_too_long == sum(n >= limit for n in lengths)
 
 
 def test_model_folder_without_weights(tmp_path):

@@ -9,11 +9,11 @@ from selfplay.config import Config, GenerateConfig, LoopConfig, PromptsConfig
 from selfplay.data.files import read_records
 from selfplay.data.records import Completion
 from selfplay.errors import SelfplayError
-from selfplay.loop.context import StageContext
-from selfplay.loop.layout import RunLayout
 from selfplay.loop.runner import run_stage
 from selfplay.loop.shards import shard_slice
-from selfplay.loop.stages import stage
+from selfplay.rundir.context import StageContext
+from selfplay.rundir.layout import RunLayout
+from selfplay.stages.table import stage
 
 
 def part_path(folder, shard, shards):

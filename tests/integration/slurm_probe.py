@@ -39,7 +39,7 @@ def drive(out: str, overrides: list[str]) -> None:
     ]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for cmd in shards]
     engines = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
-    ((cmd, _),) = train_launches(me, res, 0, 0)
+    ((cmd, _),) = train_launches(me, res, 0, 0, "train")
     ranks = [
         json.loads(line)
         for line in subprocess.run(cmd, stdout=subprocess.PIPE, text=True).stdout.splitlines()

@@ -368,9 +368,9 @@ def test_reward_model_with_several_outputs(tmp_path, capsys, tiny_reward_model):
     weights["score.weight"] = weights["score.weight"].repeat(3, 1)
     save_file(weights, str(Path(rm) / "model.safetensors"))
     code, err = run(
-        [*FAST, "judge.kind=reward_model", f"judge.model_path={rm}", f"loop.output_dir={tmp_path}"], capsys
+        [*FAST, "judge.kind=reward_model", f"judge.model.path={rm}", f"loop.output_dir={tmp_path}"], capsys
     )
-    one_line(code, err, "judge.score_attribute: the reward model")
+    one_line(code, err, "judge.model.score_attribute: the reward model")
 
 
 # Configuration.

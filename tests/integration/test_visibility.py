@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from selfplay.loop.tracking import read_tensorboard_scalars, read_tensorboard_texts
+from selfplay.reporting.tracking import read_tensorboard_scalars, read_tensorboard_texts
 from tests.integration.cli import REPO, cli_env, kill_inside, run_cli
 
 

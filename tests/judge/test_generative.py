@@ -7,11 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from selfplay.config import JudgeConfig, JudgeKind, JudgeMode
+from selfplay.config import JudgeKind, JudgeMode
 from selfplay.errors import SelfplayError
 from selfplay.judge.generative import bradley_terry, expected_rating, prefer_first
 from selfplay.judge.judging import load_judge
 from selfplay.judge.kinds import JudgeRuntime
+from tests.judge.settings import judge_config
 
 
 def vocab_labels(model_path, n):
@@ -37,14 +38,14 @@ def scorer(path, mode="pointwise", backend="hf", **fields):
     from selfplay.config import GenerateConfig, ModelConfig
 
     labels = vocab_labels(path, 5)
-    cfg = JudgeConfig(
+    cfg = judge_config(
         kind=JudgeKind.generative,
-        model_path="policy",
+        **{"max_length": 256, "batch_size": 4, **fields},
+        path="policy",
+        backend=backend,
         mode=JudgeMode(mode),
         labels=labels,
         pair_labels=labels[:2],
-        llm_backend=backend,
-        **{"max_length": 256, "batch_size": 4, **fields},
     )
     gen = GenerateConfig(backend=backend, max_model_len=512, seed=0)
     return load_judge(cfg, runtime=JudgeRuntime(path, gen, ModelConfig(path=path))).scorer
@@ -91,28 +92,31 @@ def test_long_responses_are_cut_to_the_judges_length_and_flagged(tiny_policy):
 @pytest.mark.parametrize(
     "fields,needle",
     [
-        ({"model_path": None}, "judge.model_path: required with judge.kind=generative"),
+        ({"path": None}, "judge.model.path: required with judge.kind=generative"),
         (
-            {"model_path": "policy", "mode": JudgeMode.pairwise, "pair_labels": ["A"]},
-            "judge.pair_labels=['A']: expected two labels",
+            {"path": "policy", "mode": JudgeMode.pairwise, "pair_labels": ["A"]},
+            "judge.generative.pair_labels=['A']: expected two labels",
         ),
-        ({"model_path": "policy", "template": "Rate {answer}"}, "judge.template: placeholders ['answer']"),
+        (
+            {"path": "policy", "template": "Rate {answer}"},
+            "judge.generative.template: placeholders ['answer']",
+        ),
     ],
 )
 def test_bad_settings_are_refused_at_start(fields, needle):
     from selfplay.checks import check_judge
 
     with pytest.raises(SelfplayError) as err:
-        check_judge(JudgeConfig(kind=JudgeKind.generative, **fields), "judge")
+        check_judge(judge_config(kind=JudgeKind.generative, **fields), "judge")
     assert str(err.value).startswith(needle)
 
 
 def test_labels_that_are_not_one_known_token_are_one_line(tiny_policy):
     from selfplay.config import ModelConfig
 
-    cfg = JudgeConfig(kind=JudgeKind.generative, model_path="policy")  # "1".."5": not in the tiny vocabulary
+    cfg = judge_config(kind=JudgeKind.generative, path="policy")  # "1".."5": not in the tiny vocabulary
     with pytest.raises(
-        SelfplayError, match=r"judge.labels: '1' is an unknown token for the judge's tokenizer"
+        SelfplayError, match=r"judge.generative.labels: '1' is an unknown token for the judge's tokenizer"
     ):
         load_judge(cfg, runtime=JudgeRuntime(tiny_policy, None, ModelConfig(path=tiny_policy)))
 
@@ -131,7 +135,7 @@ def test_vllm_gives_the_probabilities_transformers_gives(any_tiny_policy, mode):
 
 @pytest.mark.vllm
 def test_the_policy_judges_its_own_samples_on_the_runs_engine(tmp_path, tiny_policy):
-    """Self-rewarding through the loop: judge.model_path=policy on the vLLM engine that sampled (no
+    """Self-rewarding through the loop: judge.model.path=policy on the vLLM engine that sampled (no
     engine start for judging), evaluation by the same judge, records named after it."""
     from selfplay import api
     from selfplay.data.jsonl import read_jsonl
@@ -147,9 +151,9 @@ def test_the_policy_judges_its_own_samples_on_the_runs_engine(tmp_path, tiny_pol
             "loop.iterations=1",
             "loop.progress=false",
             "judge.kind=generative",
-            "judge.model_path=policy",
-            "judge.llm_backend=vllm",
-            f"judge.labels=[{','.join(labels)}]",
+            "judge.model.path=policy",
+            "judge.model.backend=vllm",
+            f"judge.generative.labels=[{','.join(labels)}]",
             f"loop.output_dir={tmp_path}",
         ]
     )

@@ -8,12 +8,13 @@ import math
 
 import pytest
 
-from selfplay.config import JudgeConfig, JudgeKind
+from selfplay.config import JudgeKind
 from selfplay.errors import SelfplayError
 from selfplay.judge import remote
 from selfplay.judge.judging import load_judge
 from selfplay.judge.rules import topical_variety
 from tests.judge.reward_server import RewardServer
+from tests.judge.settings import judge_config
 
 ITEMS = [
     (
@@ -34,7 +35,7 @@ def quick_backoff(monkeypatch):
 
 
 def judge(url, **fields):
-    return load_judge(JudgeConfig(kind=JudgeKind.remote, url=url, **{"batch_size": 5, **fields}))
+    return load_judge(judge_config(kind=JudgeKind.remote, url=url, **{"batch_size": 5, **fields}))
 
 
 def score(url, **fields):
@@ -75,7 +76,7 @@ def test_5xx_answers_are_retried_with_backoff():
         (
             "stall",
             {"timeout": 0.3, "retries": 1},
-            "no answer within 0.3s, 2 tries (judge.retries=1, judge.timeout=0.3s)",
+            "no answer within 0.3s, 2 tries (judge.remote.retries=1, judge.remote.timeout=0.3s)",
         ),
         ("fail_then_ok", {"retries": 0}, "HTTP 503 Service Unavailable"),
         ("malformed", {}, "the answer is not JSON ('<html>oops</html>')"),
@@ -84,7 +85,7 @@ def test_5xx_answers_are_retried_with_backoff():
         (
             "needs_auth",
             {},
-            'HTTP 401 Unauthorized: {"error": "unauthorized"} (is judge.auth_env set to the right variable?)',
+            'HTTP 401 Unauthorized: {"error": "unauthorized"} (is judge.remote.auth_env set to the right variable?)',
         ),
     ],
 )
@@ -92,22 +93,22 @@ def test_every_failure_is_one_line_naming_the_url_and_the_key(mode, fields, need
     with RewardServer(mode=mode, stall=2.0, failures=100) as server, pytest.raises(SelfplayError) as err:
         score(server.url, concurrency=2, **fields)
     message = str(err.value)
-    assert message.startswith(f"judge.url={server.url}: ") and needle in message and "\n" not in message, (
-        message
-    )
+    assert (
+        message.startswith(f"judge.remote.url={server.url}: ") and needle in message and "\n" not in message
+    ), message
 
 
 def test_an_unreachable_server_is_retried_then_one_line():
     with RewardServer() as server:
         url = server.url
-    with pytest.raises(SelfplayError, match=r"judge.url=.*: cannot reach the server \(.*\), 2 tries"):
+    with pytest.raises(SelfplayError, match=r"judge.remote.url=.*: cannot reach the server \(.*\), 2 tries"):
         score(url, retries=1)
 
 
 def test_the_token_comes_from_the_named_environment_variable(monkeypatch):
     with RewardServer(mode="needs_auth", token="t0k") as server:
         with pytest.raises(
-            SelfplayError, match="judge.auth_env=RM_TOKEN: the environment variable is not set"
+            SelfplayError, match="judge.remote.auth_env=RM_TOKEN: the environment variable is not set"
         ):
             score(server.url, auth_env="RM_TOKEN")
         monkeypatch.setenv("RM_TOKEN", "t0k")
@@ -124,17 +125,17 @@ def test_nan_rewards_pass_through_to_selection():
 @pytest.mark.parametrize(
     "fields,needle",
     [
-        ({"url": None}, "judge.url: required with judge.kind=remote"),
-        ({"url": "rm-host:5000"}, "judge.url=rm-host:5000: expected an http:// or https:// URL"),
-        ({"url": "http://h/x", "concurrency": 0}, "judge.concurrency=0 must be >= 1"),
-        ({"url": "http://h/x", "timeout": 0}, "judge.timeout=0 must be > 0"),
+        ({"url": None}, "judge.remote.url: required with judge.kind=remote"),
+        ({"url": "rm-host:5000"}, "judge.remote.url=rm-host:5000: expected an http:// or https:// URL"),
+        ({"url": "http://h/x", "concurrency": 0}, "judge.remote.concurrency=0 must be >= 1"),
+        ({"url": "http://h/x", "timeout": 0}, "judge.remote.timeout=0 must be > 0"),
     ],
 )
 def test_bad_settings_are_refused_at_start(fields, needle):
     from selfplay.checks import check_judge
 
     with pytest.raises(SelfplayError, match="^" + needle.replace(".", r"\.").replace("(", r"\(")):
-        check_judge(JudgeConfig(kind=JudgeKind.remote, **fields), "judge")
+        check_judge(judge_config(kind=JudgeKind.remote, **fields), "judge")
 
 
 def test_a_run_judged_by_a_server_and_evaluated_by_a_rule(tmp_path):
@@ -149,7 +150,7 @@ def test_a_run_judged_by_a_server_and_evaluated_by_a_rule(tmp_path):
                 "loop.iterations=1",
                 "loop.progress=false",
                 "judge.kind=remote",
-                f"judge.url={server.url}",
+                f"judge.remote.url={server.url}",
                 "evaluate.judge.kind=rule",
                 "evaluate.judge.rule=length_penalized_distinct",
                 f"loop.output_dir={tmp_path}",
@@ -182,7 +183,7 @@ def test_a_failed_shard_is_one_line_and_the_rerun_redoes_only_it(tmp_path):
         "evaluate.enabled=false",  # only the judge stage asks the server
         "judge.kind=remote",
         "judge.batch_size=100",
-        "judge.retries=0",
+        "judge.remote.retries=0",
         f"loop.output_dir={tmp_path}",
     ]
     with RewardServer(mode="fail_then_ok", failures=0) as server:
@@ -193,11 +194,13 @@ def test_a_failed_shard_is_one_line_and_the_rerun_redoes_only_it(tmp_path):
             return (503, {"error": "down"}) if n == 2 else original(n, body, auth)
 
         server.answer = second_request_fails
-        with pytest.raises(SelfplayError, match=rf"judge.url={server.url}: HTTP 503 Service Unavailable"):
-            api.run([*args, f"judge.url={server.url}"])
+        with pytest.raises(
+            SelfplayError, match=rf"judge.remote.url={server.url}: HTTP 503 Service Unavailable"
+        ):
+            api.run([*args, f"judge.remote.url={server.url}"])
         partial = tmp_path / "default" / "iter_000" / ".judge.partial"
         assert (partial / "part-00000-of-00002.jsonl").is_file()  # the finished shard is kept
         server.answer = original
         before = server.requests
-        api.run([*args, f"judge.url={server.url}"])
+        api.run([*args, f"judge.remote.url={server.url}"])
         assert server.requests - before == 1  # only the failed shard was judged again

@@ -2,7 +2,7 @@
 
 import pytest
 
-from selfplay.config import JudgeConfig
+from selfplay.config import JudgeConfig, JudgeModelConfig
 from selfplay.errors import SelfplayError
 from selfplay.judge.reward_model import RewardModel
 
@@ -10,7 +10,9 @@ MSGS = [{"role": "user", "content": "Tell me about bees."}]
 
 
 def test_uses_the_reward_models_template_not_the_policys(tiny_reward_model):
-    rm = RewardModel(JudgeConfig(kind="reward_model", model_path=tiny_reward_model), device="cpu")
+    rm = RewardModel(
+        JudgeConfig(kind="reward_model", model=JudgeModelConfig(path=tiny_reward_model)), device="cpu"
+    )
     text = rm.tokenizer.decode(rm.render(MSGS, "honey and wax"))
     assert "[ rm - turn ] user : tell me about bees . [ rm - turn ] assistant : honey and wax" in text
     assert "<|user|>" not in text and "<bos>" not in text
@@ -23,8 +25,12 @@ def test_batched_scores_equal_single_scores(tiny_reward_model):
         (MSGS, "bees bees bees bees bees bees"),
         (MSGS, "queen"),
     ]
-    batched = RewardModel(JudgeConfig(kind="reward_model", model_path=tiny_reward_model, batch_size=3), "cpu")
-    single = RewardModel(JudgeConfig(kind="reward_model", model_path=tiny_reward_model, batch_size=1), "cpu")
+    batched = RewardModel(
+        JudgeConfig(kind="reward_model", batch_size=3, model=JudgeModelConfig(path=tiny_reward_model)), "cpu"
+    )
+    single = RewardModel(
+        JudgeConfig(kind="reward_model", batch_size=1, model=JudgeModelConfig(path=tiny_reward_model)), "cpu"
+    )
     rb, tb = batched.score(items)
     rs, ts = single.score(items)
     assert rb == pytest.approx(rs, abs=1e-5)
@@ -32,7 +38,9 @@ def test_batched_scores_equal_single_scores(tiny_reward_model):
 
 
 def test_truncation_is_flagged(tiny_reward_model):
-    rm = RewardModel(JudgeConfig(kind="reward_model", model_path=tiny_reward_model, max_length=8), "cpu")
+    rm = RewardModel(
+        JudgeConfig(kind="reward_model", model=JudgeModelConfig(path=tiny_reward_model, max_length=8)), "cpu"
+    )
     _, truncated = rm.score([(MSGS, "honey " * 20)])
     assert truncated == [True]
 
@@ -50,25 +58,30 @@ def test_a_reward_model_without_a_template_is_refused_and_judge_chat_template_gi
     (rm_dir / "tokenizer_config.json").write_text(json.dumps(config))
     (rm_dir / "chat_template.jinja").unlink(missing_ok=True)
     with pytest.raises(
-        SelfplayError, match=r"judge.model_path: .* has no chat_template .*judge.chat_template="
+        SelfplayError, match=r"judge.model.path: .* has no chat_template .*judge.model.chat_template="
     ):
-        RewardModel(JudgeConfig(kind="reward_model", model_path=str(rm_dir)), device="cpu")
+        RewardModel(JudgeConfig(kind="reward_model", model=JudgeModelConfig(path=str(rm_dir))), device="cpu")
     template = "{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} {% endfor %}"
-    rm = RewardModel(JudgeConfig(kind="reward_model", model_path=str(rm_dir), chat_template=template), "cpu")
+    rm = RewardModel(
+        JudgeConfig(kind="reward_model", model=JudgeModelConfig(path=str(rm_dir), chat_template=template)),
+        "cpu",
+    )
     text = rm.tokenizer.decode(rm.render(MSGS, "honey"))
     assert text.startswith("user : tell me about bees . assistant : honey") and "rm - turn" not in text
 
 
 def test_missing_model_folder(tmp_path):
     with pytest.raises(SelfplayError, match="does not exist"):
-        RewardModel(JudgeConfig(kind="reward_model", model_path=str(tmp_path / "nope")))
+        RewardModel(JudgeConfig(kind="reward_model", model=JudgeModelConfig(path=str(tmp_path / "nope"))))
 
 
 def test_out_of_memory_halves_the_batch_and_retries(tiny_reward_model, monkeypatch):
     import torch
 
     items = [(MSGS, "honey " * n) for n in range(1, 8)]
-    rm = RewardModel(JudgeConfig(kind="reward_model", model_path=tiny_reward_model, batch_size=8), "cpu")
+    rm = RewardModel(
+        JudgeConfig(kind="reward_model", batch_size=8, model=JudgeModelConfig(path=tiny_reward_model)), "cpu"
+    )
     expected, _ = rm.score(items)
     real, sizes = rm.model.forward, []
 
@@ -94,11 +107,15 @@ ITEMS = [
 
 @pytest.mark.vllm
 def test_vllms_classifier_gives_the_rewards_transformers_gives(tiny_reward_model):
-    """judge.llm_backend=vllm: the pooling runner's raw score equals transformers' logit (fp32), the
+    """judge.model.backend=vllm: the pooling runner's raw score equals transformers' logit (fp32), the
     engine is freed by close()."""
-    hf = RewardModel(JudgeConfig(kind="reward_model", model_path=tiny_reward_model, max_length=40), "cpu")
+    hf = RewardModel(
+        JudgeConfig(kind="reward_model", model=JudgeModelConfig(path=tiny_reward_model, max_length=40)), "cpu"
+    )
     vllm = RewardModel(
-        JudgeConfig(kind="reward_model", model_path=tiny_reward_model, max_length=40, llm_backend="vllm")
+        JudgeConfig(
+            kind="reward_model", model=JudgeModelConfig(path=tiny_reward_model, max_length=40, backend="vllm")
+        )
     )
     assert vllm.backend == "vllm" and vllm.model is None
     (via_hf, cut_hf), (via_vllm, cut_vllm) = hf.score(ITEMS), vllm.score(ITEMS)
@@ -118,8 +135,8 @@ def test_vllm_refuses_a_reward_model_with_several_outputs_in_one_line(tmp_path, 
     config = json.loads((rm / "config.json").read_text())
     config["id2label"] = {"0": "a", "1": "b"}
     (rm / "config.json").write_text(json.dumps(config))
-    with pytest.raises(SelfplayError, match=r"^judge.llm_backend=vllm: the reward model .* gives 2 values"):
-        RewardModel(JudgeConfig(kind="reward_model", model_path=str(rm), llm_backend="vllm"))
+    with pytest.raises(SelfplayError, match=r"^judge.model.backend=vllm: the reward model .* gives 2 values"):
+        RewardModel(JudgeConfig(kind="reward_model", model=JudgeModelConfig(path=str(rm), backend="vllm")))
 
 
 @pytest.mark.vllm
@@ -142,8 +159,8 @@ def test_a_run_judged_by_a_reward_model_on_vllm_records_what_transformers_record
             "loop.iterations=1",
             "loop.progress=false",
             "judge.kind=reward_model",
-            f"judge.model_path={tiny_reward_model}",
-            "judge.llm_backend=vllm",
+            f"judge.model.path={tiny_reward_model}",
+            "judge.model.backend=vllm",
             f"loop.output_dir={tmp_path}",
         ]
     )
@@ -152,7 +169,9 @@ def test_a_run_judged_by_a_reward_model_on_vllm_records_what_transformers_record
     judgments = read_records(it / "judge" / "judgments.jsonl", Judgment)
     completions = read_records(it / "generate" / "completions.parquet", Completion)
     prompts = read_records(it / "prompts" / "prompts.jsonl", Prompt)
-    with load_judge(JudgeConfig(kind="reward_model", model_path=tiny_reward_model)) as judge:
+    with load_judge(
+        JudgeConfig(kind="reward_model", model=JudgeModelConfig(path=tiny_reward_model))
+    ) as judge:
         expected = {(j.prompt_id, j.sample_index): j.reward for j in judge(prompts, completions)}
     assert len(judgments) == len(expected) > 0
     assert {j.judge for j in judgments} == {f"rm:{tiny_reward_model}"}

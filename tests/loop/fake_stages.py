@@ -11,8 +11,9 @@ from pathlib import Path
 from selfplay.config import Config, LoopConfig, ModelConfig, PromptsConfig, TaskConfig, TrainConfig
 from selfplay.data.files import read_records, write_records
 from selfplay.data.records import Prompt
-from selfplay.loop.layout import MODEL, PROMPTS
-from selfplay.loop.stages import Sharded, Stage
+from selfplay.rundir.layout import MODEL, PROMPTS
+from selfplay.rundir.stats import STATS_OF, GenerateStats, JudgeStats, PromptsStats, StageStats, TrainStats
+from selfplay.stages.table import Sharded, Stage
 
 CALLS: list[tuple] = []
 """(iteration, stage[, shard]) of every core call, in order."""
@@ -27,14 +28,14 @@ def _note(ctx, name, *extra):
         raise RuntimeError(f"{name} died")
 
 
-def fake_prompts(ctx) -> dict:
+def fake_prompts(ctx) -> PromptsStats:
     _note(ctx, "prompts")
     prompts = [
         Prompt(f"p{ctx.iteration}-{i}", [{"role": "user", "content": f"q{i}"}], ctx.iteration)
         for i in range(8)
     ]
     write_records(ctx.out / PROMPTS, prompts)
-    return {"prompts": len(prompts)}
+    return PromptsStats(prompts=len(prompts))
 
 
 def fake_shard(name):
@@ -45,32 +46,33 @@ def fake_shard(name):
     return core
 
 
-def fake_stats(ctx, prompts, output) -> dict:
-    return {"records": len(read_records(output, Prompt))}
+def fake_stats(ctx, prompts, output) -> StageStats:
+    n = len(read_records(output, Prompt))
+    return GenerateStats(responses=n) if ctx.stage == "generate" else JudgeStats(judged=n)
 
 
 def fake_single(name):
-    def run(ctx) -> dict:
+    def run(ctx) -> StageStats:
         _note(ctx, name)
         (ctx.out / "out.json").write_text(json.dumps({"stage": name}))
-        return {"ok": 1}
+        return STATS_OF[name]()
 
     return run
 
 
-def fake_prepare(ctx) -> dict:
+def fake_prepare(ctx) -> TrainStats:
     _note(ctx, "train")
     n = len(read_records(ctx.input("generate", "echo.jsonl"), Prompt))
-    return {"pairs": n}
+    return TrainStats(pairs=n)
 
 
-def fake_ranks(ctx) -> dict:
+def fake_ranks(ctx) -> TrainStats:
     _note(ctx, "train_ranks")
     model = ctx.out / MODEL
     model.mkdir(parents=True, exist_ok=True)
     (model / "config.json").write_text("{}")
     (model / "model.safetensors").write_bytes(b"")
-    return {"train_loss": 0.5}
+    return TrainStats(train_loss=0.5)
 
 
 FAKE_TABLE: tuple[Stage, ...] = (

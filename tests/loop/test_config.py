@@ -11,9 +11,9 @@ from hydra.errors import ConfigCompositionException
 
 from selfplay.config import Config
 from selfplay.errors import SelfplayError
-from selfplay.loop.layout import RunLayout
 from selfplay.loop.run_config import save_or_check
 from selfplay.run import to_config
+from selfplay.rundir.layout import RunLayout
 
 CONF = resources.files("selfplay.conf")
 
@@ -146,7 +146,7 @@ def test_paper_presets(name, path, loss, beta, lr, ratio):
     assert (cfg.model.path, cfg.train.loss, cfg.train.beta, cfg.train.learning_rate) == (path, loss, beta, lr)
     if ratio is not None:
         assert cfg.train.simpo_gamma_beta_ratio == ratio
-    assert cfg.judge.model_path == "RLHFlow/ArmoRM-Llama3-8B-v0.1" and cfg.judge.trust_remote_code
+    assert cfg.judge.model.path == "RLHFlow/ArmoRM-Llama3-8B-v0.1" and cfg.judge.model.trust_remote_code
     assert (cfg.generate.num_samples, cfg.generate.temperature, cfg.generate.top_p) == (5, 0.8, 0.95)
     t = cfg.train
     assert (t.global_batch_size, t.epochs, t.lr_scheduler, t.warmup_ratio, t.max_length) == (
@@ -189,31 +189,51 @@ def test_self_play_protocol_arms():
     assert tiny.evolve.enabled and tiny.evolve.templates_dir == "selfplay:evolve_tiny"
 
 
-def test_help_names_every_section_of_the_schema_and_runs():
+@pytest.mark.parametrize("command", ["selfplay.run", "selfplay.select", "selfplay.train"])
+def test_help_is_the_schemas_and_runs(command):
+    """Each entry point's --help is generated from its schema: every section and every key of it (no
+    internal one), the config groups of conf/, and how to see the rest."""
     import dataclasses
     import subprocess
     import sys
 
-    import yaml
+    from selfplay.help_text import HIDDEN, ROOTS
+    from tests.integration.cli import REPO
+
+    proc = subprocess.run(
+        [sys.executable, "-m", command, "--help"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = " ".join(proc.stdout.split())
+    root = ROOTS[command]()
+    for f in dataclasses.fields(root):
+        value = getattr(root, f.name)
+        if f.name in HIDDEN:
+            assert f"{f.name} " not in text.split("== Sections")[1].split("==")[0], f.name
+            continue
+        assert re.search(rf"(^|\s){f.name}[\s,.:]", text), f.name
+        if dataclasses.is_dataclass(value):
+            for sub in dataclasses.fields(value):
+                assert sub.name in text, f"{f.name}.{sub.name}"
+    assert "docs/config.md" in text and "--cfg job" in text and "schema_" not in text
+    if command != "selfplay.select":
+        assert "preset: " in text and "llama3_8b_dpo" in text  # the groups of conf/
+
+
+def test_report_help_names_both_commands():
+    import subprocess
+    import sys
 
     from tests.integration.cli import REPO
 
-    template = yaml.safe_load((CONF / "hydra" / "help" / "selfplay.yaml").read_text())["template"]
-    sections = template.split("== Sections")[1].split("== Config groups")[0]
-    for field in dataclasses.fields(Config):
-        if field.name != "preset_name":  # set by the preset files, not by hand
-            assert re.search(rf"(^|\s){field.name}[\s:]", sections, flags=re.M), field.name
     proc = subprocess.run(
-        [sys.executable, "-m", "selfplay.run", "--help"],
+        [sys.executable, "-m", "selfplay.report", "--help"],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=60,
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "== Sections" in proc.stdout and "$APP_CONFIG_GROUPS" not in proc.stdout
-    assert "preset: " in proc.stdout and "llama3_8b_dpo" in proc.stdout  # the groups, expanded
-    assert "docs/config.md" in proc.stdout and "--cfg job" in proc.stdout
+    assert proc.returncode == 0 and "export RUN --to DIR" in proc.stdout
 
 
 def test_log_level_is_one_key_and_a_bad_value_is_one_line(capsys):

@@ -36,7 +36,7 @@ def test_two_iterations_in_order_with_markers(tmp_path):
             assert marker["stage"] == s and marker["iteration"] == t
         assert not list((run_dir / f"iter_{t:03d}").glob(".*.partial"))
     generate = json.loads((run_dir / "iter_001" / "generate" / "_SUCCESS").read_text())
-    assert generate["stats"] == {"records": 8}
+    assert generate["stats"] == {"responses": 8, "prompts_too_long": 0}
     train = json.loads((run_dir / "iter_000" / "train" / "_SUCCESS").read_text())
     assert train["stats"] == {"pairs": 8, "train_loss": 0.5}  # prepare's and the ranks' stats merged
     manifest = json.loads((run_dir / "manifest.json").read_text())

@@ -84,7 +84,7 @@ def test_training_ranks_on_one_machine_rendezvous_on_loopback():
     from selfplay.loop.placement import train_launches
 
     res = Resources("local", ["here"], 0, "127.0.0.1", [], 1, 2, "inprocess")
-    launches = train_launches(RELAUNCH, res, 3, 29611)
+    launches = train_launches(RELAUNCH, res, 3, 29611, "train")
     assert [env["RANK"] for _, env in launches] == ["0", "1"]
     for cmd, env in launches:
         assert cmd == [*RELAUNCH, "task.stage=train", "task.iteration=3"]

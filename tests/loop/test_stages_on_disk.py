@@ -6,11 +6,12 @@ from selfplay.checks import parse_restart_from
 from selfplay.config import Config
 from selfplay.errors import SelfplayError
 from selfplay.loop import orchestrator
-from selfplay.loop.context import StageContext
-from selfplay.loop.layout import RunLayout
-from selfplay.loop.markers import read_marker
 from selfplay.loop.runner import run_stage
-from selfplay.loop.stages import Stage
+from selfplay.rundir.context import StageContext
+from selfplay.rundir.layout import RunLayout
+from selfplay.rundir.markers import read_marker
+from selfplay.rundir.stats import STATS_OF
+from selfplay.stages.table import Stage
 
 NAMES = ["prompts", "selection", "train"]
 
@@ -26,7 +27,7 @@ def fake_stages():
             (ctx.out / "out.txt").write_text(name)
             if name == "train" and ctx.iteration == 1 and fail.get("on"):
                 raise RuntimeError("boom")
-            return {"n": 1}
+            return STATS_OF[name]()
 
         return Stage(name, run=run)
 

@@ -7,15 +7,16 @@ import json
 from selfplay.config import TrackingConfig
 from selfplay.data.records import Prompt
 from selfplay.evaluate.heldout import completion_table
-from selfplay.loop.layout import RunLayout
-from selfplay.loop.markers import write_marker
-from selfplay.loop.tracking import (
+from selfplay.reporting.tracking import (
     TensorBoardTracker,
     markdown_table,
     read_tensorboard_scalars,
     read_tensorboard_texts,
     sweep_group,
 )
+from selfplay.rundir.layout import RunLayout
+from selfplay.rundir.markers import write_marker
+from selfplay.rundir.stats import EvaluateStats, Finished, TrainStats
 
 
 def rows(policy, rewards):
@@ -68,11 +69,11 @@ def test_tensorboard_logs_each_iterations_table_once_across_reopening(tmp_path):
         write_marker(layout.marker(t, "evaluate"), {"stats": {"heldout_reward_after": 0.2 + t}})
     cfg = TrackingConfig(backend="tensorboard")
     tracker = TensorBoardTracker(layout, cfg, {})
-    tracker.stage_done(0, "evaluate", {"stats": {"heldout_reward_after": 0.2}})
+    tracker.stage_done(Finished(0, "evaluate", 1.0, EvaluateStats(heldout_reward_after=0.2)))
     tracker.close()
     tracker = TensorBoardTracker(layout, cfg, {})  # a resumed run reopens the tracker
-    tracker.stage_done(0, "evaluate", {"stats": {"heldout_reward_after": 0.2}})  # already logged
-    tracker.stage_done(1, "evaluate", {"stats": {"heldout_reward_after": 1.2}})
+    tracker.stage_done(Finished(0, "evaluate", 1.0, EvaluateStats(heldout_reward_after=0.2)))  # logged
+    tracker.stage_done(Finished(1, "evaluate", 1.0, EvaluateStats(heldout_reward_after=1.2)))
     tracker.close()
     logdir = layout.tracking_dir / "tensorboard"
     texts = read_tensorboard_texts(logdir)
@@ -112,7 +113,7 @@ def test_live_training_entries_are_forwarded_once_across_a_resumed_training(tmp_
     history.parent.mkdir(parents=True)
     summary = json.dumps({"step": 5, "train_loss": 0.3, "train_runtime": 2.0}) + "\n"
     history.write_text("".join(entry(s) for s in range(1, 6)) + summary)
-    tracker.stage_done(0, "train", {"stats": {"optimizer_steps": 5, "train_loss": 0.3}})
+    tracker.stage_done(Finished(0, "train", 1.0, TrainStats(optimizer_steps=5, train_loss=0.3)))
     tracker.follow_training(1, tmp_path / "no such file")  # nothing yet: no error
     live1 = tmp_path / "live1.jsonl"
     live1.write_text(entry(1))

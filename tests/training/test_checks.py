@@ -134,7 +134,7 @@ def test_a_model_of_ones_own_on_the_demos_toy_prompts_or_rule_is_refused_unless_
     ):
         check_no_toy_parts(compose(own_prompts))
     check_no_toy_parts(compose([*own_prompts, "judge.rule=my_pkg.rules:helpful"]))
-    check_no_toy_parts(compose([*own_prompts, "judge.kind=reward_model", "judge.model_path=/models/rm"]))
+    check_no_toy_parts(compose([*own_prompts, "judge.kind=reward_model", "judge.model.path=/models/rm"]))
     with pytest.raises(SelfplayError, match=r"evaluate.judge.rule=length_penalized_distinct"):
         check_no_toy_parts(
             compose(

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from selfplay.errors import SelfplayError
-from selfplay.loop.layout import MARKER, RunLayout
-from selfplay.loop.markers import read_marker
+from selfplay.rundir.layout import MARKER, RunLayout
+from selfplay.rundir.markers import read_marker
 
 CHUNK = 8 << 20
 DIGEST = "xxh3_128"

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from selfplay.rundir import stage_names as sn
+from selfplay.rundir.markers import read_marker
+from selfplay.rundir.stats import Finished, SelectionStats, finished, typed
+
 MARKER = "_SUCCESS"
 """Written last into a finished stage's folder: fingerprint, seconds, stats."""
 STATS = "_stats.json"
@@ -128,7 +132,7 @@ class RunLayout:
 
     def policy_dir(self, iteration: int) -> Path:
         """pi_{t+1}, written by iteration t's train stage."""
-        return self.stage_dir(iteration, "train") / MODEL
+        return self.stage_dir(iteration, sn.TRAIN) / MODEL
 
     def log_file(self, iteration: int, stage: str, shard: int | None = None, shards: int = 1) -> Path:
         """Log of a stage process, or of one shard process of a sharded stage."""
@@ -137,18 +141,21 @@ class RunLayout:
             name += f"-shard-{shard:05d}-of-{shards:05d}"
         return self.logs_dir / f"{name}.log"
 
-    def kept_pair_splits(self, through: int) -> dict[str, tuple[Path, dict]]:
+    def finished(self, iteration: int, stage: str) -> Finished | None:
+        """A finished stage's marker, its statistics typed; None while it has not finished."""
+        marker = self.marker(iteration, stage)
+        return finished(read_marker(marker), iteration, stage, str(marker))
+
+    def kept_pair_splits(self, through: int) -> dict[str, tuple[Path, SelectionStats]]:
         """The kept pairs of every finished selection of iterations 0..`through`, as dataset splits:
         name (`iter_000`, and `iter_000_evolved` for evolve's pool) -> (its Parquet file, its stats)."""
-        from selfplay.loop.markers import read_marker
-
-        found: dict[str, tuple[Path, dict]] = {}
+        found: dict[str, tuple[Path, SelectionStats]] = {}
         for t in range(through + 1):
-            for stage, suffix in (("selection", ""), ("evolved_selection", "_evolved")):
-                marker = read_marker(self.marker(t, stage))
+            for stage, suffix in ((sn.SELECTION, ""), (sn.EVOLVED_SELECTION, "_evolved")):
+                stats = typed(self.finished(t, stage), SelectionStats)
                 path = self.stage_dir(t, stage) / KEPT_PAIRS
-                if marker is not None and path.is_file():
-                    found[f"{self.stage_dir(t, stage).parent.name}{suffix}"] = (path, marker.get("stats", {}))
+                if stats is not None and path.is_file():
+                    found[f"{self.stage_dir(t, stage).parent.name}{suffix}"] = (path, stats)
         return found
 
     @staticmethod

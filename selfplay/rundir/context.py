@@ -1,6 +1,6 @@
-"""What a stage adapter is given: the config, the run layout, its iteration, its output folder and
-the policies of this iteration; plus the rules every stage shares (which policy is the reference,
-where earlier iterations' records are)."""
+"""What a stage adapter is given: the config, the run layout, its iteration, its output folder, the
+policies of this iteration and where live training metrics go; plus the rules every stage shares
+(which policy is the reference, where earlier iterations' records are)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 from selfplay.config import Config, TrainConfig
 from selfplay.data.files import read_records
-from selfplay.loop.integrity import verify
-from selfplay.loop.layout import RunLayout
+from selfplay.rundir.integrity import verify
+from selfplay.rundir.layout import RunLayout
 
 R = TypeVar("R")
 
@@ -38,6 +38,9 @@ class StageContext:
     world_size: int | None = None
     """Training processes the run launches (nodes x processes per node on a cluster); None =
     train.num_processes."""
+    follow_training: Callable[[int, Path], None] | None = None
+    """Called about once a second while training runs, with the iteration and the live history file the
+    training process appends TRL's log entries to (the run's tracker forwards them); None = not tracked."""
 
     @property
     def train_world_size(self) -> int:

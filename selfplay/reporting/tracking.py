@@ -20,7 +20,9 @@ from typing import Any
 
 from selfplay.config import TrackingConfig
 from selfplay.errors import SelfplayError
-from selfplay.loop.layout import COMPLETION_TABLE, TRAIN_HISTORY, RunLayout
+from selfplay.rundir import stage_names as sn
+from selfplay.rundir.layout import COMPLETION_TABLE, TRAIN_HISTORY, RunLayout
+from selfplay.rundir.stats import Finished, TrainStats, typed
 
 log = logging.getLogger(__name__)
 
@@ -70,30 +72,32 @@ class Tracker:
         pass
 
     # What is logged.
-    def stage_done(self, iteration: int, stage: str, marker: dict[str, Any]) -> None:
+    def stage_done(self, done: Finished) -> None:
+        iteration, stage = done.iteration, done.stage
         key = f"{iteration}/{stage}"
         if key in self.state["logged"]:
             return
-        metrics = {f"{stage}/{k}": float(v) for k, v in marker.get("stats", {}).items() if _number(v)}
-        metrics[f"{stage}/seconds"] = float(marker.get("seconds", 0.0))
+        metrics = {f"{stage}/{k}": v for k, v in done.stats.numbers().items() if math.isfinite(v)}
+        metrics[f"{stage}/seconds"] = float(done.seconds)
         self.write(metrics, "iteration", iteration)
-        if stage == "train":
-            self.train_history(iteration, marker)
+        train = typed(done, TrainStats) if stage == sn.TRAIN else None
+        if train is not None:
+            self.train_history(iteration, train)
         table = self.layout.stage_dir(iteration, stage) / COMPLETION_TABLE
-        if stage == "evaluate" and table.is_file():
+        if stage == sn.EVALUATE and table.is_file():
             rows = [json.loads(line) for line in table.read_text().splitlines() if line.strip()]
             if rows:
                 self.table("evaluate/completions", rows, iteration)
         self.state["logged"].append(key)
         self.save()
 
-    def train_history(self, iteration: int, marker: dict[str, Any]) -> None:
+    def train_history(self, iteration: int, stats: TrainStats) -> None:
         """TRL's per-step log history, on a run-global optimizer step: what the live forwarding
         (`follow_training`) has not already logged."""
-        path = self.layout.stage_dir(iteration, "train") / TRAIN_HISTORY
+        path = self.layout.stage_dir(iteration, sn.TRAIN) / TRAIN_HISTORY
         if path.is_file():
             self._forward(iteration, path.read_text().splitlines())
-        self.state["train_steps"][str(iteration)] = int(marker.get("stats", {}).get("optimizer_steps", 0))
+        self.state["train_steps"][str(iteration)] = int(stats.optimizer_steps or 0)
 
     def follow_training(self, iteration: int, path: Path) -> None:
         """While the train stage runs: log the entries the training process has appended to `path`
@@ -283,16 +287,6 @@ TRACKERS: dict[str, type[Tracker]] = {
     "wandb": WandbTracker,
     "trackio": TrackioTracker,
 }
-
-
-ACTIVE: Tracker | None = None
-"""The tracker of the run this process orchestrates (set by the orchestrator), for forwarding the
-training process's live history while the train stage runs."""
-
-
-def follow_training(iteration: int, path: Path) -> None:
-    if ACTIVE is not None:
-        ACTIVE.follow_training(iteration, path)
 
 
 def open_tracker(layout: RunLayout, cfg: TrackingConfig, run_config: dict[str, Any]) -> Tracker | None:

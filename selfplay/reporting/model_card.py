@@ -8,10 +8,14 @@ from typing import Any
 
 from selfplay.config import Config
 from selfplay.judge.judging import judge_name
+from selfplay.rundir.stats import EvaluateStats, SelectionStats, TrainStats
 from selfplay.training.losses import effective_beta, loss_spec
 
 
 def _fmt(v: Any) -> str:
+    """A figure of the card; "-" for one that was not measured."""
+    if v is None:
+        return "-"
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
@@ -19,9 +23,9 @@ def model_card(
     cfg: Config,
     iteration: int,
     start: str,
-    train: dict[str, Any],
-    selection: dict[str, Any],
-    evaluation: dict[str, Any] | None = None,
+    train: TrainStats,
+    selection: SelectionStats | None,
+    evaluation: EvaluateStats | None = None,
 ) -> str:
     t = cfg.train
     loss = str(t.loss)
@@ -42,27 +46,27 @@ def model_card(
         f"| selection | `{sel.metric}`"
         + (f" (w = {sel.weight})" if str(sel.metric) == "alignment_potential" else "")
         + f", {keep}, pool `{sel.pool}` |",
-        f"| pairs kept / pool | {selection.get('kept', '-')} / {selection.get('pool', '-')} |",
-        f"| training pairs | {train.get('pairs', '-')}"
+        f"| pairs kept / pool | {_fmt(selection and selection.kept)} / {_fmt(selection and selection.pool)} |",
+        f"| training pairs | {_fmt(train.pairs)}"
         + (" (accumulated over iterations)" if t.accumulate else "")
         + " |",
         f"| loss | {loss_spec(t).card(t, effective_beta(t))}"
         + f", learning rate {t.learning_rate:g}, {t.epochs:g} epoch(s) |",
-        f"| optimizer steps | {train.get('optimizer_steps', '-')}, final train loss {_fmt(train.get('train_loss', '-'))} |",
+        f"| optimizer steps | {_fmt(train.optimizer_steps)}, final train loss {_fmt(train.train_loss)} |",
     ]
     if evaluation:
         lines += [
             "",
             "## Held-out evaluation",
             "",
-            f"{evaluation.get('heldout_prompts', '-')} held-out prompts, judge `{evaluation.get('heldout_judge', '-')}`.",
+            f"{evaluation.heldout_prompts} held-out prompts, judge `{_fmt(evaluation.heldout_judge)}`.",
             "",
             "| | |",
             "|---|---|",
-            f"| mean reward | {_fmt(evaluation.get('heldout_reward_after', '-'))} |",
-            f"| win rate vs pi_0 | {_fmt(evaluation.get('win_rate_vs_initial', '-'))} |",
-            f"| win rate vs the previous policy | {_fmt(evaluation.get('win_rate_vs_previous', '-'))} |",
-            f"| mean response tokens | {_fmt(evaluation.get('heldout_tokens_after', '-'))} |",
+            f"| mean reward | {_fmt(evaluation.heldout_reward_after)} |",
+            f"| win rate vs pi_0 | {_fmt(evaluation.win_rate_vs_initial)} |",
+            f"| win rate vs the previous policy | {_fmt(evaluation.win_rate_vs_previous)} |",
+            f"| mean response tokens | {_fmt(evaluation.heldout_tokens_after)} |",
         ]
     from selfplay.reporting.hub_layout import dataset_repo, hub_id, model_card_text
 
