@@ -117,7 +117,7 @@ def select(
     code as the loop: `M_AP = z(d_ex) - weight * z(|d_im|)` for alignment potential, or a baseline
     (`explicit`, `explicit_small`, `implicit_small`, `implicit_large`, `random`)."""
     from selfplay.checks import check_selection
-    from selfplay.config import Metric, SelectionConfig
+    from selfplay.config import SelectionConfig
     from selfplay.errors import SelfplayError
     from selfplay.selection.metrics import MetricParams, score_rank_keep
 
@@ -128,9 +128,7 @@ def select(
             f"select: explicit_margins {d_ex.shape} and implicit_margins {d_im.shape} must be two 1-D arrays "
             "of one length"
         )
-    if metric not in Metric.__members__:
-        raise SelfplayError(f"select: metric={metric!r}: expected one of {', '.join(Metric.__members__)}")
-    check_selection(SelectionConfig(metric=Metric[metric], ratio=ratio, count=count, weight=weight), "select")
+    check_selection(SelectionConfig(metric=metric, ratio=ratio, count=count, weight=weight), "select")
     if not (np.isfinite(d_ex).all() and np.isfinite(d_im).all()):
         raise SelfplayError("select: the margins hold NaN or inf values; drop those pairs first")
     names = list(ids) if ids is not None else [f"{i:012d}" for i in range(len(d_ex))]

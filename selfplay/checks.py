@@ -90,7 +90,18 @@ def check_config(cfg: Config, world_size: int | None = None) -> None:
 
 
 def check_selection(s: SelectionConfig, key: str) -> None:
-    """How many pairs a selection keeps (the loop's, evolve's and offline selection's)."""
+    """The metric, pairing rule and implicit-reward form exist, and how many pairs a selection keeps
+    (the loop's, evolve's and offline selection's)."""
+    from selfplay.selection.implicit import IMPLICIT_REWARDS
+    from selfplay.selection.metrics import metric_spec
+    from selfplay.selection.pairing import pairing_spec
+
+    metric_spec(str(s.metric), f"{key}.metric")
+    pairing_spec(str(s.pairing), f"{key}.pairing")
+    if str(s.implicit_reward) not in IMPLICIT_REWARDS:
+        raise SelfplayError(
+            f"{key}.implicit_reward={s.implicit_reward}: expected one of {', '.join(IMPLICIT_REWARDS)}"
+        )
     if s.count is None and s.ratio is not None and not 0 < s.ratio <= 1:
         raise SelfplayError(f"{key}.ratio={s.ratio} must be in (0, 1] (or set {key}.count)")
     if s.count is not None and s.count < 1:
@@ -123,7 +134,10 @@ def expected_pairs(cfg: Config) -> int:
     from selfplay.selection.metrics import resolve_k
 
     per_prompt = cfg.generate.num_samples * (cfg.generate.num_samples - 1) // 2
-    pool = cfg.prompts.per_iteration * (per_prompt if cfg.selection.pairing == "all_pairs" else 1)
+    from selfplay.selection.pairing import pairing_spec
+
+    many = pairing_spec(str(cfg.selection.pairing)).many
+    pool = cfg.prompts.per_iteration * (per_prompt if many else 1)
     pairs = resolve_k(pool, cfg.selection.ratio, cfg.selection.count)
     if cfg.evolve.enabled:
         ev = cfg.evolve
@@ -162,10 +176,6 @@ def training_warnings(
     return out
 
 
-IMPLICIT_METRICS = ("alignment_potential", "implicit_small", "implicit_large")
-"""Selection metrics that read the implicit margin."""
-
-
 def check_train(cfg: Config, world_size: int | None = None) -> None:
     """Training settings that would fail later, refused before any model loads."""
     from selfplay.training.losses import loss_spec
@@ -174,12 +184,16 @@ def check_train(cfg: Config, world_size: int | None = None) -> None:
     t = cfg.train
     spec = loss_spec(t)
     spec.check(t)
-    if cfg.selection.implicit_reward == "dpo" and t.reference != "initial":
+    from selfplay.selection.implicit import implicit_form
+    from selfplay.selection.metrics import metric_spec
+
+    relative = implicit_form(cfg.selection.implicit_reward).needs_reference
+    if relative and t.reference != "initial":
         raise SelfplayError(
             "selection.implicit_reward=dpo with train.reference=previous: log pi_t - log pi_ref is identically "
             "zero when the reference is pi_t; set train.reference=initial or use avg_logp"
         )
-    if cfg.selection.implicit_reward == "dpo" and str(cfg.selection.metric) in IMPLICIT_METRICS:
+    if relative and metric_spec(str(cfg.selection.metric)).reads_implicit:
         raise SelfplayError(
             f"selection.implicit_reward=dpo with selection.metric={cfg.selection.metric}: iteration 0 samples "
             "from pi_0, the reference itself, so log pi_t - log pi_0 is identically zero there and the metric "
@@ -233,7 +247,9 @@ def check_evolve(cfg: Config) -> None:
         raise SelfplayError("evolve.min_length_ratio must be >= 0 and below evolve.max_length_ratio")
     s = ev.selection
     check_selection(s, "evolve.selection")
-    if s.implicit_reward == "dpo":
+    from selfplay.selection.implicit import implicit_form
+
+    if implicit_form(s.implicit_reward).needs_reference:
         raise SelfplayError(
             "evolve.selection.implicit_reward=dpo is not supported (use avg_logp or sum_logp)"
         )

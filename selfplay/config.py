@@ -12,167 +12,115 @@ from __future__ import annotations
 from hydra.core.config_store import ConfigStore
 
 from selfplay.schema.choices import (
-    TINY_MODEL as TINY_MODEL,
-)
-from selfplay.schema.choices import (
-    Backend as Backend,
-)
-from selfplay.schema.choices import (  # noqa: F401
-    Choice as Choice,
-)
-from selfplay.schema.choices import (
-    ClusterKind as ClusterKind,
-)
-from selfplay.schema.choices import (
-    Dtype as Dtype,
-)
-from selfplay.schema.choices import (
-    EngineLifetime as EngineLifetime,
-)
-from selfplay.schema.choices import (
-    EvolveParents as EvolveParents,
-)
-from selfplay.schema.choices import (
-    ImplicitReward as ImplicitReward,
-)
-from selfplay.schema.choices import (
-    Isolation as Isolation,
-)
-from selfplay.schema.choices import (
-    JudgeKind as JudgeKind,
-)
-from selfplay.schema.choices import (
-    JudgeMode as JudgeMode,
-)
-from selfplay.schema.choices import (
-    LogprobsMode as LogprobsMode,
-)
-from selfplay.schema.choices import (
-    LogprobSource as LogprobSource,
-)
-from selfplay.schema.choices import (
-    Loss as Loss,
-)
-from selfplay.schema.choices import (
-    Metric as Metric,
-)
-from selfplay.schema.choices import (
-    Nonfinite as Nonfinite,
-)
-from selfplay.schema.choices import (
-    Pairing as Pairing,
-)
-from selfplay.schema.choices import (
-    Preamble as Preamble,
-)
-from selfplay.schema.choices import (
-    PromptSource as PromptSource,
-)
-from selfplay.schema.choices import (
-    Reference as Reference,
-)
-from selfplay.schema.choices import (
-    RefLogprobs as RefLogprobs,
-)
-from selfplay.schema.choices import (
-    SelectionPool as SelectionPool,
-)
-from selfplay.schema.choices import (
-    TableFormat as TableFormat,
-)
-from selfplay.schema.choices import (
-    TinyTemplate as TinyTemplate,
-)
-from selfplay.schema.choices import (
-    TrackingBackend as TrackingBackend,
+    TINY_MODEL,
+    Backend,
+    Choice,
+    ClusterKind,
+    Dtype,
+    EngineLifetime,
+    EvolveParents,
+    ImplicitReward,
+    Isolation,
+    JudgeKind,
+    JudgeMode,
+    LogprobsMode,
+    LogprobSource,
+    Nonfinite,
+    Preamble,
+    PromptSource,
+    Reference,
+    RefLogprobs,
+    SelectionPool,
+    TableFormat,
+    TinyTemplate,
+    TrackingBackend,
 )
 from selfplay.schema.judge import (
-    EvaluateJudgeConfig as EvaluateJudgeConfig,
-)
-from selfplay.schema.judge import (
-    GenerativeJudgeConfig as GenerativeJudgeConfig,
-)
-from selfplay.schema.judge import (
-    JudgeConfig as JudgeConfig,
-)
-from selfplay.schema.judge import (  # noqa: F401
-    JudgeModelConfig as JudgeModelConfig,
-)
-from selfplay.schema.judge import (
-    OfflineJudgeConfig as OfflineJudgeConfig,
-)
-from selfplay.schema.judge import (
-    RemoteJudgeConfig as RemoteJudgeConfig,
+    EvaluateJudgeConfig,
+    GenerativeJudgeConfig,
+    JudgeConfig,
+    JudgeModelConfig,
+    OfflineJudgeConfig,
+    RemoteJudgeConfig,
 )
 from selfplay.schema.offline import (
-    ColumnsConfig as ColumnsConfig,
+    ColumnsConfig,
+    OfflineModelConfig,
+    OfflineSelectConfig,
+    PairColumnsConfig,
+    TrainFileConfig,
 )
-from selfplay.schema.offline import (
-    OfflineModelConfig as OfflineModelConfig,
-)
-from selfplay.schema.offline import (
-    OfflineSelectConfig as OfflineSelectConfig,
-)
-from selfplay.schema.offline import (  # noqa: F401
-    PairColumnsConfig as PairColumnsConfig,
-)
-from selfplay.schema.offline import (
-    TrainFileConfig as TrainFileConfig,
-)
-from selfplay.schema.policy import (
-    ModelConfig as ModelConfig,
-)
-from selfplay.schema.policy import (  # noqa: F401
-    TinyModelConfig as TinyModelConfig,
-)
+from selfplay.schema.policy import ModelConfig, TinyModelConfig
 from selfplay.schema.run import (
-    RESOURCE_KEYS as RESOURCE_KEYS,
+    RESOURCE_KEYS,
+    ClusterConfig,
+    Config,
+    EvaluateConfig,
+    EvolveConfig,
+    HubConfig,
+    LoopConfig,
+    TaskConfig,
+    TrackingConfig,
+    _evolved_selection,
 )
-from selfplay.schema.run import (
-    ClusterConfig as ClusterConfig,
-)
-from selfplay.schema.run import (
-    Config as Config,
-)
-from selfplay.schema.run import (
-    EvaluateConfig as EvaluateConfig,
-)
-from selfplay.schema.run import (
-    EvolveConfig as EvolveConfig,
-)
-from selfplay.schema.run import (
-    HubConfig as HubConfig,
-)
-from selfplay.schema.run import (
-    LoopConfig as LoopConfig,
-)
-from selfplay.schema.run import (
-    TaskConfig as TaskConfig,
-)
-from selfplay.schema.run import (
-    TrackingConfig as TrackingConfig,
-)
-from selfplay.schema.run import (  # noqa: F401
-    _evolved_selection as _evolved_selection,
-)
-from selfplay.schema.sampling import (
-    GenerateConfig as GenerateConfig,
-)
-from selfplay.schema.sampling import (
-    LogprobsConfig as LogprobsConfig,
-)
-from selfplay.schema.sampling import (  # noqa: F401
-    PromptsConfig as PromptsConfig,
-)
-from selfplay.schema.selection import (  # noqa: F401
-    SelectionConfig as SelectionConfig,
-)
-from selfplay.schema.training import (  # noqa: F401
-    LoraConfig as LoraConfig,
-)
-from selfplay.schema.training import (
-    TrainConfig as TrainConfig,
-)
+from selfplay.schema.sampling import GenerateConfig, LogprobsConfig, PromptsConfig
+from selfplay.schema.selection import SelectionConfig
+from selfplay.schema.training import LoraConfig, TrainConfig
+
+__all__ = [
+    "Backend",
+    "Choice",
+    "ClusterConfig",
+    "ClusterKind",
+    "ColumnsConfig",
+    "Config",
+    "Dtype",
+    "EngineLifetime",
+    "EvaluateConfig",
+    "EvaluateJudgeConfig",
+    "EvolveConfig",
+    "EvolveParents",
+    "GenerateConfig",
+    "GenerativeJudgeConfig",
+    "HubConfig",
+    "ImplicitReward",
+    "Isolation",
+    "JudgeConfig",
+    "JudgeKind",
+    "JudgeMode",
+    "JudgeModelConfig",
+    "LogprobSource",
+    "LogprobsConfig",
+    "LogprobsMode",
+    "LoopConfig",
+    "LoraConfig",
+    "ModelConfig",
+    "Nonfinite",
+    "OfflineJudgeConfig",
+    "OfflineModelConfig",
+    "OfflineSelectConfig",
+    "PairColumnsConfig",
+    "Preamble",
+    "PromptSource",
+    "PromptsConfig",
+    "RESOURCE_KEYS",
+    "RefLogprobs",
+    "Reference",
+    "RemoteJudgeConfig",
+    "SelectionConfig",
+    "SelectionPool",
+    "TINY_MODEL",
+    "TableFormat",
+    "TaskConfig",
+    "TinyModelConfig",
+    "TinyTemplate",
+    "TrackingBackend",
+    "TrackingConfig",
+    "TrainConfig",
+    "TrainFileConfig",
+    "_evolved_selection",
+    "register_configs",
+]
 
 
 def register_configs() -> None:

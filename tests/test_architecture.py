@@ -283,12 +283,20 @@ def test_nothing_cites_a_file_the_repository_does_not_have():
     assert missing == []
 
 
-def test_losses_and_judge_kinds_are_tested_only_in_their_tables():
-    """A new loss or judge kind is one entry of selfplay/training/losses.py or selfplay/judge/kinds.py (and
-    its config choice): no other module compares a loss or a judge kind with a name."""
-    names = "dpo|simpo|rule|reward_model|remote|generative|selection|none"
-    pattern = re.compile(rf"""(loss|kind)\)? *(==|!=|in) *[\(\[\{{]?["']({names})["']""")
-    tables = {PACKAGE / "training" / "losses.py", PACKAGE / "judge" / "kinds.py"}
+def test_plug_ins_are_tested_only_in_their_tables():
+    """A new loss, judge kind, pairing rule, metric or implicit-reward form is one entry of its table
+    (selfplay/training/losses.py, selfplay/judge/kinds.py, selfplay/selection/pairing.py, metrics.py,
+    implicit.py): no other module compares one with a name."""
+    names = (
+        "dpo|simpo|rule|reward_model|remote|generative|selection|none|best_vs_worst|best_vs_random|random_pair|"
+        "all_pairs|alignment_potential|explicit|explicit_small|implicit_small|implicit_large|random|avg_logp|sum_logp"
+    )
+    pattern = re.compile(
+        rf"""(loss|kind|pairing|strategy|metric|implicit_reward)\)? *(==|!=|in) *[\(\[\{{]?["']({names})["']"""
+    )
+    tables = {PACKAGE / "training" / "losses.py", PACKAGE / "judge" / "kinds.py"} | {
+        PACKAGE / "selection" / f for f in ("pairing.py", "metrics.py", "implicit.py")
+    }
     found = [
         f"{path.relative_to(REPO)}:{i}: {line.strip()}"
         for path in PACKAGE.rglob("*.py")

@@ -9,6 +9,7 @@ from typing import Any
 from selfplay.config import Config
 from selfplay.judge.judging import judge_name
 from selfplay.rundir.stats import EvaluateStats, SelectionStats, TrainStats
+from selfplay.selection.metrics import metric_spec
 from selfplay.training.losses import effective_beta, loss_spec
 
 
@@ -44,7 +45,7 @@ def model_card(
         f"| judge | `{judge_name(cfg.judge)}` |",
         f"| samples per prompt | {cfg.generate.num_samples} (temperature {cfg.generate.temperature}, top_p {cfg.generate.top_p}) |",
         f"| selection | `{sel.metric}`"
-        + (f" (w = {sel.weight})" if str(sel.metric) == "alignment_potential" else "")
+        + (f" (w = {sel.weight})" if metric_spec(str(sel.metric)).weighted else "")
         + f", {keep}, pool `{sel.pool}` |",
         f"| pairs kept / pool | {_fmt(selection and selection.kept)} / {_fmt(selection and selection.pool)} |",
         f"| training pairs | {_fmt(train.pairs)}"
@@ -74,7 +75,7 @@ def model_card(
         "selfplay",
         "trl",
         loss,
-        "alignment-potential" if str(sel.metric) == "alignment_potential" else f"selection-{sel.metric}",
+        "alignment-potential" if metric_spec(str(sel.metric)).weighted else f"selection-{sel.metric}",
     ]
     datasets = (
         [dataset_repo(str(cfg.hub.repo_id), cfg.hub.dataset_repo_id)]

@@ -66,13 +66,6 @@ class EngineLifetime(Choice):
     per_stage = "per_stage"
 
 
-class Pairing(Choice):
-    best_vs_worst = "best_vs_worst"
-    best_vs_random = "best_vs_random"
-    random_pair = "random_pair"
-    all_pairs = "all_pairs"
-
-
 class SelectionPool(Choice):
     iteration = "iteration"
     all = "all"
@@ -81,15 +74,6 @@ class SelectionPool(Choice):
 class Nonfinite(Choice):
     drop = "drop"
     error = "error"
-
-
-class Metric(Choice):
-    alignment_potential = "alignment_potential"
-    random = "random"
-    explicit = "explicit"
-    explicit_small = "explicit_small"
-    implicit_small = "implicit_small"
-    implicit_large = "implicit_large"
 
 
 class ImplicitReward(Choice):
@@ -101,11 +85,6 @@ class ImplicitReward(Choice):
 class TableFormat(Choice):
     parquet = "parquet"
     jsonl = "jsonl"
-
-
-class Loss(Choice):
-    dpo = "dpo"
-    simpo = "simpo"
 
 
 class EvolveParents(Choice):

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from selfplay.schema.choices import ImplicitReward, Metric, Nonfinite, Pairing, SelectionPool
+from selfplay.schema.choices import ImplicitReward, Nonfinite, SelectionPool
 
 
 @dataclass
 class SelectionConfig:
     """Pairing per prompt, margins, the selection metric and top-k."""
 
-    pairing: Pairing = Pairing.best_vs_worst
+    pairing: str = "best_vs_worst"
     """best_vs_worst: highest vs lowest reward; best_vs_random: highest vs a random other;
-    random_pair: two random responses; all_pairs: every pair whose margin >= min_margin."""
+    random_pair: two random responses; all_pairs: every pair whose margin >= min_margin; or
+    "module:attr" for your own rule (selfplay/selection/pairing.py: a PairingSpec, or a function
+    (candidates, rng, min_margin) -> [(chosen, rejected), ...])."""
     min_margin: float = 0.0
     """all_pairs only: smallest explicit margin a pair needs (ties never pair)."""
     exclude_truncated: bool = False
@@ -26,8 +28,10 @@ class SelectionConfig:
     """NaN/inf rewards or log-probs: drop and count them, or stop with an error."""
     pool: SelectionPool = SelectionPool.iteration
     """Rank this iteration's pairs (iteration) or all pairs of this and earlier iterations (all)."""
-    metric: Metric = Metric.alignment_potential
-    """Score used to rank pairs (higher = kept)."""
+    metric: str = "alignment_potential"
+    """Score used to rank pairs (higher = kept): alignment_potential, explicit, explicit_small,
+    implicit_small, implicit_large, random; or "module:attr" for your own (selfplay/selection/metrics.py:
+    a MetricSpec, or a function (explicit margins, implicit margins, MetricParams) -> scores)."""
     weight: float = 1.0
     """w in M_AP = z(d_ex) - w * z(|d_im|)."""
     implicit_abs: bool = True

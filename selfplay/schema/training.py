@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from selfplay.schema.choices import Loss, Reference, RefLogprobs
+from selfplay.schema.choices import Reference, RefLogprobs
 
 
 @dataclass
@@ -28,8 +28,9 @@ class LoraConfig:
 class TrainConfig:
     """Preference training of pi_{t+1} from pi_t with TRL."""
 
-    loss: Loss = Loss.dpo
-    """dpo: TRL's DPOTrainer with `dpo_loss_type`; simpo: TRL's CPO trainer in SimPO mode (no reference)."""
+    loss: str = "dpo"
+    """dpo: TRL's DPOTrainer with `dpo_loss_type`; simpo: TRL's CPO trainer in SimPO mode (no reference);
+    "module:attr" names a LossSpec of your own (selfplay/training/losses.py)."""
     dpo_loss_type: str = "sigmoid"
     """TRL DPO loss_type (sigmoid, ipo, hinge, robust, ...; checked against the installed TRL)."""
     beta: float | None = None

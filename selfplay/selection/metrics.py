@@ -38,20 +38,54 @@ def alignment_potential(d_ex, d_im, p: MetricParams) -> np.ndarray:
 
 MetricFn = Callable[[np.ndarray, np.ndarray, MetricParams], np.ndarray]
 
-METRICS: dict[str, MetricFn] = {
-    "alignment_potential": alignment_potential,
-    "explicit": lambda d_ex, d_im, p: zscore(d_ex),
-    "explicit_small": lambda d_ex, d_im, p: -zscore(d_ex),
-    "implicit_small": lambda d_ex, d_im, p: -zscore(np.abs(d_im)),
-    "implicit_large": lambda d_ex, d_im, p: zscore(np.abs(d_im)),
-    "random": lambda d_ex, d_im, p: np.random.default_rng(p.seed).random(len(d_ex)),
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A selection metric: scores of a pool (higher = kept) from its explicit and implicit margins."""
+
+    score: MetricFn
+    reads_implicit: bool = True
+    """Whether it reads the implicit margin (refused with an implicit reward that is identically zero)."""
+    weighted: bool = False
+    """Whether selection.weight and selection.implicit_abs change it (named on model cards)."""
+
+
+METRICS: dict[str, MetricSpec] = {
+    "alignment_potential": MetricSpec(alignment_potential, weighted=True),
+    "explicit": MetricSpec(lambda d_ex, d_im, p: zscore(d_ex), reads_implicit=False),
+    "explicit_small": MetricSpec(lambda d_ex, d_im, p: -zscore(d_ex), reads_implicit=False),
+    "implicit_small": MetricSpec(lambda d_ex, d_im, p: -zscore(np.abs(d_im))),
+    "implicit_large": MetricSpec(lambda d_ex, d_im, p: zscore(np.abs(d_im))),
+    "random": MetricSpec(
+        lambda d_ex, d_im, p: np.random.default_rng(p.seed).random(len(d_ex)), reads_implicit=False
+    ),
 }
+"""The selection metrics, by name (`selection.metric`); "module:attr" names your own: a MetricSpec, or a
+function (explicit margins, implicit margins, MetricParams) -> scores (higher = kept)."""
+
+
+def metric_spec(name: str, key: str = "selection.metric") -> MetricSpec:
+    from selfplay.errors import SelfplayError
+    from selfplay.plugins import resolve
+
+    found = resolve(name, METRICS, key)
+    if isinstance(found, MetricSpec):
+        return found
+    if callable(found):
+        return MetricSpec(found)
+    raise SelfplayError(f"{key}={name}: not a MetricSpec or a function (d_ex, d_im, params) -> scores")
 
 
 def score(metric: str, d_ex, d_im, params: MetricParams) -> np.ndarray:
-    if metric not in METRICS:
-        raise ValueError(f"selection.metric: unknown metric '{metric}' (known: {', '.join(METRICS)})")
-    return METRICS[metric](np.asarray(d_ex, dtype=float), np.asarray(d_im, dtype=float), params)
+    d_ex, d_im = np.asarray(d_ex, dtype=float), np.asarray(d_im, dtype=float)
+    scores = np.asarray(metric_spec(metric).score(d_ex, d_im, params), dtype=float)
+    if scores.shape != d_ex.shape:
+        from selfplay.errors import SelfplayError
+
+        raise SelfplayError(
+            f"selection.metric={metric}: gave {scores.shape[0] if scores.ndim else 'a scalar'} scores for {len(d_ex)} pairs"
+        )
+    return scores
 
 
 def resolve_k(pool: int, ratio: float | None, count: int | None) -> int:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from selfplay.data.records import Pair, Prompt
+from selfplay.errors import SelfplayError
 
 
 @dataclass(frozen=True)
@@ -35,29 +37,59 @@ def _ordered(a: Candidate, b: Candidate) -> tuple[Candidate, Candidate]:
     return (a, b) if (-a.reward, a.sample_index) <= (-b.reward, b.sample_index) else (b, a)
 
 
-def candidate_pairs(
-    cands: list[Candidate], strategy: str, rng: random.Random, min_margin: float
-) -> list[tuple[Candidate, Candidate]]:
-    """(chosen, rejected) candidates of one prompt under a pairing strategy (before drops)."""
-    cands = sorted(cands, key=lambda c: c.sample_index)
-    if strategy == "best_vs_worst":
-        return [best_vs_worst(cands)]
-    if strategy == "best_vs_random":
-        best = best_vs_worst(cands)[0]
-        return [(best, rng.choice([c for c in cands if c is not best]))]
-    if strategy == "random_pair":
-        return [_ordered(*rng.sample(cands, 2))]
-    if strategy == "all_pairs":
-        return [
-            (a, b)
-            for a in cands
-            for b in cands
-            if a is not b and a.reward - b.reward >= min_margin and a.reward > b.reward
-        ]
-    raise ValueError(f"selection.pairing: unknown strategy '{strategy}' (known: {', '.join(PAIRINGS)})")
+PairRule = Callable[[list[Candidate], random.Random, float], list[tuple[Candidate, Candidate]]]
+"""(a prompt's candidates in sample order, its seeded generator, selection.min_margin) -> (chosen,
+rejected) pairs."""
 
 
-PAIRINGS = ("best_vs_worst", "best_vs_random", "random_pair", "all_pairs")
+@dataclass(frozen=True)
+class PairingSpec:
+    """A pairing rule and how its pairs are named and counted."""
+
+    pairs: PairRule
+    many: bool = False
+    """Several pairs per prompt: each pair id gets its sample indices, and a prompt with none is counted
+    (`no_pair_over_min_margin`)."""
+    ties_as_reference: bool = False
+    """With selection.keep_ties, an all-tied prompt pairs its last response (chosen) with its first
+    (rejected), as the reference code's stable argsort of equal rewards does."""
+
+
+def _best_vs_random(cands, rng, min_margin):
+    best = best_vs_worst(cands)[0]
+    return [(best, rng.choice([c for c in cands if c is not best]))]
+
+
+def _all_pairs(cands, rng, min_margin):
+    return [
+        (a, b)
+        for a in cands
+        for b in cands
+        if a is not b and a.reward - b.reward >= min_margin and a.reward > b.reward
+    ]
+
+
+PAIRINGS: dict[str, PairingSpec] = {
+    "best_vs_worst": PairingSpec(lambda cands, rng, m: [best_vs_worst(cands)], ties_as_reference=True),
+    "best_vs_random": PairingSpec(_best_vs_random),
+    "random_pair": PairingSpec(lambda cands, rng, m: [_ordered(*rng.sample(cands, 2))]),
+    "all_pairs": PairingSpec(_all_pairs, many=True),
+}
+"""The pairing rules, by name (`selection.pairing`); "module:attr" names your own: a PairingSpec, or a
+function (candidates, rng, min_margin) -> [(chosen, rejected), ...] (taken as several pairs per prompt)."""
+
+
+def pairing_spec(name: str, key: str = "selection.pairing") -> PairingSpec:
+    from selfplay.plugins import resolve
+
+    found = resolve(name, PAIRINGS, key)
+    if isinstance(found, PairingSpec):
+        return found
+    if callable(found):
+        return PairingSpec(found, many=True)
+    raise SelfplayError(
+        f"{key}={name}: not a PairingSpec or a function (candidates, rng, min_margin) -> pairs"
+    )
 
 
 def make_pairs(
@@ -78,6 +110,7 @@ def make_pairs(
     rewards gives), pairs with identical chosen and rejected text, and (all_pairs) prompts with no pair
     reaching `min_margin`. Random strategies draw from a generator seeded by (seed,
     iteration, prompt)."""
+    spec = pairing_spec(strategy)
     counts: Counter[str] = Counter()
     by_prompt: dict[str, list[Candidate]] = {}
     for c in candidates:
@@ -95,21 +128,21 @@ def make_pairs(
             counts["too_few_responses"] += 1
             continue
         rng = random.Random(f"{seed}/{iteration}/{p.prompt_id}")
-        found = candidate_pairs(cands, strategy, rng, min_margin)
-        if strategy == "all_pairs" and not found:
+        found = spec.pairs(sorted(cands, key=lambda c: c.sample_index), rng, min_margin)
+        if spec.many and not found:
             counts["no_pair_over_min_margin"] += 1
         for chosen, rejected in found:
             if chosen.reward == rejected.reward:
                 counts["tied_kept" if keep_ties else "tied"] += 1
                 if not keep_ties:
                     continue
-                if strategy == "best_vs_worst":  # the reference's stable argsort: last chosen, first rejected
+                if spec.ties_as_reference:  # the reference's stable argsort: last chosen, first rejected
                     order = sorted(cands, key=lambda c: c.sample_index)
                     chosen, rejected = order[-1], order[0]
             if chosen.text == rejected.text:
                 counts["identical"] += 1
                 continue
-            suffix = f"-{chosen.sample_index}-{rejected.sample_index}" if strategy == "all_pairs" else ""
+            suffix = f"-{chosen.sample_index}-{rejected.sample_index}" if spec.many else ""
             pairs.append(to_pair(p, chosen, rejected, iteration, f"{iteration:03d}-{p.prompt_id}{suffix}"))
     stats = {"prompts": len(prompts), "pairs": len(pairs), **dict(counts)}
     return pairs, stats

@@ -11,6 +11,7 @@ import numpy as np
 from selfplay.config import SelectionConfig
 from selfplay.data.records import Completion, Judgment, Pair, Prompt, SequenceLogprob
 from selfplay.errors import SelfplayError
+from selfplay.selection.implicit import implicit_form
 from selfplay.selection.metrics import MetricParams, score_rank_keep
 from selfplay.selection.pairing import Candidate, make_pairs
 
@@ -18,13 +19,8 @@ from selfplay.selection.pairing import Candidate, make_pairs
 def implicit_reward(
     logprob_sum: float, num_tokens: int, form: str, reference_sum: float | None = None
 ) -> float:
-    """avg_logp = sum / |y| (end-of-sequence included); sum_logp = sum; dpo = sum - reference sum.
-    No tokens (or no reference for dpo) -> NaN, which pairing drops and counts."""
-    if form == "sum_logp":
-        return logprob_sum
-    if form == "dpo":
-        return logprob_sum - reference_sum if reference_sum is not None else math.nan
-    return logprob_sum / num_tokens if num_tokens > 0 else math.nan
+    """A response's implicit reward in `form` (selfplay/selection/implicit.py)."""
+    return implicit_form(form).value(logprob_sum, num_tokens, reference_sum)
 
 
 def candidates(

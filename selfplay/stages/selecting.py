@@ -18,15 +18,22 @@ from selfplay.rundir.stats import LogprobsStats, SelectionStats
 from selfplay.stages.sampling import completions_of
 
 
+def needs_reference(cfg: Config) -> bool:
+    """Whether the implicit-reward form reads the reference policy's log-probs."""
+    from selfplay.selection.implicit import implicit_form
+
+    return implicit_form(cfg.selection.implicit_reward).needs_reference
+
+
 def needs_logprobs_stage(cfg: Config) -> bool:
-    return cfg.logprobs.source == "teacher_forcing" or cfg.selection.implicit_reward == "dpo"
+    return cfg.logprobs.source == "teacher_forcing" or needs_reference(cfg)
 
 
 def logprobs_shard(ctx: StageContext, prompts: list[Prompt]) -> list[SequenceLogprob]:
     from selfplay.logprobs.responses import teacher_forced_logprobs
 
     completions = completions_of(ctx, prompts, tokens=True)
-    reference = ctx.initial_policy if ctx.config.selection.implicit_reward == "dpo" else None
+    reference = ctx.initial_policy if needs_reference(ctx.config) else None
     return teacher_forced_logprobs(
         ctx.policy, prompts, completions, ctx.config.logprobs, ctx.config.model, reference, ctx.label
     )
@@ -35,8 +42,8 @@ def logprobs_shard(ctx: StageContext, prompts: list[Prompt]) -> list[SequenceLog
 def logprobs_stats(ctx: StageContext, prompts: list[Prompt], output: Path) -> LogprobsStats:
     records = read_records(output, SequenceLogprob)
     stats = LogprobsStats(sequences=len(records), tokens=sum(r.num_tokens for r in records))
-    if ctx.config.selection.implicit_reward == "dpo":
-        # pi_t == pi_0 in iteration 0: the dpo implicit reward is then 0 for every response.
+    if needs_reference(ctx.config):
+        # pi_t == pi_0 in iteration 0: a reference-relative implicit reward is then 0 for every response.
         stats.dpo_implicit_all_zero = all(r.logprob_sum == r.reference_logprob_sum for r in records)
     return stats
 

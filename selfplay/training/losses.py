@@ -44,7 +44,14 @@ class LossSpec:
 
 
 def loss_spec(cfg: TrainConfig) -> LossSpec:
-    return LOSSES[str(cfg.loss)]
+    """`train.loss`: an entry of LOSSES, or "module:attr" naming your own LossSpec."""
+    from selfplay.errors import SelfplayError
+    from selfplay.plugins import resolve
+
+    found = resolve(str(cfg.loss), LOSSES, "train.loss")
+    if not isinstance(found, LossSpec):
+        raise SelfplayError(f"train.loss={cfg.loss}: not a LossSpec (selfplay/training/losses.py)")
+    return found
 
 
 def effective_beta(cfg: TrainConfig) -> float:
@@ -222,4 +229,4 @@ LOSSES: dict[str, LossSpec] = {
         card=lambda t, beta: f"simpo, beta {beta:g}, gamma/beta {t.simpo_gamma_beta_ratio:g}",
     ),
 }
-"""Every loss `train.loss` may name."""
+"""Every loss `train.loss` may name by its name; "module:attr" names a LossSpec of your own."""

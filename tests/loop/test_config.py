@@ -50,11 +50,30 @@ def test_every_conf_option_composes(override):
 
 @pytest.mark.parametrize(
     "override",
-    ["selection.metrc=explicit", "selection.metric=bogus", "generate.backend=tgi", "train.beta=abc"],
+    ["selection.metrc=explicit", "generate.backend=tgi", "train.beta=abc"],
 )
 def test_typos_and_unknown_choices_fail_at_compose_time(override):
     with pytest.raises(ConfigCompositionException):
         compose_config([override])
+
+
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("selection.metric=bogus", "selection.metric=bogus: unknown (known: alignment_potential"),
+        ("selection.pairing=best_v_worst", "did you mean best_vs_worst"),
+        ("train.loss=orpo", "train.loss=orpo: unknown (known: dpo, simpo; or module:attr"),
+        ("evolve.enabled=true evolve.selection.metric=nope", "evolve.selection.metric=nope: unknown"),
+    ],
+)
+def test_plug_in_names_are_checked_at_start_in_one_line(override, needle):
+    """Metrics, pairing rules and losses are names of their tables or "module:attr": checked before
+    anything runs."""
+    from selfplay.checks import check_config
+
+    with pytest.raises(SelfplayError) as err:
+        check_config(compose_config(override.split()), 1)
+    assert needle in str(err.value) and "\n" not in str(err.value)
 
 
 def test_changed_config_is_refused_naming_the_keys(tmp_path):

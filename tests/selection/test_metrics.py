@@ -54,15 +54,23 @@ def test_random_metric_is_seeded():
     assert a.tolist() == b.tolist() and a.tolist() != c.tolist()
 
 
-def test_every_metric_is_in_the_config_choices():
-    from selfplay.config import Metric
+def test_every_metric_is_documented_in_the_config():
+    import inspect
 
-    assert set(METRICS) == {m.value for m in Metric}
+    from selfplay.config_doc import field_docs
+    from selfplay.schema.selection import SelectionConfig
+
+    doc = field_docs(SelectionConfig)["metric"]
+    assert all(name in doc for name in METRICS), inspect.getsource(SelectionConfig)
 
 
-def test_unknown_metric_names_the_choices():
-    with pytest.raises(ValueError, match="unknown metric 'bogus'"):
+def test_unknown_metric_names_the_choices_and_the_nearest():
+    from selfplay.errors import SelfplayError
+
+    with pytest.raises(SelfplayError, match=r"selection.metric=bogus: unknown \(known: alignment_potential"):
         score("bogus", D_EX, D_IM, MetricParams())
+    with pytest.raises(SelfplayError, match="did you mean explicit_small"):
+        score("explicit_smal", D_EX, D_IM, MetricParams())
 
 
 @pytest.mark.parametrize(
