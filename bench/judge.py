@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
-from bench.common import emit, machine, today  # noqa: E402
+from common import emit, machine, today  # noqa: E402
 from selfplay.config import (  # noqa: E402
     GenerativeJudgeConfig,
     JudgeConfig,

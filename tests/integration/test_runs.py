@@ -11,39 +11,9 @@ from types import SimpleNamespace
 import pytest
 
 from tests.conftest import vllm_importable
-from tests.integration.cli import kill_inside, run_cli, start_cli
+from tests.integration.cli import run_cli, start_cli
+from tests.integration.runs import assert_same_records, check_finished_run, metrics, stage_stats
 from tests.sockets import listening_sockets, outside_loopback
-
-STAGES = ["prompts", "generate", "judge", "selection", "train", "evaluate"]
-
-
-def metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def check_finished_run(run_dir, proc, iterations, backend, stages=STAGES, check_stdout=True):
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    if check_stdout:
-        assert proc.stdout.strip().splitlines()[-1] == str(run_dir)
-    rows = metrics(run_dir)
-    assert [(r["iteration"], r["stage"]) for r in rows] == [(t, s) for t in range(iterations) for s in stages]
-    assert {r["backend"] for r in rows if r["stage"] == "generate"} == {backend}
-    for t in range(iterations):
-        model = run_dir / f"iter_{t:03d}" / "train" / "model"
-        assert (model / "config.json").is_file() and (model / "model.safetensors").is_file()
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    for t in range(1, iterations):
-        assert manifest["iterations"][f"{t:03d}"]["policy"] == str(
-            run_dir / f"iter_{t - 1:03d}" / "train" / "model"
-        )
-    results = (run_dir / "results.md").read_text()
-    assert "| start (pi_0) |" in results and f"| {iterations - 1} |" in results
-
-
-@pytest.mark.vllm
-def test_two_iterations_through_vllm_and_trl(vllm_run):
-    run_dir, proc = vllm_run
-    check_finished_run(run_dir, proc, 2, "vllm")
 
 
 @pytest.mark.parametrize("template", ["plain", "chatml"])
@@ -105,40 +75,6 @@ def test_two_iterations_with_a_chatml_policy(tmp_path):
 
 
 @pytest.mark.vllm
-def test_rerun_skips_everything_and_changed_config_is_refused(vllm_run):
-    run_dir, first = vllm_run
-    assert first.returncode == 0
-    again = run_cli("debug=tiny", "generate.backend=vllm", f"loop.output_dir={run_dir.parent}")
-    assert again.returncode == 0 and again.stderr.count("skipped") == 2 * len(STAGES)
-    changed = run_cli(
-        "debug=tiny", "generate.backend=vllm", f"loop.output_dir={run_dir.parent}", "train.beta=0.9"
-    )
-    assert changed.returncode == 2
-    assert changed.stderr.strip().count("\n") == 0 and "train.beta: 0.2 -> 0.9" in changed.stderr
-
-
-@pytest.mark.vllm
-def test_killed_run_resumes_and_equals_the_uninterrupted_run(vllm_run, tmp_path):
-    reference, ref_proc = vllm_run
-    assert ref_proc.returncode == 0
-    args = ("debug=tiny", "generate.backend=vllm", f"loop.output_dir={tmp_path}")
-    run_dir = tmp_path / "default"
-    kill_inside(*args, partial=run_dir / "iter_001" / ".generate.partial", log=tmp_path / "killed.log")
-    assert not (run_dir / "iter_001" / "generate" / "_SUCCESS").exists()
-    finished = {s: (run_dir / "iter_000" / s / "_SUCCESS").read_text() for s in STAGES}
-    finished_mtimes = {s: (run_dir / "iter_000" / s / "_SUCCESS").stat().st_mtime_ns for s in STAGES}
-
-    resumed = run_cli(*args)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert resumed.stderr.count("skipped") == len(STAGES) + 1  # iteration 0 and iteration 1's prompts
-    for s in STAGES:
-        marker = run_dir / "iter_000" / s / "_SUCCESS"
-        assert marker.read_text() == finished[s] and marker.stat().st_mtime_ns == finished_mtimes[s]
-    assert not (run_dir / "iter_001" / ".generate.partial").exists()
-    assert_same_records(run_dir, reference, 2)
-
-
-@pytest.mark.vllm
 def test_an_engine_per_stage_writes_what_the_persistent_engine_writes(vllm_run, tmp_path):
     """generate.engine=per_stage starts a new vLLM engine for every sampling stage; the default
     persistent engine reloads the next policy's weights in place. Records and weights are identical."""
@@ -176,27 +112,6 @@ def test_two_parallel_shard_processes_equal_the_unsharded_run(vllm_run, tmp_path
     assert_same_records(run_dir, reference, 2)
 
 
-def assert_same_records(run_dir, reference, iterations):
-    for t in range(iterations):
-        for rel in (
-            "generate/completions.parquet",
-            "judge/judgments.jsonl",
-            "selection/pairs.jsonl",
-            "evaluate/heldout.jsonl",
-        ):
-            ours, theirs = run_dir / f"iter_{t:03d}" / rel, reference / f"iter_{t:03d}" / rel
-            assert record_text(ours) == record_text(theirs).replace(str(reference), str(run_dir)), rel
-
-
-def record_text(path):
-    """A record file as text: JSON Lines as they are, a Parquet table as one JSON line per row."""
-    if path.suffix != ".parquet":
-        return path.read_text()
-    import pyarrow.parquet as pq
-
-    return "".join(json.dumps(row) + "\n" for row in pq.read_table(path).to_pylist())
-
-
 @pytest.mark.parametrize(
     "overrides,message",
     [
@@ -219,21 +134,6 @@ def test_bad_input_is_one_clear_line(tmp_path, overrides, message):
     assert not list(tmp_path.glob("*/iter_*"))  # nothing half-written
 
 
-@pytest.mark.parametrize(
-    "override,needle",
-    [
-        ("selection.metric=bogus", "Invalid value 'bogus'"),
-        ("generate.backend=tgi", "Invalid value 'tgi'"),
-        ("selecton.ratio=0.5", "Key 'selecton' not in 'Config'"),
-    ],
-)
-def test_unknown_names_and_typos_fail_before_running(tmp_path, override, needle):
-    """Hydra's own compose-time message names the bad key or value; nothing starts."""
-    proc = run_cli(override, f"loop.output_dir={tmp_path}", timeout=120)
-    assert proc.returncode != 0 and not (tmp_path / "default").exists()
-    assert needle in proc.stderr, proc.stderr
-
-
 def test_default_run_raises_the_heldout_reward(tmp_path):
     """The README's quick start, unchanged: 3 iterations; the last held-out reward beats iteration 0's."""
     proc = run_cli(f"loop.output_dir={tmp_path}")
@@ -245,10 +145,6 @@ def test_default_run_raises_the_heldout_reward(tmp_path):
         evals[-1]["heldout_reward_after"],
     )
     assert last > first + 0.02 and last > start + 0.05, (start, first, last)
-
-
-def stage_stats(run_dir, t, stage):
-    return json.loads((run_dir / f"iter_{t:03d}" / stage / "_SUCCESS").read_text())["stats"]
 
 
 def test_simpo_with_lora_and_accumulated_pairs(tmp_path):
@@ -320,28 +216,6 @@ def test_train_stage_in_two_processes(vllm_run, tmp_path):
     )
 
 
-@pytest.mark.slow
-@pytest.mark.vllm
-@pytest.mark.parametrize("deepspeed,processes", [("zero2", 1), ("zero3", 2)])
-def test_shipped_deepspeed_configs_train(vllm_run, tmp_path, deepspeed, processes):
-    """The shipped ZeRO configs run on this CPU (gloo); with one process the loss equals the plain run's."""
-    reference, _ = vllm_run
-    proc = run_cli(
-        "debug=tiny",
-        "generate.backend=vllm",
-        f"train.deepspeed={deepspeed}",
-        f"train.num_processes={processes}",
-        "loop.iterations=1",
-        "evaluate.enabled=false",
-        f"loop.output_dir={tmp_path}",
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ours, plain = stage_stats(tmp_path / "default", 0, "train"), stage_stats(reference, 0, "train")
-    assert (tmp_path / "default" / "iter_000" / "train" / "model" / "model.safetensors").is_file()
-    if processes == 1:
-        assert ours["train_loss"] == pytest.approx(plain["train_loss"], abs=1e-4)
-
-
 def test_every_stage_in_its_own_process(tmp_path):
     """loop.isolation=process: the orchestrator only sequences; each stage is a process of its own."""
     proc = run_cli(
@@ -410,42 +284,6 @@ def test_a_killed_shard_process_is_redone_alone(vllm_run, tmp_path):
     ]
     assert len(started) == (1 if shard0_done else 2) and "shard 1/2 started" in started[0]
     assert_same_records(tmp_path / "default", reference, 2)
-
-
-def test_dry_run_prints_commands_and_runs_nothing(tmp_path):
-    env_args = (
-        "cluster=slurm",
-        "generate.tensor_parallel_size=2",
-        "loop.dry_run=true",
-        f"loop.output_dir={tmp_path}",
-    )
-    import subprocess
-    import sys
-
-    from tests.integration.cli import REPO, cli_env
-
-    env = {
-        **cli_env(),
-        "SLURM_JOB_ID": "9",
-        "SLURM_JOB_NODELIST": "n[1-2]",
-        "SLURM_NNODES": "2",
-        "SLURM_GPUS_PER_NODE": "h100:4",
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "selfplay.run", *env_args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
-    assert lines[0].startswith("cluster=slurm nodes=2 (n1, n2) gpus_per_node=4 engines=4")
-    assert sum("MASTER_ADDR=n1,MASTER_PORT=0 " in line for line in lines) == 3  # one train line per iteration
-    assert not any(tmp_path.iterdir())
-    missing = run_cli("cluster=slurm", "loop.dry_run=true", f"loop.output_dir={tmp_path}", timeout=120)
-    assert missing.returncode == 2 and "SLURM_JOB_ID" in missing.stderr
 
 
 def test_evolve_iteration_end_to_end(tmp_path):

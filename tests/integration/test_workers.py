@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.cli import REPO, cli_env, run_cli
+from tests.integration.runs import assert_same_records, stage_stats
 from tests.integration.test_process_lifetime import processes_of
-from tests.integration.test_runs import assert_same_records, stage_stats
 from tests.sockets import listening_sockets, outside_loopback
 
 pytestmark = pytest.mark.vllm

@@ -18,10 +18,10 @@ import pytest
 from safetensors.torch import load_file
 
 from tests.integration.cli import run_cli
+from tests.integration.runs import assert_same_records
 from tests.integration.slurm import REPO, Cluster, start_cluster, stop_cluster
-from tests.integration.test_runs import assert_same_records
 
-pytestmark = [pytest.mark.slurm, pytest.mark.vllm]
+pytestmark = pytest.mark.vllm
 
 SBATCH = str(REPO / "launch" / "slurm.sbatch")
 TINY = ("debug=tiny", "generate.backend=vllm", "loop.progress=false")

@@ -380,9 +380,10 @@ def test_reward_model_with_several_outputs(tmp_path, capsys, tiny_reward_model):
     "override,needle",
     [
         ("selecton.ratio=0.5", "Key 'selecton' not in 'Config'"),
-        ("selection.metric=bogus", "Invalid value 'bogus'"),
+        ("generate.backend=tgi", "Invalid value 'tgi'"),
+        ("selection.metric=bogus", "selfplay: error: selection.metric=bogus: unknown (known: alignment_potential"),
     ],
-    ids=["typo", "invalid-choice"],
+    ids=["typo", "invalid-choice", "unknown-plug-in"],
 )
 def test_hydra_refuses_at_compose_time(tmp_path, override, needle):
     proc = run_cli(override, f"loop.output_dir={tmp_path}", timeout=120)

@@ -6,9 +6,9 @@ both settings run the records are identical."""
 import pytest
 
 from tests.integration.cli import run_cli
-from tests.integration.test_runs import record_text
+from tests.integration.runs import record_text
 
-pytestmark = [pytest.mark.vllm, pytest.mark.integration]  # two vLLM engines per test: ~80 s
+pytestmark = pytest.mark.vllm  # two vLLM engines per test: ~80 s
 
 VLLM_CPU_DEFAULTS = (  # what vLLM 0.32 picks on a CPU when nobody sets them
     "+generate.engine_args.enable_chunked_prefill=true",
