@@ -116,9 +116,9 @@ def select(
     rejected; implicit: the policy's implicit reward of chosen minus rejected), with the same metric
     code as the loop: `M_AP = z(d_ex) - weight * z(|d_im|)` for alignment potential, or a baseline
     (`explicit`, `explicit_small`, `implicit_small`, `implicit_large`, `random`)."""
-    from selfplay.checks import check_selection
     from selfplay.config import SelectionConfig
     from selfplay.errors import SelfplayError
+    from selfplay.selection.checks import check_selection
     from selfplay.selection.metrics import MetricParams, score_rank_keep
 
     d_ex = np.asarray(explicit_margins, dtype=float)
@@ -155,7 +155,7 @@ def select_dataset(dataset: Any, overrides: Sequence[str] = ()) -> DatasetSelect
     rewards taken from columns or computed (judge.*, model.*), the same metric and top-k."""
     import datasets
 
-    from selfplay.checks import check_selection
+    from selfplay.selection.checks import check_selection
     from selfplay.selection.columnar import select_columns
     from selfplay.selection.offline import scored_rows, select_table
 

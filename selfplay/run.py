@@ -106,7 +106,7 @@ def run_command(config: Config, module: str, table=None) -> None:
         if config.task.worker is not None:
             from selfplay.loop.workers import run_worker
 
-            run_worker(config, config.task.worker)
+            run_worker(config, config.task.worker, table)
             return
         if config.task.stage is not None:
             print(run_task(config, table))

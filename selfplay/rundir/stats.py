@@ -279,6 +279,10 @@ class ImportStats(StageStats):
     rows: int = 0
     dropped_tied: int = 0
     dropped_identical: int = 0
+    compute_rewards: bool | None = None
+    """Offline selection: whether the score stage computes the rewards (the dataset has none)."""
+    compute_implicit: bool | None = None
+    """Offline selection: whether the score stage computes the implicit rewards (the dataset has none)."""
     DROPS: ClassVar[dict[str, str]] = {
         "dropped_tied": "rows whose rewards all tie",
         "dropped_identical": "rows whose chosen and rejected are identical",
@@ -292,8 +296,7 @@ class ScoreStats(StageStats):
     rows: int = 0
     rewards_computed: int = 0
     implicit_computed: int = 0
-    tokens: int = 0
-    SHORT: ClassVar[tuple[str, ...]] = ("rows",)
+    SHORT: ClassVar[tuple[str, ...]] = ("rows", "rewards_computed", "implicit_computed")
 
 
 STATS_OF: dict[str, type[StageStats]] = {

@@ -381,7 +381,10 @@ def test_reward_model_with_several_outputs(tmp_path, capsys, tiny_reward_model):
     [
         ("selecton.ratio=0.5", "Key 'selecton' not in 'Config'"),
         ("generate.backend=tgi", "Invalid value 'tgi'"),
-        ("selection.metric=bogus", "selfplay: error: selection.metric=bogus: unknown (known: alignment_potential"),
+        (
+            "selection.metric=bogus",
+            "selfplay: error: selection.metric=bogus: unknown (known: alignment_potential",
+        ),
     ],
     ids=["typo", "invalid-choice", "unknown-plug-in"],
 )
