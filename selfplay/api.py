@@ -49,11 +49,17 @@ def compose(overrides: Sequence[str] = (), config_name: str = "config") -> Any:
     from omegaconf.errors import OmegaConfBaseException
 
     from selfplay.errors import SelfplayError
+    from selfplay.schema.keys import check_composed, check_overrides, config_groups
 
+    root = Config if config_name == "config" else OfflineSelectConfig
+    check_overrides(given, root, config_groups(), "overrides")  # `+key` or not: one line, nearest key
     try:
         with initialize_config_module(config_module="selfplay.conf", version_base=None):
             cfg = hydra_compose(config_name=config_name, overrides=given)
-        return to_config(cfg) if config_name == "config" else OmegaConf.to_object(cfg)
+        if config_name == "config":
+            return to_config(cfg, "overrides")
+        check_composed(cfg, root, "overrides")
+        return OmegaConf.to_object(cfg)
     except (HydraException, OmegaConfBaseException) as err:  # a bad override: Hydra's own first line
         raise SelfplayError(f"overrides {given}: {str(err).strip().splitlines()[0]}") from None
 

@@ -24,9 +24,12 @@ register_configs()
 log = logging.getLogger("selfplay")
 
 
-def to_config(cfg: DictConfig) -> Config:
-    """The composed DictConfig as the typed `Config` (the only conversion in the program); a top-level
-    `seed` is spread to every section's seed."""
+def to_config(cfg: DictConfig, what: str = "selfplay") -> Config:
+    """The composed DictConfig as the typed `Config` (the only conversion in the program), its keys
+    checked against the schema; a top-level `seed` is spread to every section's seed."""
+    from selfplay.schema.keys import check_composed
+
+    check_composed(cfg, type(OmegaConf.to_object(cfg)), "" if what == "selfplay" else what)
     config = OmegaConf.to_object(cfg)
     assert isinstance(config, Config)
     if config.seed is not None:
@@ -145,7 +148,23 @@ def run_command(config: Config, module: str, table=None) -> None:
 
 @hydra.main(version_base=None, config_path="pkg://selfplay.conf", config_name="config")
 def _composed(cfg: DictConfig) -> None:
-    run_command(to_config(cfg), "selfplay.run")
+    try:
+        config = to_config(cfg)
+    except SelfplayError as err:
+        print(f"selfplay: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    run_command(config, "selfplay.run")
+
+
+def refuse_unknown_keys(argv: list[str], cls: type, what: str) -> None:
+    """A key the schema does not know, `+` or not, is one line and exit 2 before Hydra composes."""
+    from selfplay.schema.keys import check_overrides, config_groups
+
+    try:
+        check_overrides(argv, cls, config_groups())
+    except SelfplayError as err:
+        print(f"{what}: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def main() -> None:
@@ -156,6 +175,7 @@ def main() -> None:
     if wants_help(sys.argv[1:]):
         print(help_text("selfplay.run"))
         return
+    refuse_unknown_keys(sys.argv[1:], Config, "selfplay")
     sys.argv = [sys.argv[0], *with_default_preset(sys.argv[1:])]
     _composed()
 

@@ -107,12 +107,14 @@ def _composed(cfg: DictConfig) -> None:
     from transformers.utils import logging as hf_logging
 
     from selfplay.run import relaunch_command, set_log_level
+    from selfplay.schema.keys import check_composed
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-    config = OmegaConf.to_object(cfg)
-    assert isinstance(config, OfflineSelectConfig)
     try:
+        check_composed(cfg, OfflineSelectConfig)
+        config = OmegaConf.to_object(cfg)
+        assert isinstance(config, OfflineSelectConfig)
         set_log_level(config.loop.log_level)
         summary = run_select(config, relaunch_command("selfplay.select"))
     except SelfplayError as err:
@@ -125,10 +127,12 @@ def _composed(cfg: DictConfig) -> None:
 
 def main() -> None:
     from selfplay.help_text import help_text, wants_help
+    from selfplay.run import refuse_unknown_keys
 
     if wants_help(sys.argv[1:]):
         print(help_text("selfplay.select"))
         return
+    refuse_unknown_keys(sys.argv[1:], OfflineSelectConfig, "selfplay.select")
     _composed()
 
 

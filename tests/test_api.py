@@ -48,7 +48,11 @@ def test_select_on_arrays_equals_the_loops_selection_on_a_random_pool():
     [
         (([1, 2], [1]), {}, "must be two 1-D arrays of one length"),
         (([1, float("nan")], [1, 2]), {}, "NaN or inf"),
-        (([1, 2], [1, 2]), {"metric": "biggest"}, "select.metric=biggest: unknown (known: alignment_potential"),
+        (
+            ([1, 2], [1, 2]),
+            {"metric": "biggest"},
+            "select.metric=biggest: unknown (known: alignment_potential",
+        ),
         (([1, 2], [1, 2]), {"ratio": 1.5}, "select.ratio=1.5 must be in (0, 1]"),
         (([1, 2], [1, 2]), {"ids": ["a"]}, "1 ids for 2 pairs"),
     ],
