@@ -220,6 +220,35 @@ def test_a_run_judged_by_a_server_and_evaluated_by_a_rule(tmp_path, tiny_policy)
     assert [j["reward"] for j in judgments] == pytest.approx(expected, abs=1e-12)
     evaluate = json.loads((it / "evaluate" / "_SUCCESS").read_text())["stats"]
     assert evaluate["heldout_judge"] == "rule:length_penalized_distinct"
+    assert json.loads((it / "judge" / "_SUCCESS").read_text())["stats"]["retries"] == 0
+
+
+def test_retries_are_counted_in_the_judge_stages_statistics_across_shard_processes(tmp_path):
+    """Each judging shard process leaves its scorer's retry count in the stage's folder; the stage's
+    statistics sum them (the first two requests, whichever shard sent them, answer 503 once)."""
+    from selfplay import api
+
+    with RewardServer(mode="fail_then_ok", failures=2) as server:
+        result = api.run(
+            [
+                "debug=tiny",
+                "generate.backend=hf",
+                "loop.iterations=1",
+                "loop.progress=false",
+                "loop.shards=2",
+                "loop.shard_workers=2",
+                "loop.workers=false",  # a process per shard
+                "loop.stop_after=judge",
+                "judge.kind=remote",
+                f"judge.remote.url={server.url}",
+                "judge.remote.retries=2",
+                f"loop.output_dir={tmp_path}",
+            ]
+        )
+    folder = result.run_dir / "iter_000" / "judge"
+    stats = json.loads((folder / "_SUCCESS").read_text())["stats"]
+    assert stats["retries"] == 2 and len(stats["placement"]) == 2, stats
+    assert not list(folder.glob("_retries-*"))  # summed, then removed
 
 
 def test_a_failed_shard_is_one_line_and_the_rerun_redoes_only_it(tmp_path):
