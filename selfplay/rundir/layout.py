@@ -184,5 +184,16 @@ class RunLayout:
         return folder / (name + (f"-rank-{rank:05d}" if rank is not None else "") + ".json")
 
     @staticmethod
+    def retries_file(folder: Path, shard_key: str) -> Path:
+        """A judging shard's count of the requests its judge retried (a remote judge), summed into the
+        stage's statistics and removed there; `shard_key` names the shard's slice of prompts, so a shard
+        run again replaces its own count."""
+        return folder / f"_retries-{shard_key}.jsonl"
+
+    @staticmethod
+    def retries_files(folder: Path) -> list[Path]:
+        return sorted(folder.glob("_retries-*.jsonl"))
+
+    @staticmethod
     def part_files(folder: Path) -> list[Path]:
         return sorted(folder.glob("part-*-of-*.*"))

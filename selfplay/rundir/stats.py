@@ -109,6 +109,9 @@ class JudgeStats(StageStats):
     reward_p50: float | None = None
     reward_p90: float | None = None
     reward_mean: float | None = None
+    retries: int | None = None
+    """kind=remote: requests retried (timeouts, lost connections, 408/429/5xx, failed connects), every
+    shard's together; null for the other kinds."""
     SHORT: ClassVar[tuple[str, ...]] = ("reward_mean",)
     DROPS: ClassVar[dict[str, str]] = {
         "nonfinite": "NaN/inf rewards",
