@@ -1,5 +1,7 @@
 """The instruction-following task's prompts, built deterministically: each bundled prompt plus one or two
-constraints a program can check (IFEval's instruction ids and arguments, phrased for a small model).
+constraints a program can check (IFEval's instruction ids and arguments, phrased for a small model;
+measured with smollm2-135m at temperature 0.8, from ~2% of samples (all lowercase, JSON) to ~65%
+(word limits, avoiding a word): docs/guide.md).
 `scripts/make_ifeval_task.py` writes them to selfplay/assets/ifeval_{train,heldout}.jsonl."""
 
 from __future__ import annotations
@@ -73,8 +75,13 @@ def _lowercase(rng: random.Random, base: str, words: list[str]) -> Constraint:
     return Constraint("change_case:english_lowercase", {}, "Write your whole answer in lowercase letters.")
 
 
-def _capitals(rng: random.Random, base: str, words: list[str]) -> Constraint:
-    return Constraint("change_case:english_capital", {}, "Write your whole answer in capital letters.")
+def _highlights(rng: random.Random, base: str, words: list[str]) -> Constraint:
+    n = rng.choice((1, 2))
+    return Constraint(
+        "detectable_format:number_highlighted_sections",
+        {"num_highlights": n},
+        f"Highlight at least {n} {'phrase' if n == 1 else 'phrases'} with markdown, like *this*.",
+    )
 
 
 def _bullets(rng: random.Random, base: str, words: list[str]) -> Constraint:
@@ -109,10 +116,6 @@ def _postscript(rng: random.Random, base: str, words: list[str]) -> Constraint:
     )
 
 
-def _quotes(rng: random.Random, base: str, words: list[str]) -> Constraint:
-    return Constraint("startend:quotation", {}, "Wrap your whole answer in double quotation marks.")
-
-
 def _json(rng: random.Random, base: str, words: list[str]) -> Constraint:
     return Constraint("detectable_format:json_format", {}, "Give your whole answer as JSON.")
 
@@ -132,20 +135,19 @@ MAKERS: list[Maker] = [
     _avoid_word,
     _repeat_word,
     _lowercase,
-    _capitals,
+    _highlights,
     _bullets,
     _title,
     _no_comma,
     _end_phrase,
     _postscript,
-    _quotes,
     _json,
     _placeholder,
 ]
 
-ENDINGS = {"startend:end_checker", "detectable_content:postscript", "startend:quotation"}
+ENDINGS = {"startend:end_checker", "detectable_content:postscript"}
 """Each of these decides how the answer ends: at most one per prompt."""
-CASES = {"change_case:english_lowercase", "change_case:english_capital"}
+CASES = {"change_case:english_lowercase"}
 JSON_COMPATIBLE = {"keywords:existence", "keywords:forbidden_words"}
 """IFEval's own rule: JSON output goes only with keyword constraints."""
 
@@ -153,7 +155,7 @@ JSON_COMPATIBLE = {"keywords:existence", "keywords:forbidden_words"}
 def compatible(a: Constraint, b: Constraint) -> bool:
     """Whether one prompt can ask for both (one answer can satisfy both, and the request reads sanely)."""
     ids = {a.instruction_id, b.instruction_id}
-    if len(ids) == 1 or ids <= ENDINGS or ids <= CASES:
+    if len(ids) == 1 or ids <= ENDINGS:
         return False
     if (
         "detectable_format:json_format" in ids
@@ -162,8 +164,8 @@ def compatible(a: Constraint, b: Constraint) -> bool:
         return False
     if ids & CASES and ids & (ENDINGS | {"detectable_format:title"}):
         return False  # "P.S.", the end phrases and a title carry capitals of their own
-    if "detectable_format:number_bullet_lists" in ids and ids & {"startend:quotation"}:
-        return False
+    if ids == {"detectable_format:number_bullet_lists", "detectable_format:number_highlighted_sections"}:
+        return False  # markdown bullets are asterisks too
     words = [set(c.kwargs.get("keywords", []) + c.kwargs.get("forbidden_words", [])) for c in (a, b)]
     words = [w | ({c.kwargs["keyword"]} if "keyword" in c.kwargs else set()) for w, c in zip(words, (a, b))]
     return not (words[0] & words[1])

@@ -119,34 +119,41 @@ def test_the_gold_reward_is_the_share_of_constraints_satisfied(ids, kwargs, resp
     assert ifeval.ifeval_reward(["Any prompt."], [response], [meta(ids, kwargs)]) == [share]
 
 
+def only(name: str, rows_: list[dict]) -> dict:
+    """The first bundled prompt whose one constraint is `name`."""
+    return next(r for r in rows_ if r["instruction_id_list"] == [name])
+
+
 def test_the_rule_judge_scores_the_bundled_task_by_its_prompts():
     """judge.kind=rule judge.rule=ifeval on bundled prompts: the judge's metadata has no constraints, so
     they come from the bundled task (by the prompt's text; a system turn in front changes nothing)."""
     from selfplay.config import JudgeConfig, PromptsConfig
     from selfplay.data.prompts import load_prompt_pool
-    from selfplay.data.records import Completion, Prompt
+    from selfplay.data.records import Completion
     from selfplay.judge.judging import load_judge
 
     pool = load_prompt_pool(
         PromptsConfig(source="bundled", path="ifeval", heldout_size=96, system_prompt="Be brief.")
     )
-    first = next(
-        p for p in pool.heldout if p.prompt_id == "ifeval-heldout-000"
-    )  # "... Do not use any commas."
-    second = next(p for p in pool.heldout if p.prompt_id == "ifeval-heldout-003")  # exactly 4 bullet points
-    assert isinstance(first, Prompt) and first.messages[0]["role"] == "system"
-    texts = ["Programming is fun.", "Programming is fun, and useful.", "* a\n* b\n* c\n* d", "* a\n* b"]
+    by_id = {p.prompt_id: p for p in pool.pool + pool.heldout}
+    everything = rows(TRAIN_FILE) + rows(HELDOUT_FILE)
+    commas = by_id[only("punctuation:no_comma", everything)["id"]]
+    bullets_row = only("detectable_format:number_bullet_lists", everything)
+    bullets = by_id[bullets_row["id"]]
+    n = bullets_row["kwargs"][0]["num_bullets"]
+    assert commas.messages[0] == {"role": "system", "content": "Be brief."}
+    texts = ["Programming is fun.", "Programming is fun, and useful.", "* a\n" * n, "* a\n" * (n + 1)]
     completions = [
         Completion(p.prompt_id, i, t, "stop")
-        for i, (p, t) in enumerate(zip([first, first, second, second], texts))
+        for i, (p, t) in enumerate(zip([commas, commas, bullets, bullets], texts))
     ]
     with load_judge(JudgeConfig(kind="rule", rule="ifeval", batch_size=3)) as judge:
-        judgments = judge([first, second], completions)
+        judgments = judge([commas, bullets], completions)
     assert [j.value for j in judgments] == [1.0, 0.0, 1.0, 0.0]
     assert judgments[0].judge == "rule:ifeval"
 
 
-CAPS = "WRITE CODE EVERY DAY AND READ THE CODE OF OTHERS [NAME]."  # (English by langdetect: long enough)
+CAPS = "write code every day and read the code of others [name]."  # (English by langdetect: long enough)
 
 
 def test_the_strict_rate_counts_responses_that_satisfy_every_constraint():
@@ -154,9 +161,14 @@ def test_the_strict_rate_counts_responses_that_satisfy_every_constraint():
     kwargs = [WORDS_20, {"keywords": ["soil"]}]
     responses = ["Good soil holds water.", "soil " * 25, "word", "Soil."]
     assert ifeval.strict_rate(["x"] * 4, responses, [meta(ids, kwargs)] * 4) == 0.5
-    heldout = rows(HELDOUT_FILE)[:2]  # by text: "no commas", then "a placeholder and capital letters"
-    assert ifeval.strict_rate([r["prompt"] for r in heldout], ["No commas here.", CAPS]) == 1.0
-    assert ifeval.strict_rate([r["prompt"] for r in heldout], ["No commas, here.", CAPS.lower()]) == 0.0
+    everything = rows(TRAIN_FILE) + rows(HELDOUT_FILE)
+    two = [only("punctuation:no_comma", everything), only("detectable_format:title", everything)]
+    prompts = [r["prompt"] for r in two]  # looked up by text
+    assert ifeval.strict_rate(prompts, ["No commas here.", "<<Tips>> Water daily."]) == 1.0
+    assert ifeval.strict_rate(prompts, ["No commas here.", "Water daily."]) == 0.5
+    assert ifeval.strict_rate(prompts, ["No commas, here.", "Water daily."]) == 0.0
+    lowercase = meta(["change_case:english_lowercase"], [{}])
+    assert ifeval.strict_rate(["x", "x"], [CAPS, CAPS.upper()], [lowercase, lowercase]) == 0.5
 
 
 @pytest.mark.parametrize(
