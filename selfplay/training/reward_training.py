@@ -175,7 +175,7 @@ def _log_lines_callback():
         """TRL's log entries as progress lines on stderr (logging), not on stdout."""
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            shown = {k: round(v, 4) for k, v in (logs or {}).items() if k in SHOWN and isinstance(v, float)}
+            shown = {k: float(f"{v:.4g}") for k, v in (logs or {}).items() if k in SHOWN and isinstance(v, float)}
             log.info("train_rm step %d/%d: %s", state.global_step, state.max_steps, shown)
 
     return LogLines
