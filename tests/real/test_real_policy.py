@@ -110,3 +110,29 @@ def test_a_damaged_cached_build_is_rebuilt(real_policy, tmp_path):
     assert rebuilt == copy and verify_build(copy) is None
     manifest = json.loads((copy / MANIFEST).read_text())["files"]
     assert manifest == json.loads((Path(real_policy) / MANIFEST).read_text())["files"]  # the same bytes again
+
+
+@pytest.mark.vllm
+def test_the_gold_judge_tells_the_real_models_samples_apart(real_policy, monkeypatch):
+    """On held-out prompts of the task, smollm2-135m meets some constraints and misses others, and a
+    prompt's samples often differ in reward: the task gives preference pairs."""
+    from selfplay.config import GenerateConfig, JudgeConfig, ModelConfig, PromptsConfig
+    from selfplay.data.prompts import load_prompt_pool
+    from selfplay.generate.engine_pool import POOL
+    from selfplay.generate.sample import sample_completions
+    from selfplay.judge.judging import load_judge
+
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    prompts = load_prompt_pool(PromptsConfig(source="bundled", path="ifeval", heldout_size=96)).heldout[:12]
+    gen = GenerateConfig(backend="vllm", num_samples=4, max_tokens=96, max_model_len=1024, seed=0)
+    try:
+        completions, _ = sample_completions(
+            real_policy, prompts, gen, ModelConfig(path=real_policy), "t", 4, 0
+        )
+    finally:
+        POOL.close()
+    with load_judge(JudgeConfig(kind="rule", rule="ifeval")) as judge:
+        rewards = [j.value for j in judge(prompts, completions)]
+    assert 0.15 < sum(rewards) / len(rewards) < 0.85
+    spread = sum(max(rewards[i : i + 4]) > min(rewards[i : i + 4]) for i in range(0, len(rewards), 4))
+    assert spread >= 3

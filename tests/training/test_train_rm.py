@@ -207,6 +207,10 @@ def test_pairs_sampled_from_the_policy_and_labelled_by_a_judge(tmp_path):
         (["output={new}", "input={bad}"], "missing column(s) chosen"),
         (["output={new}", "input={pairs}", "backbone={missing}"], "backbone: model folder"),
         (["output={new}", "num_prompts=1"], "num_prompts=1: at least 2 prompts"),
+        (
+            ["output={new}", "input={same}"],
+            "same.jsonl: 0 usable preference pair(s) {'pairs': 0, 'rows': 1, 'dropped_tied': 0, 'dropped_identical': 1}",
+        ),
     ],
 )
 def test_bad_inputs_are_one_line_naming_the_field(overrides, message, tmp_path, pairs_file):
@@ -221,7 +225,9 @@ def test_bad_inputs_are_one_line_naming_the_field(overrides, message, tmp_path, 
         "missing": tmp_path / "nope.jsonl",
         "bad": bad,
         "pairs": pairs_file,
+        "same": tmp_path / "same.jsonl",
     }
+    names["same"].write_text(json.dumps({"prompt": "hi", "chosen": "a", "rejected": "a"}) + "\n")
     with pytest.raises(SelfplayError) as err:
         train([o.format(**names) for o in overrides])
     assert message in str(err.value) and "\n" not in str(err.value)
