@@ -1,6 +1,6 @@
 """Entry point: `python -m selfplay.train_rm output=<folder> [input=<pairs file>] [overrides]` trains a
 reward model on preference pairs (a file, or pairs it samples from `model.path` and labels with `judge`)
-and writes a folder that `judge.kind=reward_model judge.model_path=<folder>` loads as it is."""
+and writes a folder that `judge.kind=reward_model judge.model.path=<folder>` loads as it is."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> TrainRMConfig:
 def main(cfg: DictConfig) -> None:
     from transformers.utils import logging as hf_logging
 
-    from selfplay.training.reward_training import train_reward_model
+    from selfplay.reward.training import train_reward_model
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()

@@ -39,7 +39,7 @@ class TrainRMConfig:
 
     output: str | None = None
     """The new reward model's folder (must not exist, or be empty): judge.kind=reward_model
-    judge.model_path=<output> loads it as it is; its README.md states the held-out accuracy."""
+    judge.model.path=<output> loads it as it is; its README.md states the held-out accuracy."""
     input: str | None = None
     """A preference file (Parquet, JSONL, JSON), a datasets folder or hub name; null = sample pairs."""
     split: str = "train"

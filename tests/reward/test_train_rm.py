@@ -15,7 +15,7 @@ import pytest
 
 from selfplay.data.records import Pair
 from selfplay.errors import SelfplayError
-from selfplay.training import reward_pairs as rp
+from selfplay.reward import pairs as rp
 
 
 def pair(i: int, chosen: str = "good", rejected: str = "bad") -> Pair:
@@ -61,10 +61,12 @@ def test_pairwise_accuracy_counts_ties_as_half():
 
 
 def test_rows_are_rendered_exactly_as_the_reward_model_judge_renders(tiny_reward_model):
-    from selfplay.config import JudgeConfig
+    from selfplay.config import JudgeConfig, JudgeModelConfig
     from selfplay.judge.reward_model import RewardModel
 
-    judge = RewardModel(JudgeConfig(kind="reward_model", model_path=tiny_reward_model), device="cpu")
+    judge = RewardModel(
+        JudgeConfig(kind="reward_model", model=JudgeModelConfig(path=tiny_reward_model)), device="cpu"
+    )
     p = pair(0, "cats like to sleep in the sun", "cats cats cats")
     rows, cut = rp.encode_pairs(judge.tokenizer, [p], max_length=512)
     assert rows == [
@@ -109,8 +111,8 @@ FAST = ["train.learning_rate=1e-3", "train.epochs=3", "train.batch_size=8", "tra
 
 
 def train(overrides: list[str]) -> dict:
+    from selfplay.reward.training import train_reward_model
     from selfplay.train_rm import compose
-    from selfplay.training.reward_training import train_reward_model
 
     return train_reward_model(compose(overrides))
 
@@ -118,7 +120,7 @@ def train(overrides: list[str]) -> dict:
 def test_training_on_a_file_gives_a_judge_whose_card_states_its_heldout_accuracy(
     pairs_file, tiny_policy, tmp_path
 ):
-    from selfplay.config import JudgeConfig
+    from selfplay.config import JudgeConfig, JudgeModelConfig
     from selfplay.judge.judging import load_judge
 
     out = tmp_path / "rm"
@@ -147,7 +149,7 @@ def test_training_on_a_file_gives_a_judge_whose_card_states_its_heldout_accuracy
     completions = [
         Completion(r["id"], k, r[side], "stop") for r in held for k, side in enumerate(("chosen", "rejected"))
     ]
-    with load_judge(JudgeConfig(kind="reward_model", model_path=str(out))) as judge:
+    with load_judge(JudgeConfig(kind="reward_model", model=JudgeModelConfig(path=str(out)))) as judge:
         scores = [j.value for j in judge(prompts, completions)]
     assert rp.pairwise_accuracy(scores[0::2], scores[1::2]) == pytest.approx(summary["heldout_accuracy"])
 

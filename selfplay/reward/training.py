@@ -15,8 +15,8 @@ from typing import Any
 
 from selfplay.data.records import Pair
 from selfplay.errors import SelfplayError
+from selfplay.reward.pairs import add_label_noise, encode_pairs, pairwise_accuracy, split_heldout
 from selfplay.train_rm_config import TrainRMConfig
-from selfplay.training.reward_pairs import add_label_noise, encode_pairs, pairwise_accuracy, split_heldout
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def sampled_pairs(cfg: TrainRMConfig) -> tuple[list[Pair], dict[str, Any]]:
     from selfplay.judge.judging import judge_name, load_judge
     from selfplay.judge.kinds import judge_spec
     from selfplay.models.loading import resolve_policy_path
-    from selfplay.training.reward_pairs import judged_pairs
+    from selfplay.reward.pairs import judged_pairs
 
     judge_spec(cfg.judge).check(cfg.judge, "judge")
     policy = resolve_policy_path(cfg.model)
@@ -188,11 +188,13 @@ SHOWN = ("loss", "accuracy", "margin", "learning_rate", "train_loss")
 
 def accuracy_on(folder: Path, pairs: list[Pair], max_length: int) -> float:
     """Pairwise accuracy of the saved reward model, scored by the project's reward-model judge."""
-    from selfplay.config import JudgeConfig, JudgeKind
+    from selfplay.config import JudgeConfig, JudgeKind, JudgeModelConfig
     from selfplay.judge.reward_model import RewardModel
 
     judge = RewardModel(
-        JudgeConfig(kind=JudgeKind.reward_model, model_path=str(folder), max_length=max_length)
+        JudgeConfig(
+            kind=JudgeKind.reward_model, model=JudgeModelConfig(path=str(folder), max_length=max_length)
+        )
     )
     try:
         chosen, _ = judge.score([(p.messages, p.chosen) for p in pairs])
@@ -276,7 +278,7 @@ def card_text(s: dict[str, Any]) -> str:
         "",
         f"A one-output sequence classifier on `{s['backbone']}` (`{s['backbone_path']}`), trained by `python -m selfplay.train_rm` "
         "with TRL's RewardTrainer (Bradley-Terry loss). Use it as a judge: "
-        "`judge.kind=reward_model judge.model_path=<this folder>`.",
+        "`judge.kind=reward_model judge.model.path=<this folder>`.",
         "",
         "| | |",
         "|---|---|",
