@@ -36,6 +36,7 @@ os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
 from common import emit, machine, today  # noqa: E402
+
 from selfplay.config import (  # noqa: E402
     GenerativeJudgeConfig,
     JudgeConfig,

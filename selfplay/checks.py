@@ -21,7 +21,7 @@ def check_no_toy_parts(cfg: Config) -> None:
     if cfg.model.path == TINY_MODEL or cfg.allow_toy:
         return
     toy = []
-    if cfg.prompts.source == PromptSource.bundled:
+    if cfg.prompts.source == PromptSource.bundled and not cfg.prompts.path:  # a named set is a real task
         toy.append("the bundled toy prompts (set prompts.source=file|hf and prompts.path)")
     judges = [("judge", cfg.judge)]
     if cfg.evaluate.enabled and cfg.evaluate.judge.kind is not None:

@@ -46,11 +46,16 @@ def check_tokenizer(
 
 
 def resolve_policy_path(cfg: ModelConfig) -> str:
-    """pi_0's folder: the built tiny policy, a local folder (checked), or a hub name (left to HF)."""
+    """pi_0's folder: the built tiny policy, a built registry model (e.g. smollm2-135m), a local folder
+    (checked), or a hub name (left to HF)."""
     if cfg.path == TINY_MODEL:
         from selfplay.models.tiny import tiny_model_path
 
         return str(tiny_model_path(cfg.tiny))
+    from selfplay.models.registry_policy import registry_model, registry_policy_path
+
+    if registry_model(cfg.path) is not None:  # a real policy a registry package ships (built once, cached)
+        return str(registry_policy_path(cfg.path))
     check_model_dir(cfg.path, "model.path", cfg.allow_pickle)
     return cfg.path
 

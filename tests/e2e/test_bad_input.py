@@ -379,7 +379,10 @@ def test_reward_model_with_several_outputs(tmp_path, capsys, tiny_reward_model):
 @pytest.mark.parametrize(
     "override,needle",
     [
-        ("selecton.ratio=0.5", "unknown key 'selecton.ratio' in 'selecton.ratio=0.5' (did you mean selection.ratio?)"),
+        (
+            "selecton.ratio=0.5",
+            "unknown key 'selecton.ratio' in 'selecton.ratio=0.5' (did you mean selection.ratio?)",
+        ),
         ("generate.backend=tgi", "Invalid value 'tgi'"),
         (
             "selection.metric=bogus",
