@@ -1,6 +1,6 @@
 """Held-out evaluation: sample each policy on the held-out prompts with the same seeds, judge the
-samples; per policy the mean reward, its quantiles, mean length and reward-length correlation; win
-rates between policies, sample by sample (same prompt, same seed; ties count 1/2)."""
+samples; per policy the mean reward, its quantiles, the share at full marks (judges that declare them),
+mean length and reward-length correlation; win rates between policies, sample by sample."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from selfplay.config import GenerateConfig, ModelConfig
 from selfplay.data.records import Prompt
-from selfplay.judge.judging import Judge, judge_name
+from selfplay.judge.judging import Judge, full_marks, judge_name
 
 HELDOUT_SALT = "heldout"
 """Seed salt of held-out sampling: the same for every policy, so comparisons use common random numbers."""
@@ -60,16 +60,17 @@ def evaluate_policies(
             }
             for c, j in zip(completions, judgments)
         ]
-        stats.update(summary(ours, name))
+        stats.update(summary(ours, name, full_marks(judge.cfg)))
         rows += ours
     if loaded_here:
         judge.close()  # a judge loaded here is freed here (a reward model's vLLM engine)
     return stats, rows
 
 
-def summary(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
+def summary(rows: list[dict[str, Any]], name: str, full: float | None = None) -> dict[str, Any]:
     """Mean reward and its 10/50/90% quantiles, mean length, and the reward-length correlation (a judge
-    that rewards length inflates the reward: this makes it visible) of one policy's samples."""
+    that rewards length inflates the reward: this makes it visible) of one policy's samples; with the
+    judge's full marks `full`, the share of samples reaching them (`heldout_strict_<name>`)."""
     import numpy as np
 
     rewards = np.array([value(r) for r in rows], dtype=float)
@@ -79,6 +80,8 @@ def summary(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
         f"heldout_reward_{name}": mean_reward_of(rewards),
         f"heldout_tokens_{name}": float(tokens.mean()) if len(tokens) else math.nan,
     }
+    if full is not None:
+        out[f"heldout_strict_{name}"] = strict_share(rewards, full)
     if finite.any():
         for q, v in zip(("p10", "p50", "p90"), np.quantile(rewards[finite], [0.1, 0.5, 0.9])):
             out[f"heldout_reward_{name}_{q}"] = float(v)
@@ -91,6 +94,17 @@ def value(row: dict[str, Any]) -> float:
     """A held-out row's reward as a float (NaN/inf for a null reward with its `nonfinite` label)."""
     reward = row["reward"]
     return float(reward) if reward is not None else float(row.get("nonfinite") or "nan")
+
+
+def strict_share(rewards, full: float) -> float:
+    """The share of samples whose reward reaches the judge's full marks (IFEval's strict rate for the
+    ifeval rule); a sample without a finite reward counts as not reaching them."""
+    import numpy as np
+
+    values = np.asarray(rewards, dtype=float)
+    if not len(values):
+        return math.nan
+    return float((np.isfinite(values) & (values >= full)).mean())
 
 
 def mean_reward_of(rewards) -> float:

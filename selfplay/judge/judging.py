@@ -15,6 +15,12 @@ def judge_name(cfg: JudgeConfig) -> str:
     return judge_spec(cfg).describe(cfg)
 
 
+def full_marks(cfg: JudgeConfig) -> float | None:
+    """The reward at which a response meets everything the judge checks, where the judge declares one
+    (a rule's `full_marks` attribute); None otherwise."""
+    return judge_spec(cfg).full_marks(cfg)
+
+
 class Judge:
     """A ready judge: its config and its scorer (a reward model loaded once, scoring many times)."""
 

@@ -46,6 +46,10 @@ class JudgeSpec:
     """The ready scorer (a reward model is loaded here: the one place that loads a judge)."""
     input_tokenizer: Callable[[JudgeConfig], Any] = lambda cfg: None
     """The tokenizer whose length `max_length` bounds (evolved prompts must fit it), if any."""
+    full_marks: Callable[[JudgeConfig], float | None] = lambda cfg: None
+    """The reward that means "every requirement met", where the judge declares one (a rule function's
+    `full_marks` attribute, e.g. the ifeval rule's 1.0); evaluation then reports the share of samples
+    reaching it. None: the judge has no such notion (a reward model's scores are unbounded)."""
 
 
 # Rules: a Python function.
@@ -170,13 +174,34 @@ class RuleScorer:
         return [self._number(v, self._where(meta)) for v, (_, _, meta) in zip(values, batch)]
 
 
+def rule_full_marks(fn: Callable[..., Any], key: str = "judge", name: str = "") -> float | None:
+    """A rule's declared full marks (its `full_marks` attribute), checked to be a finite number."""
+    import math
+
+    value = getattr(fn, "full_marks", None)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise SelfplayError(
+            f"{key}.rule={name}: its full_marks attribute is {value!r:.40}, not a finite number"
+        )
+    return float(value)
+
+
+def _rule_full_marks(cfg: JudgeConfig) -> float | None:
+    from selfplay.judge.rules import resolve_rule
+
+    return rule_full_marks(resolve_rule(cfg.rule), "judge", cfg.rule)
+
+
 def _check_rule(cfg: JudgeConfig, key: str) -> None:
     from selfplay.judge.rules import resolve_rule
 
     try:
-        resolve_rule(cfg.rule)
+        fn = resolve_rule(cfg.rule)
     except ValueError as err:
         raise SelfplayError(str(err).replace("judge.rule", f"{key}.rule")) from None
+    rule_full_marks(fn, key, cfg.rule)
 
 
 # Reward models: a sequence classifier.
@@ -233,6 +258,7 @@ JUDGES: dict[str, JudgeSpec] = {
         describe=lambda cfg: f"rule:{cfg.rule}",
         check=_check_rule,
         load=lambda cfg, key, runtime: RuleScorer(cfg, key),
+        full_marks=_rule_full_marks,
     ),
     "reward_model": JudgeSpec(
         name="reward_model",

@@ -65,6 +65,11 @@ def model_card(
             "| | |",
             "|---|---|",
             f"| mean reward | {_fmt(evaluation.heldout_reward_after)} |",
+            *(
+                [f"| share at full marks (strict) | {_fmt(evaluation.heldout_strict_after)} |"]
+                if evaluation.heldout_strict_after is not None
+                else []
+            ),
             f"| win rate vs pi_0 | {_fmt(evaluation.win_rate_vs_initial)} |",
             f"| win rate vs the previous policy | {_fmt(evaluation.win_rate_vs_previous)} |",
             f"| mean response tokens | {_fmt(evaluation.heldout_tokens_after)} |",

@@ -257,12 +257,17 @@ class EvaluateStats(StageStats):
     heldout_reward_before_p50: float | None = None
     heldout_reward_before_p90: float | None = None
     heldout_reward_length_corr_before: float | None = None
+    heldout_strict_before: float | None = None
+    """pi_0's share of held-out samples at the evaluation judge's full marks (the ifeval rule: every
+    constraint met, IFEval's strict rate); null for a judge without full marks (a reward model)."""
     heldout_reward_after: float | None = None
     heldout_tokens_after: float | None = None
     heldout_reward_after_p10: float | None = None
     heldout_reward_after_p50: float | None = None
     heldout_reward_after_p90: float | None = None
     heldout_reward_length_corr_after: float | None = None
+    heldout_strict_after: float | None = None
+    """The new policy's share of held-out samples at the evaluation judge's full marks; null without."""
     win_rate_vs_initial: float | None = None
     win_rate_vs_previous: float | None = None
     SHORT: ClassVar[tuple[str, ...]] = ("heldout_reward_after", "win_rate_vs_initial")

@@ -1,5 +1,5 @@
 """The evaluate stage: held-out prompts sampled by pi_0 and the new policy, judged, summarised as mean
-rewards and win rates; the model card with the held-out results."""
+rewards, shares at full marks and win rates; the model card with the held-out results."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def evaluate_finish(ctx: StageContext, heldout: list[Prompt], output: Path) -> E
     """Over every shard's rows (put back in the unsharded order: policy, prompt, sample): each policy's
     summary and the win rates vs pi_0 and vs pi_t; the model card with the held-out results."""
     from selfplay.evaluate.heldout import completion_table, summary, win_rate
-    from selfplay.judge.judging import judge_name
+    from selfplay.judge.judging import full_marks, judge_name
 
     cfg, t = ctx.config, ctx.iteration
     names = list(_evaluated_policies(ctx))
@@ -66,8 +66,9 @@ def evaluate_finish(ctx: StageContext, heldout: list[Prompt], output: Path) -> E
     )
     write_jsonl(output, rows)
     figures: dict = {}
+    full = full_marks(evaluation_judge(cfg))  # None for a judge without full marks: no strict share
     for name in names:
-        figures.update(summary([r for r in rows if r["policy"] == name], name))
+        figures.update(summary([r for r in rows if r["policy"] == name], name, full))
     after = [r for r in rows if r["policy"] == "after"]
     if t == 0:
         initial = previous = [r for r in rows if r["policy"] == "before"]

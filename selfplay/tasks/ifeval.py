@@ -1,7 +1,7 @@
 """The gold judge of the instruction-following task: each response checked against its prompt's
 constraints by IFEval's own checkers (the if-verifiable package). `ifeval_reward` is the batched rule
-`judge.rule=ifeval` (the share of the constraints satisfied); `strict_rate` the held-out figure (the
-share of responses that satisfy all of theirs)."""
+`judge.rule=ifeval` (the share of the constraints satisfied; its full marks, 1.0, make evaluation report
+the strict rate); `strict_rate` the held-out figure (the share of responses that satisfy all of theirs)."""
 
 from __future__ import annotations
 
@@ -118,6 +118,10 @@ def ifeval_reward(prompts: list[Any], responses: list[str], metadata: list[dict[
     for messages, response, meta in zip(prompts, responses, metadata):
         out.append(satisfied_share(response, lookup(messages, meta), user_text(messages)))
     return out
+
+
+ifeval_reward.full_marks = 1.0  # type: ignore[attr-defined]
+"""Every constraint met: held-out evaluation reports the share of samples at 1.0 (the strict rate)."""
 
 
 def strict_rate(

@@ -37,3 +37,19 @@ def batched_with_a_string(prompts, responses):
 
 def batched_raises(prompts, responses):
     raise RuntimeError("the grader is down")
+
+
+def graded_share(prompt, response):
+    """A rule with full marks: 1.0 for an answer in fewer than 5 words, 0.5 for one in fewer than 10."""
+    words = len(response.split())
+    return 1.0 if words < 5 else 0.5 if words < 10 else 0.0
+
+
+graded_share.full_marks = 1.0  # type: ignore[attr-defined]
+
+
+def broken_full_marks(prompt, response):
+    return 0.0
+
+
+broken_full_marks.full_marks = "all of them"  # type: ignore[attr-defined]
