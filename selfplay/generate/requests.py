@@ -93,6 +93,7 @@ def completion_stats(completions: list[Completion]) -> dict[str, Any]:
     return {
         "responses": n,
         "mean_tokens": sum(c.num_tokens for c in completions) / n,
+        "tokens": sum(c.num_tokens for c in completions),
         "truncated": sum(c.finish_reason == "length" for c in completions),
         "empty": sum(c.finish_reason == "empty" for c in completions),
     }

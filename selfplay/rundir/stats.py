@@ -83,6 +83,9 @@ class GenerateStats(StageStats):
     prompts_too_long: int = 0
     responses: int = 0
     mean_tokens: float | None = None
+    tokens: int | None = None
+    """Response tokens sampled, all responses together (over the stage's seconds: a rate that includes
+    the engine's start or weight reload and rendering the prompts)."""
     truncated: int | None = None
     empty: int | None = None
     SHORT: ClassVar[tuple[str, ...]] = ("responses",)
@@ -230,10 +233,16 @@ class TrainStats(StageStats):
     responses_tokenised_from_text: int | None = None
     ref_logps_from_sampling: int | None = None
     ref_logps_teacher_forced: int | None = None
+    row_tokens: int | None = None
+    """Tokens of the training rows, once over: prompt + chosen and prompt + rejected of every pair, as cut
+    to train.max_length (what one epoch feeds through the policy; x train.epochs for the whole stage)."""
     # The training processes (rank 0).
     train_loss: float | None = None
     optimizer_steps: int | None = None
     resumed_from_step: int | None = None
+    train_seconds: float | None = None
+    """Seconds inside the Trainer's train() (its train_runtime): the optimizer steps, without loading the
+    model, preparing the rows or saving (after a resume: since the checkpoint)."""
     policy_changed: bool | None = None
     first_rewards_chosen: float | None = None
     first_rewards_rejected: float | None = None

@@ -85,6 +85,7 @@ def training_rows(
         "pairs_prompt_too_long": 0,
         "responses_sampled_ids": 0,
         "responses_tokenised_from_text": 0,
+        "row_tokens": 0,
     }
     reused = forced = 0
     for p in pairs:
@@ -97,6 +98,7 @@ def training_rows(
             stats["responses_sampled_ids" if side.sampled else "responses_tokenised_from_text"] += 1
             forced += math.isnan(side.reference_logp)
             reused += not math.isnan(side.reference_logp)
+        stats["row_tokens"] += 2 * len(prompt) + len(chosen.ids) + len(rejected.ids)
         rows.append(
             spec.row(prompt, chosen.ids, rejected.ids, chosen.reference_logp, rejected.reference_logp, cfg)
         )

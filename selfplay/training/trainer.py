@@ -274,6 +274,9 @@ def _train_stats(result, history: list[dict[str, Any]], resumed_at: int | None =
         "train_loss": loss,
         "optimizer_steps": int(result.global_step),
     }
+    runtime = (getattr(result, "metrics", None) or {}).get("train_runtime")
+    if runtime is not None:
+        stats["train_seconds"] = float(runtime)
     if steps:
         for key in ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"):
             if key in steps[0]:

@@ -31,7 +31,13 @@ def test_finish_reasons_stop_strings_and_stats(tiny_policy):
     assert [c.finish_reason for c in comps] == ["stop", "length", "empty", "stop"]
     assert comps[3].text == "honey" and comps[3].token_ids == ids(tok, "honey . bees")
     assert comps[0].num_tokens == 4 and comps[0].logprob_sum == -4.0 and comps[0].seed == 7
-    assert completion_stats(comps) == {"responses": 4, "mean_tokens": 11 / 4, "truncated": 1, "empty": 1}
+    assert completion_stats(comps) == {
+        "responses": 4,
+        "mean_tokens": 11 / 4,
+        "tokens": 11,
+        "truncated": 1,
+        "empty": 1,
+    }
 
 
 def test_one_bos_when_the_tokenizer_would_add_another(tiny_policy):

@@ -128,6 +128,8 @@ def test_truncation_keeps_the_start_and_sums_the_kept_tokens(pairs_and_samples):
     c = sampled[(0, pairs[0].prompt_id, pairs[0].chosen_index)]
     assert cut[0]["chosen_ids"] == c.token_ids[:3]
     assert cut[0]["ref_chosen_logps"] == pytest.approx(sum(c.logprobs[:3]), abs=1e-6)
+    fed = [2 * len(r["prompt_ids"]) + len(r["chosen_ids"]) + len(r["rejected_ids"]) for r in cut]
+    assert stats["row_tokens"] == sum(fed) and max(fed) <= 2 * (prompt_len + 3)  # the rows as cut
     none, stats = training_rows(pairs[:1], sampled, tok, TrainConfig(max_length=prompt_len), policy)
     assert none == [] and stats["pairs_prompt_too_long"] == 1
 

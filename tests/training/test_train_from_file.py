@@ -44,6 +44,7 @@ def test_a_selected_file_trains_the_policy(tmp_path):
     stats = json.loads((run_dir / "iter_000" / "train" / "_SUCCESS").read_text())["stats"]
     assert stats["pairs"] == 8 and stats["responses_tokenised_from_text"] == 16
     assert stats["ref_logps_teacher_forced"] == 16 and stats["policy_changed"] is True
+    assert stats["row_tokens"] > 8 * 4 and 0 < stats["train_seconds"] < 600  # the throughput's two terms
     pairs = [json.loads(line) for line in (run_dir / "iter_000" / "import" / "pairs.jsonl").open()]
     assert pairs[0]["chosen_reward"] == 0.9 and all(p["kept"] for p in pairs)
 
