@@ -4,6 +4,7 @@ pairs come from, the backbone, label noise, the held-out share and the training 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -71,3 +72,32 @@ class TrainRMConfig:
 
 def register_train_rm_config() -> None:
     ConfigStore.instance().store(name="train_rm_schema", node=TrainRMConfig)
+
+
+RECIPES = "recipe"
+"""The config group of train_rm recipes (conf/recipe/<name>.yaml): an experiment's reward model."""
+
+
+def recipe_writing(path: str) -> str | None:
+    """The train_rm recipe whose `output` is the folder `path` (as the working directory resolves both),
+    if one is."""
+    from omegaconf import DictConfig, OmegaConf
+
+    import selfplay.conf
+
+    target = Path(path).expanduser().resolve()
+    for folder in selfplay.conf.__path__:
+        for f in sorted((Path(folder) / RECIPES).glob("*.yaml")):
+            recipe = OmegaConf.load(f)
+            out = recipe.get("output") if isinstance(recipe, DictConfig) else None
+            if out and Path(str(out)).expanduser().resolve() == target:
+                return f.stem
+    return None
+
+
+def train_rm_command(path: str) -> str:
+    """How to make the reward model folder `path`: its recipe's command, or train_rm's general one."""
+    name = recipe_writing(path)
+    if name is not None:
+        return f"python -m selfplay.train_rm {RECIPES}={name}"
+    return f"python -m selfplay.train_rm output={path} ... (docs/guide.md, 'Training a reward model')"

@@ -225,6 +225,24 @@ def _check_model_path(cfg: JudgeConfig, key: str) -> None:
         raise SelfplayError(f"{key}.model.path: required with {key}.kind={cfg.kind}")
 
 
+def _check_reward_model(cfg: JudgeConfig, key: str) -> None:
+    """A reward model folder that is not there is refused at start (not after sampling), naming the
+    command that trains it: its train_rm recipe's when one writes that folder (e.g. runs/rm-ifeval)."""
+    from pathlib import Path
+
+    from selfplay.models.loading import looks_local
+    from selfplay.train_rm_config import recipe_writing, train_rm_command
+
+    _check_model_path(cfg, key)
+    path = str(cfg.model.path)
+    if Path(path).expanduser().exists():
+        return
+    if looks_local(path) or recipe_writing(path) is not None:  # else a hub name, downloaded when loaded
+        raise SelfplayError(
+            f"{key}.model.path={path}: no reward model folder there; train it first: {train_rm_command(path)}"
+        )
+
+
 def _reward_model_tokenizer(cfg: JudgeConfig):
     from selfplay.models.loading import load_tokenizer
 
@@ -263,7 +281,7 @@ JUDGES: dict[str, JudgeSpec] = {
     "reward_model": JudgeSpec(
         name="reward_model",
         describe=lambda cfg: f"rm:{cfg.model.path}",
-        check=_check_model_path,
+        check=_check_reward_model,
         load=RewardModelScorer,
         input_tokenizer=_reward_model_tokenizer,
     ),

@@ -304,6 +304,33 @@ def test_missing_model(tmp_path, capsys):
     one_line(code, err, "model.path: model folder '/no/such/model' does not exist")
 
 
+def test_the_real_recipe_without_its_reward_model_names_the_command(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the recipe's reward model is runs/rm-ifeval, relative to here
+    code, err = run(["experiment=real_ifeval", f"loop.output_dir={tmp_path}"], capsys)
+    one_line(
+        code,
+        err,
+        "judge.model.path=runs/rm-ifeval: no reward model folder there; train it first: "
+        "python -m selfplay.train_rm recipe=real_ifeval",
+    )
+    assert markers(tmp_path) == []  # refused before anything ran (no sampling first)
+    code, err = run(
+        [
+            *FAST,
+            "evaluate.enabled=true",
+            "evaluate.judge.kind=reward_model",
+            "evaluate.judge.model.path=./rm",
+        ],
+        capsys,
+    )
+    one_line(
+        code,
+        err,
+        "evaluate.judge.model.path=./rm: no reward model folder there; train it first: "
+        "python -m selfplay.train_rm output=./rm",
+    )
+
+
 def test_tokenizer_of_another_model(tmp_path, capsys, tiny_policy):
     model = copy_model(tiny_policy, tmp_path / "m", **{"config.json": lambda d: d.update(vocab_size=100)})
     code, err = run(

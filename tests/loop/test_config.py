@@ -24,6 +24,7 @@ def compose_config(overrides=()):
 
 
 SELECT_ONLY = {"dataset"}  # groups of `python -m selfplay.select` (tested with it)
+TRAIN_RM_ONLY = {"recipe"}  # groups of `python -m selfplay.train_rm` (tested below)
 NOT_CONFIG = {"deepspeed", "hydra"}  # JSON for DeepSpeed; Hydra's own settings
 
 
@@ -31,7 +32,9 @@ def group_options():
     for group in sorted(
         p.name
         for p in CONF.iterdir()
-        if p.is_dir() and not p.name.startswith("_") and p.name not in SELECT_ONLY | NOT_CONFIG
+        if p.is_dir()
+        and not p.name.startswith("_")
+        and p.name not in SELECT_ONLY | TRAIN_RM_ONLY | NOT_CONFIG
     ):
         for f in sorted((CONF / group).iterdir()):
             if f.name.endswith(".yaml"):
@@ -206,6 +209,32 @@ def test_self_play_protocol_arms():
     assert ap.prompts.system_prompt == "You are a helpful assistant."  # the reference code's, for Llama
     tiny = compose_config(["experiment=evolve_tiny"])
     assert tiny.evolve.enabled and tiny.evolve.templates_dir == "selfplay:evolve_tiny"
+
+
+def test_the_real_recipe_and_its_reward_model_belong_together():
+    """experiment=real_ifeval selects with the reward model that train_rm recipe=real_ifeval writes,
+    trained on the same policy's samples of the same task at the same length, and evaluates with the
+    gold rule; every train_rm recipe composes."""
+    from selfplay import train_rm
+
+    run = compose_config(["experiment=real_ifeval"])
+    rm = train_rm.compose(["recipe=real_ifeval"])
+    assert run.preset_name == "none" and run.model.path == rm.model.path == "smollm2-135m"
+    assert (run.judge.kind, run.judge.model.path) == ("reward_model", rm.output)
+    assert (
+        (run.evaluate.judge.kind, run.evaluate.judge.rule)
+        == ("rule", "ifeval")
+        == (rm.judge.kind, rm.judge.rule)
+    )
+    assert (run.prompts.source, run.prompts.path) == (rm.prompts.source, rm.prompts.path)
+    assert (
+        run.generate.max_tokens == rm.generate.max_tokens
+        and run.generate.temperature == rm.generate.temperature
+    )
+    assert run.judge.model.max_length == rm.train.max_length  # scored as long as it was trained
+    for f in sorted((CONF / "recipe").iterdir()):
+        if f.name.endswith(".yaml"):
+            assert train_rm.compose([f"recipe={f.name[:-5]}"]).output
 
 
 @pytest.mark.parametrize("command", ["selfplay.run", "selfplay.select", "selfplay.train"])
