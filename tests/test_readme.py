@@ -60,11 +60,35 @@ def test_the_readme_has_the_commands_we_test():
     assert any("model.path=Qwen/Qwen2.5-1.5B-Instruct" in r for r in runs)
     assert sum(r[:1] == ["cluster=slurm"] for r in runs) == 2
     assert any("selection.metric=random" in r for r in runs)
+    assert ["experiment=real_ifeval"] in runs and train_rm_recipes() == {"real_ifeval"}
+
+
+def train_rm_recipes() -> set[str]:
+    """The train_rm recipes the README runs (`python -m selfplay.train_rm recipe=<name>`)."""
+    return {
+        a.split("=", 1)[1]
+        for cmd in commands()
+        if cmd[:3] == ["python", "-m", "selfplay.train_rm"]
+        for a in cmd[3:]
+        if a.startswith("recipe=")
+    }
 
 
 @pytest.mark.parametrize("overrides", selfplay_runs(), ids=" ".join)
-def test_every_selfplay_command_composes_and_passes_the_start_checks(overrides):
+def test_every_selfplay_command_composes_and_passes_the_start_checks(overrides, tmp_path, monkeypatch):
+    from selfplay.errors import SelfplayError
+    from selfplay.train_rm_config import recipe_writing
+
+    monkeypatch.chdir(tmp_path)  # relative paths (a recipe's reward model folder) resolve to nothing here
     cfg = api.compose(overrides)
+    recipe = recipe_writing(str(cfg.judge.model.path)) if cfg.judge.kind == "reward_model" else None
+    if recipe is not None:  # its reward model comes from the README's train_rm command, which says so
+        assert recipe in train_rm_recipes(), (overrides, recipe)
+        with pytest.raises(
+            SelfplayError, match=f"train it first: python -m selfplay.train_rm recipe={recipe}$"
+        ):
+            check_config(cfg)
+        (tmp_path / str(cfg.judge.model.path)).mkdir(parents=True)  # as if trained: the rest passes
     check_config(cfg)
     check_no_toy_parts(cfg)  # a model of one's own in the README is never refused for toy parts
     if cfg.model.path != "tiny":
@@ -80,11 +104,17 @@ def test_every_other_command_names_what_exists():
                 assert (REPO / arg).is_file(), f"README runs {arg}, which the repository lacks"
         if cmd[:2] == ["python", "-m"]:
             module = cmd[2]
-            assert module in ("selfplay.report", "selfplay.select", "selfplay.train"), cmd
+            assert module in ("selfplay.report", "selfplay.select", "selfplay.train", "selfplay.train_rm"), (
+                cmd
+            )
             assert (REPO / (module.replace(".", "/") + ".py")).is_file()
+        if cmd[:3] == ["python", "-m", "selfplay.train_rm"]:
+            from selfplay import train_rm
+
+            assert train_rm.compose(cmd[3:]).output, cmd  # its recipe exists and names its folder
         if cmd[0] == "pytest":
             markers = {m for i, m in enumerate(cmd) if i and cmd[i - 1] == "-m"}
-            assert markers <= {"integration", "slow", "slurm"}, cmd
+            assert markers <= {"integration", "slow", "slurm", "real"}, cmd
 
 
 def test_the_python_blocks_use_the_api_that_exists():
