@@ -161,6 +161,7 @@ def check_train(cfg: Config, world_size: int | None = None) -> None:
     from selfplay.training.trl_args import check_trl_args, deepspeed_config, gradient_accumulation
 
     t = cfg.train
+    check_train_numbers(t)
     spec = loss_spec(t)
     spec.check(t)
     from selfplay.selection.implicit import implicit_form
@@ -186,6 +187,28 @@ def check_train(cfg: Config, world_size: int | None = None) -> None:
     check_trl_args(t, spec.trl_config())
     if t.lora.enabled and t.lora.r < 1:
         raise SelfplayError(f"train.lora.r={t.lora.r} must be >= 1")
+
+
+TRAIN_BOUNDS = (
+    ("epochs", lambda v: v > 0, "> 0"),
+    ("learning_rate", lambda v: v > 0, "> 0"),
+    ("batch_size", lambda v: v >= 1, ">= 1"),
+    ("gradient_accumulation_steps", lambda v: v >= 1, ">= 1"),
+    ("max_length", lambda v: v >= 2, ">= 2"),
+    ("warmup_ratio", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("save_steps", lambda v: v >= 0, ">= 0 (0 = no trainer checkpoints)"),
+    ("save_total_limit", lambda v: v >= 1, ">= 1"),
+)
+"""train.* numbers and what they must be (checked before anything that reads them)."""
+
+
+def check_train_numbers(t: TrainConfig) -> None:
+    for name, ok, expected in TRAIN_BOUNDS:
+        value = getattr(t, name)
+        if not ok(value):
+            raise SelfplayError(f"train.{name}={value} must be {expected}")
+    if t.global_batch_size is not None and t.global_batch_size < 1:
+        raise SelfplayError(f"train.global_batch_size={t.global_batch_size} must be >= 1 (or null)")
 
 
 def check_lora_targets(t: TrainConfig, model_path: str, trust_remote_code: bool) -> None:

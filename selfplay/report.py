@@ -120,7 +120,11 @@ def export_pairs(run: str | Path, to: str | Path):
     if not layout.config_file.is_file():
         raise SelfplayError(f"{run}: not a run directory (no {layout.config_file.name})")
     config = yaml.safe_load(layout.config_file.read_text()) or {}
+    from selfplay.rundir.integrity import verify
+
     found = layout.kept_pair_splits(int(config.get("loop", {}).get("iterations", 0)) - 1)
+    for path, _ in found.values():  # exported as its selection stage recorded it
+        verify(layout, path)
     return write_pairs(found, config, layout.root, Path(to), MODEL_CARD)
 
 

@@ -242,3 +242,16 @@ def test_training_metrics_reach_tensorboard_while_training_runs_and_survive_a_ki
     assert train.get("resumed_from_step", 0) >= 20
     steps = [s for tag, s, _ in read_tensorboard_scalars(logdir) if tag == "train_step/loss"]
     assert steps == list(range(1, train["optimizer_steps"] + 1))  # each step once: none lost, none twice
+    folder = run_dir / "iter_000" / "train"
+    history = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
+    summary = [h for h in history if "train_loss" in h]
+    assert summary and summary[-1]["train_loss"] == train["train_loss"]  # the whole training's, as the marker
+    live = [
+        json.loads(line) for line in (folder / "history.live.jsonl").read_text().splitlines() if line.strip()
+    ]
+    logged = [h["step"] for h in live if "loss" in h]
+    assert logged == sorted(set(logged)) == list(range(1, train["optimizer_steps"] + 1))  # once each
+    tokens = [h["num_tokens"] for h in live if "num_tokens" in h]
+    assert (
+        tokens == sorted(tokens) and tokens[-1] == [h for h in history if "num_tokens" in h][-1]["num_tokens"]
+    )
