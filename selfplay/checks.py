@@ -88,6 +88,25 @@ def check_config(cfg: Config, world_size: int | None = None) -> None:
         raise SelfplayError("hub.repo_id: required with hub.push=true (e.g. hub.repo_id=you/selfplay-run)")
     if cfg.evaluate.judge.kind is not None:
         check_judge(cfg.evaluate.judge, "evaluate.judge")
+    if cfg.evaluate.enabled:
+        check_evaluation_judge(cfg)
+
+
+def check_evaluation_judge(cfg: Config) -> None:
+    """Held-out evaluation needs rewards comparable across prompts and policies: a judge whose rewards
+    only rank a prompt's own responses (pairwise, Bradley-Terry: mean 0 per prompt) would report a
+    constant held-out reward and win rate whatever the policy does."""
+    from selfplay.judge.kinds import judge_spec
+
+    key = "judge" if cfg.evaluate.judge.kind is None else "evaluate.judge"
+    judge = cfg.judge if cfg.evaluate.judge.kind is None else cfg.evaluate.judge
+    if judge_spec(judge).relative(judge):
+        raise SelfplayError(
+            f"{key}.generative.mode=pairwise as the held-out judge: its rewards rank a prompt's responses "
+            "against each other (mean 0 per prompt), so held-out rewards and win rates would be constant; "
+            "evaluate with a pointwise judge (evaluate.judge.kind=generative evaluate.judge.generative.mode="
+            "pointwise), a reward model or a rule, or set evaluate.enabled=false"
+        )
 
 
 def check_judge(judge, key: str) -> None:
