@@ -25,10 +25,16 @@ def find_runs(paths: list[str]) -> list[Path]:
     runs: list[Path] = []
     for p in map(Path, paths):
         metrics = RunLayout(p).metrics_file
+        below = sorted(m.parent for m in p.rglob(metrics.name) if m.parent != p) if p.is_dir() else []
+        if metrics.is_file() and below:
+            raise SystemExit(
+                f"selfplay.report: error: '{p}' is a run and also holds {len(below)} run(s) below it; name the "
+                f"run itself or its runs (e.g. {below[0]})"
+            )
         if metrics.is_file():
             runs.append(p)
         elif p.is_dir():
-            runs += sorted(m.parent for m in p.rglob(metrics.name))
+            runs += below
         else:
             raise SystemExit(
                 f"selfplay.report: error: '{p}' is not a run directory (no metrics.jsonl) or folder"

@@ -51,6 +51,14 @@ def preflight(cfg: Config, table: tuple[Stage, ...], dry_run: bool = False) -> P
         )
     if cfg.loop.restart_from:
         parse_restart_from(cfg.loop.restart_from, stages, cfg.loop.iterations)
+    if cfg.hub.push and not cfg.hub.dry_run:  # not after an iteration's work: now
+        from selfplay.models.hub import check_push
+        from selfplay.reporting.hub_layout import dataset_repo
+
+        repo = str(cfg.hub.repo_id)
+        check_push(
+            [(repo, "model"), (dataset_repo(repo, cfg.hub.dataset_repo_id), "dataset")], cfg.hub.private
+        )
     trains = any(stage(name, table).ranks is not None for name in stages)
     if res.train_world_size > 1 and trains and distributed_training(cfg, res):
         rendezvous_address(res)  # a rendezvous no remote rank could reach: one line now, not a hang later
