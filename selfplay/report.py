@@ -116,12 +116,14 @@ def compare(runs: list[Path]) -> tuple[str, dict[str, list[Finished]]]:
 def export_pairs(run: str | Path, to: str | Path):
     """A run's kept pairs (one split per finished selection: iter_000, ..., and iter_000_evolved, ...
     for evolve's pool) written to `to` as a DatasetDict with its dataset card; returns it."""
+    import datasets
     import yaml
 
     from selfplay.errors import SelfplayError
     from selfplay.reporting.export import write_pairs
     from selfplay.rundir.layout import MODEL_CARD
 
+    datasets.disable_progress_bars()  # our own lines say what was written
     layout = RunLayout(Path(run).resolve())
     if not layout.config_file.is_file():
         raise SelfplayError(f"{run}: not a run directory (no {layout.config_file.name})")

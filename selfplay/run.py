@@ -7,10 +7,9 @@ import os
 import signal
 import sys
 
-# Quiet, offline-friendly defaults for the libraries we drive; a user's own setting wins.
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+from selfplay.quiet import quiet_libraries  # noqa: E402
+
+quiet_libraries()  # before the libraries import (selfplay/quiet.py)
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402

@@ -51,7 +51,9 @@ def push(tmp_path, hub: HubConfig, t: int = 1):
     return run_push(StageContext(cfg, layout, t, out, str(layout.policy_dir(t - 1)), BASE, "push")), out
 
 
-def test_the_plan_puts_weights_at_the_root_and_pairs_in_a_dataset_repo(tmp_path, monkeypatch):
+def test_the_plan_puts_weights_at_the_root_and_pairs_in_a_dataset_repo(tmp_path, monkeypatch, caplog):
+    import logging
+
     from huggingface_hub import DatasetCard, ModelCard
 
     from selfplay.models import hub
@@ -59,7 +61,14 @@ def test_the_plan_puts_weights_at_the_root_and_pairs_in_a_dataset_repo(tmp_path,
     assert "push" not in stages_for(Config())
     assert stages_for(Config(hub=HubConfig(push=True, repo_id="me/run")))[-1] == "push"
     monkeypatch.setattr(hub, "push", lambda *a: pytest.fail("a dry run uploaded"))
-    stats, out = push(tmp_path, HubConfig(push=True, repo_id="me/run", license="apache-2.0", dry_run=True))
+    with caplog.at_level(logging.INFO, logger="selfplay.stages.pushing"):
+        stats, out = push(
+            tmp_path, HubConfig(push=True, repo_id="me/run", license="apache-2.0", dry_run=True)
+        )
+    plan = " ".join(r.getMessage() for r in caplog.records)
+    assert (
+        str(out) not in plan and str(tmp_path / "run" / "iter_001" / "push" / "staged") in plan
+    )  # where it stays
     assert stats.to_dict() == {"repo_id": "me/run", "dry_run": True, "uploads": 2, "files": 6}
     model, pairs = json.loads((out / "pushed.json").read_text())
     assert model == {

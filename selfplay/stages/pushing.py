@@ -61,11 +61,12 @@ def run_push(ctx: StageContext) -> PushStats:
             indent=1,
         )
     )  # fmt: skip
+    final = str(ctx.layout.stage_dir(ctx.iteration, ctx.stage))  # where the staged files are once it is done
     for u in uploads:
         log.info(
             "hub%s: %s",
             " (dry run: nothing uploaded)" if cfg.hub.dry_run else "",
-            u.describe(cfg.hub.private),
+            u.describe(cfg.hub.private).replace(str(ctx.out), final),
         )
     if not cfg.hub.dry_run:
         hub.push(uploads, cfg.hub.private)
