@@ -66,9 +66,8 @@ def hub_id(path: str | None) -> str | None:
 def public_model(path: str | None) -> str:
     """How a card names a model: its hub id, a registry model's name, the built-in tiny policy, or "a
     local model": never a path of the machine that ran it."""
-    import re
-
     from selfplay.models.registry_policy import registry_model
+    from selfplay.rundir.layout import RunLayout
 
     if not path:
         return "-"
@@ -76,9 +75,9 @@ def public_model(path: str | None) -> str:
         return "the built-in tiny policy"
     if registry_model(path) is not None:
         return f"`{path}` (built from the package registry)"
-    found = re.search(r"iter_(\d+)/train/model/?$", str(path))
-    if found:
-        return f"this run's policy after iteration {int(found.group(1))}"
+    t = RunLayout.policy_iteration(path)
+    if t is not None:
+        return f"this run's policy after iteration {t}"
     return f"`{path}`" if hub_id(path) else "a local model"
 
 
