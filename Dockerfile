@@ -16,6 +16,6 @@ COPY conf ./conf
 COPY launch ./launch
 COPY tests ./tests
 # vLLM 0.31 needs transformers < 5.18; keep the image's torch and vLLM as they are.
-RUN python -m pip install "transformers>=5.16.1,<5.18" -e ".[deepspeed,dev]"
+RUN python -m pip install "transformers>=5.16.1,<5.18" -e ".[deepspeed,dev,real]"
 ENTRYPOINT []
 CMD ["python", "-m", "selfplay.run", "--help"]

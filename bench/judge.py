@@ -27,6 +27,7 @@ import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -60,9 +61,25 @@ def items(n: int):
     ]
 
 
+def remote_runtime():
+    """The run the remote judge scores in: the built-in tiny policy, whose tokenizer renders `query`."""
+    from selfplay.config import ModelConfig, TinyModelConfig
+    from selfplay.judge.kinds import JudgeRuntime
+    from selfplay.models.tiny import tiny_model_path
+
+    path = str(tiny_model_path(TinyModelConfig()))
+    return JudgeRuntime(policy=path, model=ModelConfig(path=path))
+
+
 def capacity(server: RewardServer, data, batch: int, clients: int) -> float:
     """Responses per second the server answers when `clients` requests are always waiting."""
-    bodies = [json.dumps(request_body(data[i : i + batch])).encode() for i in range(0, len(data), batch)]
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(remote_runtime().policy)
+    render = partial(tokenizer.apply_chat_template, tokenize=False)
+    bodies = [
+        json.dumps(request_body(data[i : i + batch], render)).encode() for i in range(0, len(data), batch)
+    ]
 
     def post(body: bytes) -> None:
         req = urllib.request.Request(server.url, data=body, headers={"Content-Type": "application/json"})
@@ -81,7 +98,8 @@ def judge_rate(server: RewardServer, data, batch: int, concurrency: int) -> floa
             kind=JudgeKind.remote,
             batch_size=batch,
             remote=RemoteJudgeConfig(url=server.url, concurrency=concurrency),
-        )
+        ),
+        runtime=remote_runtime(),
     ).scorer
     start = time.perf_counter()
     rewards, _ = scorer.score(data)

@@ -49,11 +49,17 @@ def compose(overrides: Sequence[str] = (), config_name: str = "config") -> Any:
     from omegaconf.errors import OmegaConfBaseException
 
     from selfplay.errors import SelfplayError
+    from selfplay.schema.keys import check_composed, check_overrides, config_groups
 
+    root = Config if config_name == "config" else OfflineSelectConfig
+    check_overrides(given, root, config_groups(), "overrides")  # `+key` or not: one line, nearest key
     try:
         with initialize_config_module(config_module="selfplay.conf", version_base=None):
             cfg = hydra_compose(config_name=config_name, overrides=given)
-        return to_config(cfg) if config_name == "config" else OmegaConf.to_object(cfg)
+        if config_name == "config":
+            return to_config(cfg, "overrides")
+        check_composed(cfg, root, "overrides")
+        return OmegaConf.to_object(cfg)
     except (HydraException, OmegaConfBaseException) as err:  # a bad override: Hydra's own first line
         raise SelfplayError(f"overrides {given}: {str(err).strip().splitlines()[0]}") from None
 
@@ -116,9 +122,9 @@ def select(
     rejected; implicit: the policy's implicit reward of chosen minus rejected), with the same metric
     code as the loop: `M_AP = z(d_ex) - weight * z(|d_im|)` for alignment potential, or a baseline
     (`explicit`, `explicit_small`, `implicit_small`, `implicit_large`, `random`)."""
-    from selfplay.checks import check_selection
     from selfplay.config import SelectionConfig
     from selfplay.errors import SelfplayError
+    from selfplay.selection.checks import check_selection
     from selfplay.selection.metrics import MetricParams, score_rank_keep
 
     d_ex = np.asarray(explicit_margins, dtype=float)
@@ -155,7 +161,7 @@ def select_dataset(dataset: Any, overrides: Sequence[str] = ()) -> DatasetSelect
     rewards taken from columns or computed (judge.*, model.*), the same metric and top-k."""
     import datasets
 
-    from selfplay.checks import check_selection
+    from selfplay.selection.checks import check_selection
     from selfplay.selection.columnar import select_columns
     from selfplay.selection.offline import scored_rows, select_table
 

@@ -48,6 +48,7 @@ from selfplay.schema.offline import (
     OfflineModelConfig,
     OfflineSelectConfig,
     PairColumnsConfig,
+    SelectRunConfig,
     TrainFileConfig,
 )
 from selfplay.schema.policy import ModelConfig, TinyModelConfig
@@ -107,6 +108,7 @@ __all__ = [
     "RefLogprobs",
     "Reference",
     "RemoteJudgeConfig",
+    "SelectRunConfig",
     "SelectionConfig",
     "SelectionPool",
     "TINY_MODEL",

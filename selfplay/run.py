@@ -24,9 +24,12 @@ register_configs()
 log = logging.getLogger("selfplay")
 
 
-def to_config(cfg: DictConfig) -> Config:
-    """The composed DictConfig as the typed `Config` (the only conversion in the program); a top-level
-    `seed` is spread to every section's seed."""
+def to_config(cfg: DictConfig, what: str = "selfplay") -> Config:
+    """The composed DictConfig as the typed `Config` (the only conversion in the program), its keys
+    checked against the schema; a top-level `seed` is spread to every section's seed."""
+    from selfplay.schema.keys import check_composed
+
+    check_composed(cfg, type(OmegaConf.to_object(cfg)), "" if what == "selfplay" else what)
     config = OmegaConf.to_object(cfg)
     assert isinstance(config, Config)
     if config.seed is not None:
@@ -36,10 +39,11 @@ def to_config(cfg: DictConfig) -> Config:
 
 
 def sweep_run_name(config: Config) -> str | None:
-    """In a Hydra multirun (-m), each job's own run directory: `<loop.run_name>/<its swept values>`, e.g.
-    `default/selection.metric=random` (the keys given several values on the command line; so a rerun of
-    the sweep resumes every job, and the fixed overrides do not lengthen every name); None outside a
-    multirun."""
+    """In a Hydra multirun (-m), each job's own run directory: `<loop.run_name>-sweep/<its swept values>`,
+    e.g. `default-sweep/selection.metric=random` (the keys given several values on the command line; so
+    a rerun of the sweep resumes every job, and the fixed overrides do not lengthen every name). The
+    sweep's folder is its own, never inside a single run of the same name (`report` compares what is
+    below it). None outside a multirun."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.types import RunMode
@@ -56,7 +60,11 @@ def sweep_run_name(config: Config) -> str | None:
         if key in swept and key not in excluded:
             parts.append(item.lstrip("+~"))
     name = ",".join(parts).replace("/", "_") or f"job{hydra.job.num}"
-    return f"{config.loop.run_name}/{name}"
+    return f"{config.loop.run_name}{SWEEP_SUFFIX}/{name}"
+
+
+SWEEP_SUFFIX = "-sweep"
+"""A sweep's folder: `<loop.output_dir>/<loop.run_name>-sweep/`, one run directory per job below it."""
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -106,7 +114,7 @@ def run_command(config: Config, module: str, table=None) -> None:
         if config.task.worker is not None:
             from selfplay.loop.workers import run_worker
 
-            run_worker(config, config.task.worker)
+            run_worker(config, config.task.worker, table)
             return
         if config.task.stage is not None:
             print(run_task(config, table))
@@ -145,7 +153,23 @@ def run_command(config: Config, module: str, table=None) -> None:
 
 @hydra.main(version_base=None, config_path="pkg://selfplay.conf", config_name="config")
 def _composed(cfg: DictConfig) -> None:
-    run_command(to_config(cfg), "selfplay.run")
+    try:
+        config = to_config(cfg)
+    except SelfplayError as err:
+        print(f"selfplay: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    run_command(config, "selfplay.run")
+
+
+def refuse_unknown_keys(argv: list[str], cls: type, what: str) -> None:
+    """A key the schema does not know, `+` or not, is one line and exit 2 before Hydra composes."""
+    from selfplay.schema.keys import check_overrides, config_groups
+
+    try:
+        check_overrides(argv, cls, config_groups())
+    except SelfplayError as err:
+        print(f"{what}: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def main() -> None:
@@ -156,6 +180,7 @@ def main() -> None:
     if wants_help(sys.argv[1:]):
         print(help_text("selfplay.run"))
         return
+    refuse_unknown_keys(sys.argv[1:], Config, "selfplay")
     sys.argv = [sys.argv[0], *with_default_preset(sys.argv[1:])]
     _composed()
 

@@ -21,8 +21,14 @@ from selfplay.run import run_command
 @hydra.main(version_base=None, config_path="pkg://selfplay.conf", config_name="train_file")
 def _composed(cfg: DictConfig) -> None:
 
+    from selfplay.schema.keys import check_composed
     from selfplay.stages.table import FILE_STAGES
 
+    try:
+        check_composed(cfg, TrainFileConfig)
+    except SelfplayError as err:
+        print(f"selfplay: error: {err}", file=sys.stderr)
+        sys.exit(2)
     config = OmegaConf.to_object(cfg)
     assert isinstance(config, TrainFileConfig)
     if config.loop.iterations != 1:
@@ -46,6 +52,9 @@ def main() -> None:
     if wants_help(sys.argv[1:]):
         print(help_text("selfplay.train"))
         return
+    from selfplay.run import refuse_unknown_keys
+
+    refuse_unknown_keys(sys.argv[1:], TrainFileConfig, "selfplay.train")
     sys.argv = [sys.argv[0], *with_default_preset(sys.argv[1:])]
     _composed()
 

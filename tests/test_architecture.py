@@ -221,6 +221,7 @@ RUN_FILE = re.compile(
 NOT_RUN_FILES = {
     "selfplay/data/prompts.py",  # bundled prompt assets, not run files
     "selfplay/models/tiny.py",
+    "selfplay/tasks/constraints.py",  # the bundled task's assets
     "selfplay/selection/offline.py",  # the offline command's own output folder
 }
 

@@ -170,18 +170,38 @@ def load_prompt_pool(cfg: PromptsConfig) -> PromptPool:
     return _POOLS[key]
 
 
+BUNDLED_SETS: dict[str | None, tuple[str, str, str | None]] = {
+    None: ("prompts.jsonl", "heldout.jsonl", None),
+    "ifeval": ("ifeval_train.jsonl", "ifeval_heldout.jsonl", "id"),
+}
+"""The prompt sets shipped in the package, by `prompts.path` with source=bundled: (pool file, held-out
+file, id field). null: the demo's toy prompts; ifeval: the same prompts with checkable constraints
+(selfplay/tasks/constraints.py; scored by judge.rule=ifeval)."""
+
+
+def bundled_set(name: str | None) -> tuple[str, str, str | None]:
+    if name not in BUNDLED_SETS:
+        known = ", ".join(str(k) for k in BUNDLED_SETS if k)
+        raise SelfplayError(
+            f"prompts.path={name}: no bundled prompt set of that name (bundled: null, {known})"
+        )
+    return BUNDLED_SETS[name]
+
+
 def _load_prompt_pool(cfg: PromptsConfig) -> PromptPool:
     if cfg.source == "bundled":
+        pool_file, heldout_file, id_field = bundled_set(cfg.path or None)
+        source = "bundled" if cfg.path is None else f"bundled:{cfg.path}"
         pool, d1 = to_prompts(
-            _bundled_rows("prompts.jsonl"), "bundled prompts", "prompt", None, cfg.system_prompt, "bundled"
+            _bundled_rows(pool_file), "bundled prompts", "prompt", id_field, cfg.system_prompt, source
         )
         heldout, d2 = to_prompts(
-            _bundled_rows("heldout.jsonl"),
+            _bundled_rows(heldout_file),
             "bundled held-out prompts",
             "prompt",
-            None,
+            id_field,
             cfg.system_prompt,
-            "bundled-heldout",
+            f"{source}-heldout",
         )
     else:
         if not cfg.path:

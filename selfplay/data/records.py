@@ -147,6 +147,28 @@ class Pair:
     """For evolved pairs: the rewrite strategy."""
 
 
+@dataclass(frozen=True)
+class PreferenceRow:
+    """A row of a preference dataset as offline selection's scoring reads it."""
+
+    row_id: str
+    messages: list[Message]
+    chosen: str
+    rejected: str
+
+
+@dataclass(frozen=True)
+class RowScores:
+    """What offline selection computed for a dataset row: its rewards (the judge) and implicit rewards
+    (teacher forcing of the policy); None where not computed or not a finite number."""
+
+    row_id: str
+    chosen_reward: float | None = None
+    rejected_reward: float | None = None
+    chosen_implicit: float | None = None
+    rejected_implicit: float | None = None
+
+
 R = TypeVar("R")
 
 

@@ -27,6 +27,11 @@ class Judge:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @property
+    def retries(self) -> int | None:
+        """Requests the scorer retried so far (a remote judge); None for kinds that never retry."""
+        return getattr(self.scorer, "retried", None)
+
     def close(self) -> None:
         """Free what the scorer holds (a reward model's vLLM engine); a no-op for most kinds."""
         close = getattr(self.scorer, "close", None)

@@ -46,6 +46,9 @@ class JudgeSpec:
     """The ready scorer (a reward model is loaded here: the one place that loads a judge)."""
     input_tokenizer: Callable[[JudgeConfig], Any] = lambda cfg: None
     """The tokenizer whose length `max_length` bounds (evolved prompts must fit it), if any."""
+    relative: Callable[[JudgeConfig], bool] = lambda cfg: False
+    """Whether its rewards only rank a prompt's responses against each other (a Bradley-Terry fit of
+    pairwise comparisons: mean 0 per prompt), so a mean over prompts says nothing of a policy."""
 
 
 # Rules: a Python function.
@@ -257,6 +260,7 @@ JUDGES: dict[str, JudgeSpec] = {
         check=_imported("selfplay.judge.generative", "check_generative"),
         load=_imported("selfplay.judge.generative", "GenerativeScorer"),
         input_tokenizer=_generative_tokenizer,
+        relative=lambda cfg: str(cfg.generative.mode) == "pairwise",
     ),
 }
 """Every kind `judge.kind` (and `evaluate.judge.kind`, the offline judge's kind) may name."""

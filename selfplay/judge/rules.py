@@ -128,13 +128,18 @@ RULES: dict[str, RuleFn] = {
 }
 
 
+TASK_RULES: dict[str, str] = {"ifeval": "selfplay.tasks.ifeval:ifeval_reward"}
+"""Gold judges of the bundled tasks (not toys: a real model may be judged by them), imported on use."""
+
+
 def resolve_rule(name: str) -> RuleFn:
     """A built-in rule by name, or a user function given as "package.module:function"."""
     if name in RULES:
         return RULES[name]
+    name = TASK_RULES.get(name, name)
     if ":" not in name:
         raise ValueError(
-            f"judge.rule: unknown rule '{name}' (built-in: {', '.join(sorted(RULES))}; "
+            f"judge.rule: unknown rule '{name}' (built-in: {', '.join(sorted([*RULES, *TASK_RULES]))}; "
             "or give your own as 'module:function')"
         )
     module_name, _, fn_name = name.partition(":")

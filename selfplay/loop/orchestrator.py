@@ -18,12 +18,11 @@ from selfplay.loop.cluster import Resources, local_resources
 from selfplay.loop.launch import write_placement, write_stats
 from selfplay.loop.lock import RunLock
 from selfplay.loop.placement import describe, describe_workers, placement
-from selfplay.loop.preflight import preflight
+from selfplay.loop.preflight import preflight, starting_policy
 from selfplay.loop.run_config import config_dict, save_or_check
 from selfplay.loop.runner import place, run_stage
 from selfplay.loop.shards import run_shard
 from selfplay.loop.workers import WorkerPool
-from selfplay.models.loading import resolve_policy_path
 from selfplay.reporting import summary
 from selfplay.reporting.tracking import open_tracker
 from selfplay.rundir.context import StageContext
@@ -38,11 +37,12 @@ log = logging.getLogger(__name__)
 
 
 def run_loop(
-    cfg: Config, relaunch: list[str] | None = None, table: tuple[Stage, ...] = STAGES
+    cfg: Config, relaunch: list[str] | None = None, table: tuple[Stage, ...] = STAGES, report: bool = True
 ) -> Path | None:
     """Run (or resume) the whole loop; returns the run directory. `relaunch` is the command that
     starts this same run again (used to launch stage, shard and training processes). With
-    `loop.dry_run` it prints the commands every stage would launch and returns None."""
+    `loop.dry_run` it prints the commands every stage would launch and returns None. `report`: print
+    the results table at the end (a table without selection and evaluation has none worth printing)."""
     checked = preflight(cfg, table, dry_run=cfg.loop.dry_run)
     res, stages, initial, warnings = checked.res, checked.stages, checked.initial, checked.warnings
     progress.configure(cfg.loop.progress, cfg.loop.progress_interval)
@@ -57,7 +57,7 @@ def run_loop(
     with RunLock(layout.lock_file) as lock, sigterm_raises():  # one orchestrator per run directory
         launch.on_change = lock.record_children
         try:
-            return _run(cfg, relaunch, table, stages, initial, warnings, layout, res, workers)
+            return _run(cfg, relaunch, table, stages, initial, warnings, layout, res, workers, report)
         finally:
             if workers is not None:
                 workers.close()  # their engines shut down properly
@@ -76,6 +76,7 @@ def _run(
     layout: RunLayout,
     res: Resources,
     workers: WorkerPool | None = None,
+    report: bool = True,
 ) -> Path:
     run_id = save_or_check(layout, cfg)  # a refused resume is the only line a refused run prints
     for warning in warnings:
@@ -117,7 +118,8 @@ def _run(
             tracker.close()
     rows = summary.collect(layout, cfg.loop.iterations, stages)
     text = summary.write_results(layout, rows, f"selfplay run {cfg.loop.run_name}", cfg.loop.iterations)
-    print(text)
+    if report:
+        print(text)
     return layout.root
 
 
@@ -166,7 +168,7 @@ def _run_task(cfg: Config, table: tuple[Stage, ...]) -> Path:
             f"(got stage={task.stage}, iteration={task.iteration})"
         )
     spec = stage(task.stage, table)
-    initial = resolve_policy_path(cfg.model)
+    initial = starting_policy(cfg)
     layout = RunLayout.of(cfg)
     save_or_check(layout, cfg, check_only=True)
     t = task.iteration

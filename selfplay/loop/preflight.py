@@ -34,7 +34,7 @@ class Preflight:
 
 def preflight(cfg: Config, table: tuple[Stage, ...], dry_run: bool = False) -> Preflight:
     """The checks of a run, or of a dry run (which loads no model)."""
-    from selfplay.models.loading import check_tokenizer, parameter_count, resolve_policy_path
+    from selfplay.models.loading import check_tokenizer, parameter_count
 
     res = local_resources(cfg)  # first: the checks use the world size the run really launches
     check_config(cfg, res.train_world_size)
@@ -51,17 +51,35 @@ def preflight(cfg: Config, table: tuple[Stage, ...], dry_run: bool = False) -> P
         )
     if cfg.loop.restart_from:
         parse_restart_from(cfg.loop.restart_from, stages, cfg.loop.iterations)
+    if cfg.hub.push and not cfg.hub.dry_run:  # not after an iteration's work: now
+        from selfplay.models.hub import check_push
+        from selfplay.reporting.hub_layout import dataset_repo
+
+        repo = str(cfg.hub.repo_id)
+        check_push(
+            [(repo, "model"), (dataset_repo(repo, cfg.hub.dataset_repo_id), "dataset")], cfg.hub.private
+        )
     trains = any(stage(name, table).ranks is not None for name in stages)
     if res.train_world_size > 1 and trains and distributed_training(cfg, res):
         rendezvous_address(res)  # a rendezvous no remote rank could reach: one line now, not a hang later
     if from_prompts:
         check_prompt_budget(cfg)
-    initial = resolve_policy_path(cfg.model)
+    initial = starting_policy(cfg)
+    if not initial:  # a table that needs no policy (offline selection computing rewards only)
+        return Preflight(res, stages, initial, [])
     check_tokenizer(initial, cfg.model.trust_remote_code, chat_template=cfg.model.chat_template)
     check_lora_targets(cfg.train, initial, cfg.model.trust_remote_code)
     params = parameter_count(initial, cfg.model.trust_remote_code)
     warnings = training_warnings(cfg, params, from_prompts, res.train_world_size)
     return Preflight(res, stages, initial, warnings)
+
+
+def starting_policy(cfg: Config) -> str:
+    """pi_0's folder (a hub name resolved to its local snapshot; the built-in tiny policy built), or ""
+    for a run without a policy (model.path empty: offline selection that only computes rewards)."""
+    from selfplay.models.loading import resolve_policy_path
+
+    return resolve_policy_path(cfg.model) if cfg.model.path else ""
 
 
 def check_prompt_budget(cfg: Config) -> None:

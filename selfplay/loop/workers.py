@@ -58,20 +58,22 @@ def _read(path: Path) -> dict[str, Any] | None:
 # The worker process.
 
 
-def run_worker(cfg: Config, slot: int) -> None:
+def run_worker(cfg: Config, slot: int, table=None) -> None:
     """`python -m selfplay.run <overrides> task.worker=<slot>`: serve tasks until told to stop (or the
     orchestrator dies: the parent-death signal)."""
     from selfplay import progress
     from selfplay.generate.engine_pool import POOL
     from selfplay.loop.launch import worker_threads, write_placement
+    from selfplay.loop.preflight import starting_policy
     from selfplay.loop.run_config import save_or_check
     from selfplay.loop.shards import run_shard
-    from selfplay.models.loading import resolve_policy_path
-    from selfplay.stages.table import stage
+    from selfplay.stages.table import STAGES, stage
+
+    table = table or STAGES
 
     layout = RunLayout.of(cfg)
     save_or_check(layout, cfg, check_only=True)
-    initial = resolve_policy_path(cfg.model)
+    initial = starting_policy(cfg)
     worker_threads(cfg)
     folder = layout.worker_dir(slot)
     done = -1
@@ -98,7 +100,7 @@ def run_worker(cfg: Config, slot: int) -> None:
                 if task["kind"] == "release":
                     POOL.release_memory()
                 else:
-                    spec = stage(task["stage"])
+                    spec = stage(task["stage"], table)
                     assert spec.sharded is not None
                     t, shard, shards = int(task["iteration"]), int(task["shard"]), int(task["shards"])
                     partial = layout.partial_dir(t, spec.name)

@@ -46,11 +46,16 @@ def check_tokenizer(
 
 
 def resolve_policy_path(cfg: ModelConfig) -> str:
-    """pi_0's folder: the built tiny policy, a local folder (checked), or a hub name (left to HF)."""
+    """pi_0's folder: the built tiny policy, a built registry model (e.g. smollm2-135m), a local folder
+    (checked), or a hub name (left to HF)."""
     if cfg.path == TINY_MODEL:
         from selfplay.models.tiny import tiny_model_path
 
         return str(tiny_model_path(cfg.tiny))
+    from selfplay.models.registry_policy import registry_model, registry_policy_path
+
+    if registry_model(cfg.path) is not None:  # a real policy a registry package ships (built once, cached)
+        return str(registry_policy_path(cfg.path))
     check_model_dir(cfg.path, "model.path", cfg.allow_pickle)
     return cfg.path
 
@@ -116,6 +121,13 @@ def loading(path: str, key: str = "model.path"):
             raise SelfplayError(
                 f"{key}: '{path}' needs its own Python code to load; if you trust that code, set "
                 f"{prefix}.trust_remote_code=true"
+            ) from None
+        if "weights only load failed" in str(err).lower():  # torch's safe unpickler refused the file
+            found = sorted(p.name for p in Path(path).glob("*.bin")) if Path(path).is_dir() else []
+            raise SelfplayError(
+                f"{key}: '{path}' holds pickle weights ({', '.join(found) or 'a .bin file'}) that torch's "
+                "weights-only loader refuses (they pickle more than tensors, which could run code); convert "
+                "them to safetensors where you trust them"
             ) from None
         raise
 

@@ -1,12 +1,13 @@
-"""Experiment tracking: one tracked run per selfplay run (TensorBoard, W&B or Trackio, whichever is
-installed and chosen), logged from the stage markers as stages finish.
+"""Experiment tracking: one tracked run per selfplay run, written through accelerate's trackers
+(TensorBoard, W&B, Trackio, MLflow), logged from the stage markers as stages finish.
 
-Two step axes, both monotonic across iterations and resumes: `iteration` for each stage's stats
-(`<stage>/<stat>`: held-out reward, win rates, margins, kept and dropped counts, train loss and reward
-accuracy, seconds, ...), and `train/global_step` for TRL's per-step history (`train_step/<key>`: loss,
-rewards, learning rate; the optimizer steps of earlier iterations are added, so it never restarts). What
-was logged is remembered in `<run>/tracking/state.json`: a resumed run continues the same tracked run and
-never logs a stage or a step twice.
+What is ours: the once-only forwarding. Two step axes, both monotonic across iterations and resumes:
+`iteration` for each stage's stats (`<stage>/<stat>`: held-out reward, win rates, margins, kept and
+dropped counts, train loss and reward accuracy, seconds, ...), and `train/global_step` for TRL's per-step
+history (`train_step/<key>`: loss, rewards, learning rate; the optimizer steps of earlier iterations are
+added, so it never restarts), forwarded live from the training process's history.live.jsonl (only new
+bytes read). What was logged is remembered in `<run>/tracking/state.json`, written only after the
+backend has flushed: a resumed run continues the same tracked run and never logs a stage or a step twice.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import json
 import logging
 import math
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,22 @@ from selfplay.rundir.stats import Finished, TrainStats, typed
 
 log = logging.getLogger(__name__)
 
-PACKAGES = {"tensorboard": "tensorboardX", "wandb": "wandb", "trackio": "trackio"}
+
+@dataclass(frozen=True)
+class Backend:
+    """One tracking backend: the package it needs and how accelerate's tracker is made for a run."""
+
+    package: str
+    """The module to import (and, as `pip`, the package to install)."""
+    make: Callable[[Tracker, dict[str, Any]], Any]
+    """accelerate's tracker for this run, not yet started (`tracker.state` holds the ids to resume)."""
+    one_step: bool = False
+    """The backend keeps one step counter per run (W&B, Trackio), so our two axes travel as values
+    (`iteration`, `train/global_step`) with no step; otherwise every scalar has a step of its own."""
+    table: Callable[[Any, str, list[str], list[list[Any]], int], None] | None = None
+    """Log a table (the completion table) at an iteration; None: the backend has none, it is skipped."""
+    started: Callable[[Tracker, dict[str, Any]], None] | None = None
+    """After the tracker started: keep what resumes it in the state, store the config once."""
 
 
 def check_backend(cfg: TrackingConfig) -> None:
@@ -36,17 +54,18 @@ def check_backend(cfg: TrackingConfig) -> None:
         return
     import importlib
 
+    package = BACKENDS[backend].package
     try:
-        importlib.import_module(PACKAGES[backend])
+        importlib.import_module(package)
     except ImportError:
         raise SelfplayError(
-            f"tracking.backend={backend}: the '{PACKAGES[backend]}' package is not installed "
-            f"(pip install {PACKAGES[backend]}), or use tracking.backend=none"
+            f"tracking.backend={backend}: the '{package}' package is not installed "
+            f"(pip install {package}), or use tracking.backend=none"
         ) from None
 
 
 class Tracker:
-    """Logs stage stats and training history once each; subclasses write to one backend."""
+    """Logs stage stats and training history once each, through one accelerate tracker."""
 
     def __init__(self, layout: RunLayout, cfg: TrackingConfig, run_config: dict[str, Any]):
         self.layout, self.cfg = layout, cfg
@@ -56,20 +75,42 @@ class Tracker:
             self.state = json.loads(self.state_file.read_text())
         layout.tracking_dir.mkdir(parents=True, exist_ok=True)
         self._live_pos: dict[str, int] = {}  # bytes of each live history file already read
-        self.open(run_config)
+        self.backend = BACKENDS[str(cfg.backend)]
+        _process_state()
+        try:
+            self.sink = self.backend.make(self, run_config)
+            self.sink.start()
+            if self.backend.started is not None:
+                self.backend.started(self, run_config)
+        except Exception as err:  # a backend's own failure (no server, no store, no key), in one line
+            why = (str(err).strip().splitlines() or [""])[0][:300]
+            raise SelfplayError(
+                f"tracking.backend={cfg.backend}: the tracker did not start ({type(err).__name__}: {why}); "
+                "fix its setup or use tracking.backend=none"
+            ) from None
+        if self.backend.one_step:  # W&B: each metric plotted against its own axis
+            define = getattr(self.sink.tracker, "define_metric", None)
+            for axis, prefix in (("iteration", "*"), ("train/global_step", "train_step/*")):
+                if define is not None:
+                    define(axis)
+                    define(prefix, step_metric=axis)
+        self.save()  # the ids a backend keeps to resume its run
 
-    # Backend interface.
-    def open(self, run_config: dict[str, Any]) -> None:  # pragma: no cover - per backend
-        raise NotImplementedError
+    def write(self, metrics: dict[str, Any], axis: str, step: int) -> None:
+        if self.backend.one_step:
+            self.sink.log({**metrics, axis: step})
+        else:
+            self.sink.log(metrics, step=step)
 
-    def write(self, metrics: dict[str, float], step_name: str, step: int) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def table(self, name: str, rows: list[dict[str, Any]], step: int) -> None:
-        """A table of rows (dicts with the same keys) at `step`; backends without tables skip it."""
+    def flush(self) -> None:
+        """What was written is on disk before the state says so (TensorBoard's writer is asynchronous;
+        torch's SummaryWriter.flush waits for its queue)."""
+        flush = getattr(getattr(self.sink, "writer", None), "flush", None)
+        if callable(flush):
+            flush()
 
     def close(self) -> None:
-        pass
+        self.sink.finish()
 
     # What is logged.
     def stage_done(self, done: Finished) -> None:
@@ -84,10 +125,13 @@ class Tracker:
         if train is not None:
             self.train_history(iteration, train)
         table = self.layout.stage_dir(iteration, stage) / COMPLETION_TABLE
-        if stage == sn.EVALUATE and table.is_file():
+        if stage == sn.EVALUATE and table.is_file() and self.backend.table is not None:
             rows = [json.loads(line) for line in table.read_text().splitlines() if line.strip()]
             if rows:
-                self.table("evaluate/completions", rows, iteration)
+                keys = list(rows[0])
+                data = [[r.get(k) for k in keys] for r in rows]
+                self.backend.table(self, "evaluate/completions", keys, data, iteration)
+        self.flush()
         self.state["logged"].append(key)
         self.save()
 
@@ -114,6 +158,7 @@ class Tracker:
             return
         self._live_pos[str(path)] = pos + end
         if self._forward(iteration, new[:end].decode().splitlines()):
+            self.flush()
             self.save()
 
     def _forward(self, iteration: int, lines: list[str]) -> int:
@@ -152,54 +197,18 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
-class TensorBoardTracker(Tracker):
-    """Event files under tracking/tensorboard/ (`tensorboard --logdir <run>/tracking`), written
-    synchronously: tensorboardX's SummaryWriter queues events for a background thread and its flush
-    does not wait for that queue, so a kill right after a stage could lose scalars already recorded as
-    logged in the state file. Each write here is on disk before the state says so."""
+def _process_state() -> None:
+    """accelerate's trackers log through accelerate's logger, which needs its process state. The
+    orchestrator is one process (no RANK or WORLD_SIZE of its own): a CPU state describes it and touches
+    no device; an in-process training resets it for its own (transformers' TrainingArguments)."""
+    from accelerate.state import PartialState
 
-    def open(self, run_config: dict[str, Any]) -> None:
-        from tensorboardX.event_file_writer import EventsWriter
-
-        folder = self.layout.tracking_dir / "tensorboard"
-        folder.mkdir(parents=True, exist_ok=True)
-        # A name of its own per opening, in opening order: the library's name (prefix, second, host) is
-        # the same for two openings within one second (a quick resume), and the second would truncate
-        # the first's file.
-        import time
-
-        self.writer = EventsWriter(str(folder / "events"), filename_suffix=f".{time.time_ns()}")
-
-    def write(self, metrics: dict[str, float], step_name: str, step: int) -> None:
-        import time
-
-        from tensorboardX.proto import event_pb2
-        from tensorboardX.summary import scalar
-
-        for tag, value in metrics.items():
-            self.writer.write_event(
-                event_pb2.Event(wall_time=time.time(), step=step, summary=scalar(tag, value))
-            )
-        self.writer.flush()
-
-    def table(self, name: str, rows: list[dict[str, Any]], step: int) -> None:
-        """A Markdown table as a TensorBoard text summary (the Text tab renders it)."""
-        import time
-
-        from tensorboardX.proto import event_pb2
-        from tensorboardX.summary import text
-
-        self.writer.write_event(
-            event_pb2.Event(wall_time=time.time(), step=step, summary=text(name, markdown_table(rows)))
-        )
-        self.writer.flush()
-
-    def close(self) -> None:
-        self.writer.close()
+    if not PartialState._shared_state:
+        PartialState(cpu=True)
 
 
 def sweep_group(run_config: dict[str, Any]) -> str | None:
-    """The sweep a run belongs to: a Hydra multirun job's run name is `<loop.run_name>/<its swept
+    """The sweep a run belongs to: a Hydra multirun job's run name is `<loop.run_name>-sweep/<its swept
     values>` (selfplay/run.py), and its jobs share the part before the slash; None outside a sweep."""
     name = str(run_config.get("loop", {}).get("run_name", ""))
     return name.split("/", 1)[0] if "/" in name else None
@@ -218,118 +227,141 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-class WandbTracker(Tracker):
+# The backends: accelerate's tracker for each, configured for one selfplay run.
+
+
+def _tensorboard(t: Tracker, run_config: dict[str, Any]) -> Any:
+    """Event files under tracking/tensorboard/ (`tensorboard --logdir <run>/tracking`). Each opening
+    writes a file of its own (TensorBoard's name holds the second, the host, the process id and a
+    per-process counter), so a quick resume never truncates the previous opening's file."""
+    from accelerate.tracking import TensorBoardTracker
+
+    return TensorBoardTracker("tensorboard", str(t.layout.tracking_dir))
+
+
+def _tensorboard_table(t: Tracker, name: str, keys: list[str], data: list[list[Any]], step: int) -> None:
+    """A Markdown table as a TensorBoard text summary (the Text tab renders it)."""
+    t.sink.log({name: markdown_table([dict(zip(keys, row)) for row in data])}, step=step)
+
+
+def _wandb(t: Tracker, run_config: dict[str, Any]) -> Any:
     """One W&B run per selfplay run (its id kept in <run>/tracking/state.json; resumed with it)."""
+    from accelerate.tracking import WandBTracker
 
-    def open(self, run_config: dict[str, Any]) -> None:
-        import wandb
-
-        self.run = wandb.init(
-            project=self.cfg.project,
-            name=self.layout.root.name,
-            group=sweep_group(run_config),
-            id=self.state["run_id"],
-            resume="allow",
-            dir=str(self.layout.tracking_dir),
-            config=run_config,
-        )
-        for axis, prefix in (("iteration", "*"), ("train/global_step", "train_step/*")):
-            self.run.define_metric(axis)
-            self.run.define_metric(prefix, step_metric=axis)
-
-    def write(self, metrics: dict[str, float], step_name: str, step: int) -> None:
-        self.run.log({**metrics, step_name: step})
-
-    def table(self, name: str, rows: list[dict[str, Any]], step: int) -> None:
-        import wandb
-
-        keys = list(rows[0])
-        self.run.log(
-            {
-                name: wandb.Table(columns=keys, data=[[r.get(k) for k in keys] for r in rows]),
-                "iteration": step,
-            }
-        )
-
-    def close(self) -> None:
-        self.run.finish()
+    return WandBTracker(
+        t.cfg.project,
+        name=t.layout.root.name,
+        group=sweep_group(run_config),
+        id=t.state["run_id"],
+        resume="allow",
+        dir=str(t.layout.tracking_dir),
+        config=run_config,
+    )
 
 
-class TrackioTracker(Tracker):
+def _wandb_table(t: Tracker, name: str, keys: list[str], data: list[list[Any]], step: int) -> None:
+    import wandb
+
+    t.sink.log({name: wandb.Table(columns=keys, data=data), "iteration": step})
+
+
+def _trackio(t: Tracker, run_config: dict[str, Any]) -> Any:
     """One Trackio run per selfplay run (resumed by name)."""
+    from accelerate.tracking import TrackioTracker
 
-    def open(self, run_config: dict[str, Any]) -> None:
-        import trackio
-
-        self.trackio = trackio
-        trackio.init(
-            project=self.cfg.project,
-            name=f"{self.layout.root.name}-{self.state['run_id']}",
-            config=run_config,
-            resume="allow",
-        )
-
-    def write(self, metrics: dict[str, float], step_name: str, step: int) -> None:
-        self.trackio.log({**metrics, step_name: step})
-
-    def table(self, name: str, rows: list[dict[str, Any]], step: int) -> None:
-        if hasattr(self.trackio, "Table"):  # trackio >= 0.3
-            keys = list(rows[0])
-            table = self.trackio.Table(columns=keys, data=[[r.get(k) for k in keys] for r in rows])
-            self.trackio.log({name: table, "iteration": step})
-
-    def close(self) -> None:
-        self.trackio.finish()
+    return TrackioTracker(
+        t.cfg.project,
+        name=f"{t.layout.root.name}-{t.state['run_id']}",
+        config=run_config,
+        resume="allow",
+    )
 
 
-TRACKERS: dict[str, type[Tracker]] = {
-    "tensorboard": TensorBoardTracker,
-    "wandb": WandbTracker,
-    "trackio": TrackioTracker,
+def _trackio_table(t: Tracker, name: str, keys: list[str], data: list[list[Any]], step: int) -> None:
+    import trackio
+
+    if hasattr(trackio, "Table"):  # trackio >= 0.3
+        t.sink.log({name: trackio.Table(columns=keys, data=data), "iteration": step})
+
+
+def _mlflow(t: Tracker, run_config: dict[str, Any]) -> Any:
+    """One MLflow run per selfplay run in the experiment `tracking.project` (its run id kept in
+    state.json; resumed with it), stored in tracking/mlflow.db unless MLFLOW_TRACKING_URI names another
+    store (a server)."""
+    import os
+
+    import mlflow
+    from accelerate.tracking import MLflowTracker
+
+    if not os.environ.get("MLFLOW_TRACKING_URI"):  # MLflow 3 keeps a local store in SQLite only
+        mlflow.set_tracking_uri(f"sqlite:///{(t.layout.tracking_dir / 'mlflow.db').absolute()}")
+    group = sweep_group(run_config)
+    return MLflowTracker(
+        experiment_name=t.cfg.project,
+        run_id=t.state.get("mlflow_run_id"),
+        run_name=t.layout.root.name,
+        tags={"sweep": group} if group else None,
+    )
+
+
+def _mlflow_started(t: Tracker, run_config: dict[str, Any]) -> None:
+    t.state["mlflow_run_id"] = t.sink.active_run.info.run_id
+    if not t.state.get("config_stored"):  # MLflow's parameters cannot change once logged
+        t.sink.store_init_configuration(flat(run_config))
+        t.state["config_stored"] = True
+
+
+def flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as `section.key: value` (lists as text), for backends that take flat parameters."""
+    out: dict[str, Any] = {}
+    for k, v in config.items():
+        if isinstance(v, dict):
+            out.update(flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v if isinstance(v, (str, int, float, bool)) or v is None else str(v)
+    return out
+
+
+BACKENDS: dict[str, Backend] = {
+    "tensorboard": Backend("tensorboard", _tensorboard, table=_tensorboard_table),
+    "wandb": Backend("wandb", _wandb, one_step=True, table=_wandb_table),
+    "trackio": Backend("trackio", _trackio, one_step=True, table=_trackio_table),
+    "mlflow": Backend("mlflow", _mlflow, started=_mlflow_started),  # MLflow has no table in accelerate
 }
+"""Every `tracking.backend` but none."""
 
 
 def open_tracker(layout: RunLayout, cfg: TrackingConfig, run_config: dict[str, Any]) -> Tracker | None:
     if cfg.backend == "none":
         return None
-    return TRACKERS[str(cfg.backend)](layout, cfg, run_config)
+    return Tracker(layout, cfg, run_config)
 
 
-def _events(logdir: Path):
-    """Every event of the event files of `logdir`, in file order."""
-    import struct
+# Reading a run's TensorBoard events back (tests; a run's scalars without TensorBoard's UI), with
+# TensorBoard's own reader.
 
-    from tensorboardX.proto import event_pb2
 
-    for path in sorted(Path(logdir).glob("events.out.tfevents.*")):
-        data = path.read_bytes()
-        pos = 0
-        while pos + 12 <= len(data):
-            (length,) = struct.unpack("<Q", data[pos : pos + 8])
-            if pos + 12 + length + 4 > len(data):
-                break  # a record cut short by a kill: TensorBoard skips it too
-            event = event_pb2.Event()
-            event.ParseFromString(data[pos + 12 : pos + 12 + length])
-            pos += 12 + length + 4
-            yield event
+def _accumulated(logdir: Path):
+    from tensorboard.backend.event_processing import event_accumulator as ea
+
+    acc = ea.EventAccumulator(
+        str(logdir), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0}, purge_orphaned_data=False
+    )
+    return acc.Reload()
 
 
 def read_tensorboard_scalars(logdir: Path) -> list[tuple[str, int, float]]:
-    """(tag, step, value) of every scalar in the event files of `logdir`, in file order (for tests and
-    for reading a run without TensorBoard installed)."""
-    return [
-        (v.tag, int(e.step), float(v.simple_value))
-        for e in _events(logdir)
-        for v in e.summary.value
-        if v.WhichOneof("value") == "simple_value"
-    ]
+    """(tag, step, value) of every scalar in the event files of `logdir`, tag by tag in file order."""
+    acc = _accumulated(logdir)
+    return [(tag, e.step, e.value) for tag in acc.Tags()["scalars"] for e in acc.Scalars(tag)]
 
 
 def read_tensorboard_texts(logdir: Path) -> list[tuple[str, int, str]]:
     """(tag, step, text) of every text summary (e.g. a completion table) in the event files of `logdir`."""
+    acc = _accumulated(logdir)
     return [
-        (v.tag, int(e.step), b"".join(v.tensor.string_val).decode())
-        for e in _events(logdir)
-        for v in e.summary.value
-        if v.WhichOneof("value") == "tensor" and v.tensor.string_val
+        (tag, e.step, b"".join(e.tensor_proto.string_val).decode())
+        for tag in acc.Tags()["tensors"]
+        for e in acc.Tensors(tag)
+        if e.tensor_proto.string_val
     ]

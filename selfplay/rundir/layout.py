@@ -36,6 +36,10 @@ REWRITES = "rewrites.jsonl"
 REWRITE_SAMPLES = "rewrite_samples.parquet"
 """Evolve's raw rewrites, as the policy sampled them (one Completion per rewrite request)."""
 HELDOUT = "heldout.jsonl"
+ROWS = "rows.jsonl"
+"""Offline selection's import stage: the dataset's usable rows (prompt messages, chosen, rejected)."""
+ROW_SCORES = "row_scores.jsonl"
+"""Offline selection's score stage: what was computed for each row (rewards, implicit rewards)."""
 # Training: the rows every rank reads, the trainer's scratch folder, the next policy.
 TRAIN_DATA = "data"
 TRAIN_HISTORY = "history.jsonl"
@@ -178,6 +182,17 @@ class RunLayout:
         """Where a launched shard, stage or training process records where it ran (node, devices)."""
         name = "_where" + (f"-shard-{shard:05d}" if shard is not None else "")
         return folder / (name + (f"-rank-{rank:05d}" if rank is not None else "") + ".json")
+
+    @staticmethod
+    def retries_file(folder: Path, shard_key: str) -> Path:
+        """A judging shard's count of the requests its judge retried (a remote judge), summed into the
+        stage's statistics and removed there; `shard_key` names the shard's slice of prompts, so a shard
+        run again replaces its own count."""
+        return folder / f"_retries-{shard_key}.jsonl"
+
+    @staticmethod
+    def retries_files(folder: Path) -> list[Path]:
+        return sorted(folder.glob("_retries-*.jsonl"))
 
     @staticmethod
     def part_files(folder: Path) -> list[Path]:

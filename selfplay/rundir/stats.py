@@ -109,6 +109,9 @@ class JudgeStats(StageStats):
     reward_p50: float | None = None
     reward_p90: float | None = None
     reward_mean: float | None = None
+    retries: int | None = None
+    """kind=remote: requests retried (timeouts, lost connections, 408/429/5xx, failed connects), every
+    shard's together; null for the other kinds."""
     SHORT: ClassVar[tuple[str, ...]] = ("reward_mean",)
     DROPS: ClassVar[dict[str, str]] = {
         "nonfinite": "NaN/inf rewards",
@@ -279,6 +282,10 @@ class ImportStats(StageStats):
     rows: int = 0
     dropped_tied: int = 0
     dropped_identical: int = 0
+    compute_rewards: bool | None = None
+    """Offline selection: whether the score stage computes the rewards (the dataset has none)."""
+    compute_implicit: bool | None = None
+    """Offline selection: whether the score stage computes the implicit rewards (the dataset has none)."""
     DROPS: ClassVar[dict[str, str]] = {
         "dropped_tied": "rows whose rewards all tie",
         "dropped_identical": "rows whose chosen and rejected are identical",
@@ -292,8 +299,7 @@ class ScoreStats(StageStats):
     rows: int = 0
     rewards_computed: int = 0
     implicit_computed: int = 0
-    tokens: int = 0
-    SHORT: ClassVar[tuple[str, ...]] = ("rows",)
+    SHORT: ClassVar[tuple[str, ...]] = ("rows", "rewards_computed", "implicit_computed")
 
 
 STATS_OF: dict[str, type[StageStats]] = {

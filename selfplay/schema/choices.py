@@ -49,6 +49,7 @@ class TrackingBackend(Choice):
     tensorboard = "tensorboard"
     wandb = "wandb"
     trackio = "trackio"
+    mlflow = "mlflow"
 
 
 class LogprobSource(Choice):

@@ -16,7 +16,8 @@ class JudgeModelConfig:
     """Model folder or hub name; kind=generative also takes "policy" (the iteration's own policy judges
     its responses: self-rewarding)."""
     chat_template: str | None = None
-    """A Jinja chat template (string or file) for a judge model whose tokenizer ships none; null = its own."""
+    """A Jinja chat template (string or file) for a judge model whose tokenizer ships none; null = its own.
+    kind=remote: the template that renders the request's `query`; null = the policy's."""
     trust_remote_code: bool = False
     """Allow the judge model's own code (e.g. ArmoRM) to run."""
     allow_pickle: bool = False
@@ -39,14 +40,15 @@ class RemoteJudgeConfig:
 
     url: str | None = None
     """The reward server's URL; each request POSTs {"query", "prompts", "responses", "messages",
-    "metadata"} and reads {"rewards": [...]}."""
+    "metadata"} (`query`: the conversation in a chat template, OpenRLHF's) and reads {"rewards": [...]}."""
     concurrency: int = 4
     """Requests in flight at once."""
     timeout: float = 120.0
     """Seconds one request may take before it is retried."""
     retries: int = 3
-    """Retries of a request after a timeout, a lost connection, 429 or 5xx (backoff 1, 2, 4 ... s); then
-    the stage fails naming the URL."""
+    """Retries of a request after a timeout, a lost connection, 408, 429 or 5xx (backoff 1, 2, 4 ... s)
+    and of a failed connect (httpx's transport, backoff 0, 0.5, 1 ... s), each logged; then the stage
+    fails naming the URL."""
     auth_env: str | None = None
     """The name of an environment variable holding a bearer token, sent as the Authorization header
     (the token itself is never written to the run's config)."""
@@ -85,7 +87,7 @@ class JudgeConfig:
     batch_size: int = 16
     """Responses per reward-model forward pass, per batched rule call, per remote request."""
     model: JudgeModelConfig = field(default_factory=JudgeModelConfig)
-    """kind=reward_model|generative: the judge's model."""
+    """kind=reward_model|generative: the judge's model (kind=remote: its chat_template only)."""
     remote: RemoteJudgeConfig = field(default_factory=RemoteJudgeConfig)
     """kind=remote: the reward server."""
     generative: GenerativeJudgeConfig = field(default_factory=GenerativeJudgeConfig)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from selfplay.schema.choices import TableFormat
 from selfplay.schema.judge import OfflineJudgeConfig
 from selfplay.schema.policy import ModelConfig
-from selfplay.schema.run import Config
+from selfplay.schema.run import ClusterConfig, Config, LoopConfig, TaskConfig
 from selfplay.schema.sampling import LogprobsConfig
 from selfplay.schema.selection import SelectionConfig
 
@@ -73,6 +73,14 @@ class OfflineSelectConfig:
     judge: OfflineJudgeConfig = field(default_factory=OfflineJudgeConfig)
     model: OfflineModelConfig = field(default_factory=OfflineModelConfig)
     logprobs: LogprobsConfig = field(default_factory=LogprobsConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    """Where the scoring of a dataset runs when rewards or implicit rewards are computed (the loop's
+    machinery, in `<output>/work/`): loop.shards, loop.shard_workers, loop.workers, loop.isolation,
+    loop.threads, loop.hang_timeout, loop.progress apply; the rest is set by the command."""
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    """The engine slots the scoring shards run on (cluster=local|gpus|slurm, as for the loop)."""
+    task: TaskConfig = field(default_factory=TaskConfig)
+    """Set by the command for the shard and worker processes it starts (do not set)."""
 
 
 @dataclass
@@ -86,3 +94,13 @@ class TrainFileConfig(Config):
     split: str = "train"
     """Split of a datasets folder / hub dataset."""
     pairs: PairColumnsConfig = field(default_factory=PairColumnsConfig)
+
+
+@dataclass
+class SelectRunConfig(Config):
+    """Offline selection's scoring as a run of the loop's machinery (built from OfflineSelectConfig by
+    the command, never composed by Hydra): the dataset, its columns and the run's sections."""
+
+    input: str | None = None
+    split: str = "train"
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)

@@ -120,10 +120,11 @@ class TrackingConfig:
     """Experiment tracking: one tracked run per selfplay run, resumed with it."""
 
     backend: TrackingBackend = TrackingBackend.none
-    """none, tensorboard (offline event files in <run>/tracking/tensorboard, tensorboardX), wandb or
-    trackio (each needs its package installed)."""
+    """none; tensorboard (offline event files in <run>/tracking/tensorboard: `tensorboard --logdir
+    <run>/tracking`); wandb, trackio or mlflow (each needs its package installed; mlflow stores in
+    <run>/tracking/mlflow.db unless MLFLOW_TRACKING_URI is set). Written through accelerate's trackers."""
     project: str = "selfplay"
-    """W&B / Trackio project name."""
+    """W&B / Trackio project name, MLflow experiment name."""
 
 
 @dataclass

@@ -126,6 +126,15 @@ def _prompts_ok(col) -> bool:
     return False
 
 
+def score_columns_present(table, cfg: OfflineSelectConfig) -> bool:
+    """Whether the table has both reward and both implicit-reward columns (nothing to compute)."""
+    c = cfg.columns
+    names = table.column_names
+    return all(
+        n in names for n in (c.chosen_reward, c.rejected_reward, c.chosen_implicit, c.rejected_implicit)
+    )
+
+
 def select_columns(table, cfg: OfflineSelectConfig) -> tuple[Any, Any, dict[str, Any]] | None:
     """(scored table in input order, selected table best first, summary), or None where the row path
     must run. The scored table holds the usable rows with every input column and SCORE_COLUMNS."""

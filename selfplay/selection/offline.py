@@ -50,9 +50,12 @@ def column_pair(rows: list[Row], a: str, b: str, what: str) -> list[tuple[float,
     return out
 
 
-def compute_rewards(rows: list[Row], cfg: OfflineSelectConfig) -> list[tuple[float, float]]:
+def compute_rewards(rows: list[Row], cfg: Any, label: str = "select: rewards") -> list[tuple[float, float]]:
+    """(chosen, rejected) rewards of the rows by `cfg.judge` (offline selection's config, or its scoring
+    run's)."""
     from selfplay.data.records import Completion, Prompt
     from selfplay.judge.judging import load_judge
+    from selfplay.judge.kinds import JudgeRuntime
 
     prompts = [Prompt(r.row_id, r.messages) for r in rows]
     completions = [
@@ -60,39 +63,103 @@ def compute_rewards(rows: list[Row], cfg: OfflineSelectConfig) -> list[tuple[flo
         for r in rows
         for k, text in enumerate((r.chosen, r.rejected))
     ]
-    from selfplay.judge.kinds import JudgeRuntime
-
     runtime = JudgeRuntime(policy=cfg.model.path, model=cfg.model)  # judge.model.path=policy: model.path
     with load_judge(cfg.judge, runtime=runtime) as judge:
-        rewards = [j.value for j in judge(prompts, completions)]
+        rewards = [j.value for j in judge(prompts, completions, label)]
     return list(zip(rewards[0::2], rewards[1::2]))
 
 
-def compute_implicit(rows: list[Row], cfg: OfflineSelectConfig) -> list[tuple[float, float]]:
+def compute_implicit(
+    rows: list[Row], cfg: Any, policy: str | None = None, label: str = "select: implicit rewards"
+) -> list[tuple[float, float]]:
+    """(chosen, rejected) implicit rewards of the rows under the policy (`policy`, else `cfg.model`),
+    by teacher forcing with the trainer's tokenisation, in `cfg.selection.implicit_reward`'s form."""
     from selfplay.data.chat import trainer_token_ids
     from selfplay.logprobs.teacher_forcing import response_logprobs
     from selfplay.models.loading import load_causal_lm, load_tokenizer, resolve_policy_path
+    from selfplay.progress import Progress
 
-    path = resolve_policy_path(cfg.model)
+    path = policy or resolve_policy_path(cfg.model)
     tokenizer = load_tokenizer(path, cfg.model.trust_remote_code, chat_template=cfg.model.chat_template)
     model = load_causal_lm(
         path, str(cfg.model.dtype), cfg.model.trust_remote_code, allow_pickle=cfg.model.allow_pickle
     )
     seqs = [trainer_token_ids(tokenizer, r.messages, text) for r in rows for text in (r.chosen, r.rejected)]
-    per_token = response_logprobs(model, seqs, cfg.logprobs.batch_size)
+    with Progress(label, len(seqs), "sequences") as progress:
+        per_token = response_logprobs(model, seqs, cfg.logprobs.batch_size, progress=progress)
     form = str(cfg.selection.implicit_reward)
     values = [implicit_reward(float(sum(lp)), len(lp), form) for lp in per_token]
     return list(zip(values[0::2], values[1::2]))
 
 
-def select_offline(cfg: OfflineSelectConfig) -> dict[str, Any]:
+def present_scores(rows: list[Row], cfg: Any) -> tuple[list | None, list | None]:
+    """The rewards and implicit rewards the dataset's columns hold (None where they have none)."""
+    c = cfg.columns
+    rewards = column_pair(rows, c.chosen_reward, c.rejected_reward, "reward")
+    if rewards is None and all(r.rewards is not None for r in rows):  # the list-wise layout
+        rewards = [r.rewards for r in rows if r.rewards is not None]
+    implicit = column_pair(rows, c.chosen_implicit, c.rejected_implicit, "implicit reward")
+    return rewards, implicit
+
+
+def missing_scores(rows: list[Row], cfg: Any) -> list[str]:
+    """What the dataset lacks and is to be computed ("rewards", "implicit_rewards"); one line naming the
+    columns and keys when something is missing and nothing is set to compute it."""
+    rewards, implicit = present_scores(rows, cfg)
+    c = cfg.columns
+    need = []
+    if rewards is None:
+        if cfg.judge.kind is None:
+            raise SelfplayError(
+                f"{cfg.input}: no reward columns ('{c.chosen_reward}'/'{c.rejected_reward}' or "
+                f"'{c.all_rewards}') and no judge named: set judge.kind=reward_model judge.model.path=... "
+                "(or judge.kind=rule judge.rule=...), or point columns.chosen_reward / columns.rejected_reward "
+                "at your columns"
+            )
+        need.append("rewards")
+    if implicit is None:
+        if not cfg.model.path:
+            raise SelfplayError(
+                f"{cfg.input}: no implicit-reward columns ('{c.chosen_implicit}'/'{c.rejected_implicit}') and no "
+                "model named: set model.path=<the policy to score the responses with> (e.g. the model that "
+                "will be trained), or point columns.chosen_implicit / columns.rejected_implicit at your columns"
+            )
+        need.append("implicit_rewards")
+    return need
+
+
+def scores_to_compute(cfg: OfflineSelectConfig) -> list[str]:
+    """What offline selection of this dataset computes ("rewards", "implicit_rewards"; nothing when
+    its columns hold both), with the one-line errors of a bad dataset or of nothing set to compute it."""
+    from selfplay.data.preferences import check_input
+    from selfplay.selection.checks import check_selection
+    from selfplay.selection.columnar import read_arrow, score_columns_present
+
+    if not cfg.input or not cfg.output:
+        raise SelfplayError("select: both input=<dataset> and output=<folder> are required")
+    check_input(cfg.input)
+    check_selection(cfg.selection, "selection")
+    table = read_arrow(cfg.input, cfg.split)
+    if table is not None and score_columns_present(table, cfg):
+        return []
+    rows, _ = offline_rows(read_preference_table(cfg.input, cfg.split), cfg)
+    if not rows:
+        return []  # select_table names the problem
+    return missing_scores(rows, cfg)
+
+
+def select_offline(
+    cfg: OfflineSelectConfig, computed: dict[str, Any] | None = None, work: str | None = None
+) -> dict[str, Any]:
     """Run offline selection as configured; returns the summary (also written to summary.json). A
     dataset with both reward and both implicit-reward columns is selected column by column
-    (selfplay/selection/columnar.py); any other, row by row (`select_table`)."""
+    (selfplay/selection/columnar.py); any other, row by row (`select_table`), with what its columns
+    lack from `computed` (the scoring run's records, row id -> RowScores, in the run folder `work`) or
+    computed in this process."""
     import pyarrow as pa
 
-    from selfplay.checks import check_selection
     from selfplay.data.preferences import check_input
+    from selfplay.selection.checks import check_selection
     from selfplay.selection.columnar import read_arrow, select_columns
 
     if not cfg.input or not cfg.output:
@@ -105,12 +172,14 @@ def select_offline(cfg: OfflineSelectConfig) -> dict[str, Any]:
         scored, selected, summary = done
         summary["reader"] = "columns"
     else:
-        rows, pool, summary = select_table(read_preference_table(cfg.input, cfg.split), cfg)
+        rows, pool, summary = select_table(read_preference_table(cfg.input, cfg.split), cfg, computed)
         all_rows = scored_rows(rows, pool)
         scored = pa.Table.from_pylist(all_rows)
         best = sorted((i for i, r in enumerate(all_rows) if r["kept"]), key=lambda i: all_rows[i]["rank"])
         selected = scored.take(pa.array(best, type=pa.int64()))
         summary["reader"] = "rows"
+    if work is not None:
+        summary["work"] = work
     write_tables(Path(cfg.output), scored, selected, summary, str(cfg.format))
     return summary
 
@@ -131,56 +200,58 @@ def write_tables(out: Path, scored, selected, summary: dict[str, Any], fmt: str)
 
 
 def select_table(
-    table: list[dict[str, Any]], cfg: OfflineSelectConfig
+    table: list[dict[str, Any]], cfg: OfflineSelectConfig, scored: dict[str, Any] | None = None
 ) -> tuple[list[Row], ScoredPool, dict[str, Any]]:
     """Select the pairs of a table of rows (`cfg.input` names it in messages): (the parsed rows, the
-    scored pool, the summary)."""
-    from selfplay.checks import check_selection
+    scored pool, the summary). What the columns lack is taken from `scored` (row id -> RowScores: what
+    the scoring run computed) or, without it, computed here in this process (the Python API)."""
+    from selfplay.selection.checks import check_selection
 
     sel = cfg.selection
     check_selection(sel, "selection")
     rows, parse_counts = offline_rows(table, cfg)
     if not rows:
         raise SelfplayError(f"{cfg.input}: no usable rows left ({parse_counts})")
-    c = cfg.columns
-    rewards = column_pair(rows, c.chosen_reward, c.rejected_reward, "reward")
-    if rewards is None and all(r.rewards is not None for r in rows):  # the list-wise layout
-        rewards = [r.rewards for r in rows]  # type: ignore[misc]
-    implicit = column_pair(rows, c.chosen_implicit, c.rejected_implicit, "implicit reward")
-    computed = [name for name, v in (("rewards", rewards), ("implicit_rewards", implicit)) if v is None]
+    computed = missing_scores(rows, cfg)
+    rewards, implicit = present_scores(rows, cfg)
     if rewards is None:
-        if cfg.judge.kind is None:
-            raise SelfplayError(
-                f"{cfg.input}: no reward columns ('{c.chosen_reward}'/'{c.rejected_reward}' or "
-                f"'{c.all_rewards}') and no judge named: set judge.kind=reward_model judge.model.path=... "
-                "(or judge.kind=rule judge.rule=...), or point columns.chosen_reward / columns.rejected_reward "
-                "at your columns"
-            )
         log.info("computing rewards of %d rows with judge %s", len(rows), cfg.judge.kind)
-        rewards = compute_rewards(rows, cfg)
+        rewards = _from_run(rows, scored, "reward") if scored is not None else compute_rewards(rows, cfg)
     if implicit is None:
-        if cfg.model.path is None:
-            raise SelfplayError(
-                f"{cfg.input}: no implicit-reward columns ('{c.chosen_implicit}'/'{c.rejected_implicit}') and no "
-                "model named: set model.path=<the policy to score the responses with> (e.g. the model that "
-                "will be trained), or point columns.chosen_implicit / columns.rejected_implicit at your columns"
-            )
         log.info("computing implicit rewards of %d rows by teacher forcing", len(rows))
-        implicit = compute_implicit(rows, cfg)
+        implicit = _from_run(rows, scored, "implicit") if scored is not None else compute_implicit(rows, cfg)
     pairs, counts = to_pairs(rows, rewards, implicit, str(sel.on_nonfinite))
     counts = {**parse_counts, **counts}
     if not pairs:
         raise SelfplayError(f"{cfg.input}: no usable rows left ({counts})")
-    scored = select_pool(pairs, sel)
+    pool = select_pool(pairs, sel)
     summary = {
         "input": cfg.input,
         "rows": len(rows),
         **counts,
         "computed": computed,
         "metric": str(sel.metric),
-        **selection_stats(scored),
+        **selection_stats(pool),
     }
-    return rows, scored, summary
+    return rows, pool, summary
+
+
+def _from_run(rows: list[Row], scored: dict[str, Any], what: str) -> list[tuple[float, float]]:
+    """(chosen, rejected) `what` ("reward" or "implicit") of each row from the scoring run's records
+    (None there = not a finite number: NaN, dropped and counted like any other)."""
+
+    def value(v: float | None) -> float:
+        return math.nan if v is None else float(v)
+
+    out = []
+    for r in rows:
+        s = scored.get(r.row_id)
+        if s is None:
+            raise SelfplayError(
+                f"select: row {r.row_id} has no computed scores (the scoring run does not match the dataset)"
+            )
+        out.append((value(getattr(s, f"chosen_{what}")), value(getattr(s, f"rejected_{what}"))))
+    return out
 
 
 def to_pairs(rows: list[Row], rewards, implicit, on_nonfinite: str) -> tuple[list[Pair], dict[str, int]]:

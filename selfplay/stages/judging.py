@@ -6,9 +6,11 @@ from pathlib import Path
 
 from selfplay.config import Config
 from selfplay.data.files import read_records
+from selfplay.data.jsonl import read_jsonl, write_jsonl
 from selfplay.data.records import Judgment, Prompt
 from selfplay.rundir import stage_names as sn
 from selfplay.rundir.context import StageContext
+from selfplay.rundir.layout import RunLayout
 from selfplay.rundir.stats import JudgeStats
 from selfplay.stages.sampling import completions_of
 
@@ -26,13 +28,26 @@ def judge_shard(
     from selfplay.judge.judging import load_judge
 
     with load_judge(ctx.config.judge, runtime=judge_runtime(ctx)) as judge:
-        return judge(prompts, completions_of(ctx, prompts, completions_from), ctx.label)
+        judgments = judge(prompts, completions_of(ctx, prompts, completions_from), ctx.label)
+        retries = judge.retries
+    if retries is not None:  # summed by judge_stats, wherever this shard ran (here, a shard process)
+        import xxhash
+
+        key = xxhash.xxh3_64_hexdigest("\n".join(p.prompt_id for p in prompts).encode())
+        write_jsonl(RunLayout.retries_file(ctx.out, key), [{"retries": retries}])
+    return judgments
 
 
 def judge_stats(ctx: StageContext, prompts: list[Prompt], output: Path) -> JudgeStats:
     from selfplay.judge.judging import judgment_stats
 
-    return JudgeStats(**judgment_stats(read_records(output, Judgment)))
+    stats = JudgeStats(**judgment_stats(read_records(output, Judgment)))
+    counts = RunLayout.retries_files(ctx.out)
+    if counts:
+        stats.retries = sum(int(row["retries"]) for f in counts for row in read_jsonl(f))
+        for f in counts:
+            f.unlink()
+    return stats
 
 
 def evaluation_judge(cfg: Config):

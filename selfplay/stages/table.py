@@ -11,7 +11,7 @@ from functools import partial
 from pathlib import Path
 
 from selfplay.config import Config
-from selfplay.data.records import Completion, Judgment, Prompt, SequenceLogprob
+from selfplay.data.records import Completion, Judgment, Prompt, RowScores, SequenceLogprob
 from selfplay.errors import SelfplayError
 from selfplay.rundir import stage_names as sn
 from selfplay.rundir.context import StageContext
@@ -30,6 +30,8 @@ from selfplay.rundir.layout import (
     PUSHED,
     REWRITE_SAMPLES,
     REWRITES,
+    ROW_SCORES,
+    ROWS,
 )
 from selfplay.rundir.stats import STATS_OF, StageStats
 from selfplay.stages.evaluating import evaluate_finish, evaluate_shard, heldout_prompts
@@ -44,6 +46,7 @@ from selfplay.stages.sampling import (
     generate_stats,
     run_prompts,
 )
+from selfplay.stages.scoring import import_rows, score_shard, score_stats
 from selfplay.stages.selecting import (
     logprobs_shard,
     logprobs_stats,
@@ -179,6 +182,18 @@ STAGE_NAMES = tuple(s.name for s in STAGES)
 FILE_STAGES: tuple[Stage, ...] = (Stage(sn.IMPORT, run=import_pairs, outputs=(PAIRS,)), TRAIN)
 """Training on a preference file (`python -m selfplay.train`): its rows become the kept pairs, then the
 loop's own train stage."""
+
+
+SELECT_STAGES: tuple[Stage, ...] = (
+    Stage(sn.IMPORT, run=import_rows, outputs=(ROWS, PROMPTS)),
+    Stage(
+        sn.SCORE,
+        sharded=Sharded(ROW_SCORES, RowScores, score_shard, score_stats, sn.IMPORT),
+        samples=False,
+    ),
+)
+"""Offline selection's scoring (`python -m selfplay.select` on a dataset that lacks rewards or implicit
+rewards): its rows, then what they lack computed in shards on the engine slots of `cluster=`."""
 
 
 def stage(name: str, table: tuple[Stage, ...] = STAGES) -> Stage:

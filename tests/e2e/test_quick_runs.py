@@ -53,7 +53,10 @@ def test_killed_run_resumes_and_equals_the_uninterrupted_run(vllm_run, tmp_path)
     [
         ("selection.metric=bogus", "selection.metric=bogus: unknown (known: alignment_potential"),
         ("generate.backend=tgi", "Invalid value 'tgi'"),
-        ("selecton.ratio=0.5", "Key 'selecton' not in 'Config'"),
+        (
+            "selecton.ratio=0.5",
+            "unknown key 'selecton.ratio' in 'selecton.ratio=0.5' (did you mean selection.ratio?)",
+        ),
     ],
 )
 def test_unknown_names_and_typos_fail_before_running(tmp_path, override, needle):

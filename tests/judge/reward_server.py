@@ -7,7 +7,9 @@ last user message and the response) and switchable failures.
 
 Modes: "ok"; "fail_then_ok" (the first `failures` requests answer 503); "stall" (sleep `stall` s, then
 answer); "malformed" (not JSON); "wrong_size" (one reward too many); "no_rewards" ({"scores": ...});
-"nan" (the first reward NaN); "needs_auth" (401 without `Authorization: Bearer <token>`).
+"nan" (the first reward NaN); "needs_auth" (401 without `Authorization: Bearer <token>`); "templated"
+(400 unless every `query` is its `messages` rendered by the chat template of the tokenizer at
+`template_from`, as OpenRLHF's serve_rm expects the text it tokenises).
 `latency` adds seconds per request (a GPU reward model's forward pass), `capacity` caps the requests
 served at once (more wait), like a server with a fixed number of model replicas.
 """
@@ -24,8 +26,13 @@ from selfplay.judge.rules import topical_variety
 
 class RewardServer:
     def __init__(self, mode: str = "ok", failures: int = 2, stall: float = 5.0, latency: float = 0.0,
-                 capacity: int | None = None, token: str = "s3cret"):  # fmt: skip
+                 capacity: int | None = None, token: str = "s3cret", template_from: str | None = None):  # fmt: skip
         self.mode, self.failures, self.stall, self.latency, self.token = mode, failures, stall, latency, token
+        self.tokenizer = None
+        if template_from is not None:
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(template_from)
         self.requests = 0
         self.scored = 0
         self.bodies: list[dict] = []
@@ -83,6 +90,11 @@ class RewardServer:
             return 200, b"<html>oops</html>"
         if mode == "needs_auth" and auth != f"Bearer {self.token}":
             return 401, {"error": "unauthorized"}
+        if mode == "templated":
+            assert self.tokenizer is not None, "mode templated needs template_from"
+            for query, messages in zip(body["query"], body["messages"]):
+                if query != self.tokenizer.apply_chat_template(messages, tokenize=False):
+                    return 400, {"error": f"query is not the chat-templated conversation: {query[:60]!r}"}
         rewards = self.rewards(body)
         if mode == "wrong_size":
             rewards.append(0.0)

@@ -270,3 +270,45 @@ def test_log_level_is_one_key_and_a_bad_value_is_one_line(capsys):
         assert str(err.value) == "loop.log_level=LOUD: expected one of DEBUG, INFO, WARNING, ERROR"
     finally:
         root.setLevel(before)
+
+
+@pytest.mark.parametrize(
+    "command,override,nearest",
+    [
+        ("selfplay.run", "+selecton.metric=random", "selection.metric"),
+        ("selfplay.run", "selecton.metric=random", "selection.metric"),
+        ("selfplay.run", "+judge.model_path=/m", "judge.model.path"),
+        ("selfplay.select", "+columns.chosn=a", "columns.chosen"),
+        ("selfplay.train", "+train.los=dpo", "train.loss"),
+    ],
+)
+def test_an_unknown_key_is_one_line_naming_the_nearest_on_every_entry_point(command, override, nearest):
+    """Hydra's own advice for a misspelt key is `+key=value`, which used to run with the default: every
+    entry point refuses a key the schema does not know, `+` or not, before anything starts."""
+    import subprocess
+    import sys
+
+    from tests.integration.cli import REPO
+
+    proc = subprocess.run(
+        [sys.executable, "-m", command, override], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert f"did you mean {nearest}?" in proc.stderr
+
+
+def test_an_unknown_key_through_the_api_and_in_a_yaml_file(tmp_path):
+    from omegaconf import OmegaConf
+
+    from selfplay import api
+    from selfplay.schema.keys import check_composed
+
+    with pytest.raises(SelfplayError, match=r"unknown key 'selecton.metric'.*did you mean selection.metric"):
+        api.compose(["+selecton.metric=random"])
+    assert api.compose(["+train.trl_args.max_grad_norm=0.5"]).train.trl_args == {
+        "max_grad_norm": 0.5
+    }  # free-form
+    composed = OmegaConf.create(OmegaConf.to_container(OmegaConf.structured(Config)))
+    yaml_typo = OmegaConf.merge(composed, {"selection": {"metrc": "x"}})  # as a YAML file's typo composes
+    with pytest.raises(SelfplayError, match=r"unknown key 'selection.metrc' in the composed config"):
+        check_composed(yaml_typo, Config)

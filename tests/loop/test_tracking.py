@@ -1,6 +1,8 @@
 """Completion tables (what each iteration shows of pi_0's and the new policy's held-out answers) and
 where they go: the evaluate stage's file, a TensorBoard text once per iteration (also when the
-tracker is reopened after a resume), W&B's sweep group."""
+tracker is reopened after a resume), W&B's sweep group. Tracking through accelerate's TensorBoard
+tracker, read back with TensorBoard's own reader: each stage and training step logged once across
+reopenings, on disk before the state says so, and two openings within a second keep both files."""
 
 import json
 
@@ -8,8 +10,8 @@ from selfplay.config import TrackingConfig
 from selfplay.data.records import Prompt
 from selfplay.evaluate.heldout import completion_table
 from selfplay.reporting.tracking import (
-    TensorBoardTracker,
     markdown_table,
+    open_tracker,
     read_tensorboard_scalars,
     read_tensorboard_texts,
     sweep_group,
@@ -68,10 +70,10 @@ def test_tensorboard_logs_each_iterations_table_once_across_reopening(tmp_path):
         (folder / "completions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in table))
         write_marker(layout.marker(t, "evaluate"), {"stats": {"heldout_reward_after": 0.2 + t}})
     cfg = TrackingConfig(backend="tensorboard")
-    tracker = TensorBoardTracker(layout, cfg, {})
+    tracker = open_tracker(layout, cfg, {})
     tracker.stage_done(Finished(0, "evaluate", 1.0, EvaluateStats(heldout_reward_after=0.2)))
     tracker.close()
-    tracker = TensorBoardTracker(layout, cfg, {})  # a resumed run reopens the tracker
+    tracker = open_tracker(layout, cfg, {})  # a resumed run reopens the tracker
     tracker.stage_done(Finished(0, "evaluate", 1.0, EvaluateStats(heldout_reward_after=0.2)))  # logged
     tracker.stage_done(Finished(1, "evaluate", 1.0, EvaluateStats(heldout_reward_after=1.2)))
     tracker.close()
@@ -93,7 +95,7 @@ def test_live_training_entries_are_forwarded_once_across_a_resumed_training(tmp_
     what was never forwarded (the final summary); iteration 1 continues the global step axis."""
     layout = RunLayout(tmp_path / "run")
     live = tmp_path / "history.live.jsonl"
-    tracker = TensorBoardTracker(layout, TrackingConfig(backend="tensorboard"), {})
+    tracker = open_tracker(layout, TrackingConfig(backend="tensorboard"), {})
 
     def entry(step, **extra):
         return (
@@ -105,7 +107,7 @@ def test_live_training_entries_are_forwarded_once_across_a_resumed_training(tmp_
     live.write_text(entry(1) + entry(2) + entry(3) + entry(4))  # the killed attempt reached step 4
     tracker.follow_training(0, live)
     tracker.close()
-    tracker = TensorBoardTracker(layout, TrackingConfig(backend="tensorboard"), {})  # the run resumed
+    tracker = open_tracker(layout, TrackingConfig(backend="tensorboard"), {})  # the run resumed
     with live.open("a") as f:  # the resumed training restarts at its checkpoint, step 2
         f.write(entry(3) + entry(4) + entry(5))
     tracker.follow_training(0, live)
@@ -130,3 +132,62 @@ def test_live_training_entries_are_forwarded_once_across_a_resumed_training(tmp_
     ]  # 6 = iteration 1's step 1
     assert [s for tag, s, _ in scalars if tag == "train_step/train_loss"] == [5]
     assert "train_step/epoch" not in {tag for tag, _, _ in scalars}
+
+
+def test_a_stage_recorded_as_logged_is_already_in_the_event_file(tmp_path, monkeypatch):
+    """A kill right after `stage_done` returns must not lose what state.json calls logged: the event
+    file holds it before the tracker is closed (read in the same process, the writer still open), even
+    when the writer's background thread writes slowly (a slow disk)."""
+    import time
+
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    write = RecordWriter.write
+
+    def slow_write(self, data):
+        time.sleep(0.05)
+        write(self, data)
+
+    monkeypatch.setattr(RecordWriter, "write", slow_write)
+    layout = RunLayout(tmp_path / "run")
+    tracker = open_tracker(layout, TrackingConfig(backend="tensorboard"), {})
+    for t in range(3):
+        tracker.stage_done(Finished(t, "evaluate", 2.0, EvaluateStats(heldout_reward_after=0.5 + t)))
+        state = json.loads((layout.tracking_dir / "state.json").read_text())
+        scalars = read_tensorboard_scalars(layout.tracking_dir / "tensorboard")
+        assert f"{t}/evaluate" in state["logged"]
+        assert [(s, v) for tag, s, v in scalars if tag == "evaluate/heldout_reward_after"] == [
+            (i, 0.5 + i) for i in range(t + 1)
+        ]
+        assert [s for tag, s, _ in scalars if tag == "evaluate/seconds"] == list(range(t + 1))
+    tracker.close()
+
+
+def test_two_openings_within_a_second_keep_both_event_files(tmp_path):
+    layout = RunLayout(tmp_path / "run")
+    cfg = TrackingConfig(backend="tensorboard")
+    for t in (0, 1):  # a quick resume: the second opening follows the first at once
+        tracker = open_tracker(layout, cfg, {})
+        tracker.stage_done(Finished(t, "evaluate", 1.0, EvaluateStats(heldout_reward_after=float(t))))
+        tracker.close()
+    logdir = layout.tracking_dir / "tensorboard"
+    assert len(list(logdir.glob("events.out.tfevents.*"))) == 2
+    steps = sorted(
+        s for tag, s, _ in read_tensorboard_scalars(logdir) if tag == "evaluate/heldout_reward_after"
+    )
+    assert steps == [0, 1]
+
+
+def test_a_backend_that_is_not_installed_is_one_line(monkeypatch):
+    import pytest
+
+    from selfplay.errors import SelfplayError
+    from selfplay.reporting import tracking
+
+    monkeypatch.setitem(
+        tracking.BACKENDS, "tensorboard", tracking.Backend("no_such_package_here", tracking._tensorboard)
+    )
+    with pytest.raises(
+        SelfplayError, match=r"^tracking.backend=tensorboard: the 'no_such_package_here' package"
+    ):
+        tracking.check_backend(TrackingConfig(backend="tensorboard"))

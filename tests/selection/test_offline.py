@@ -350,3 +350,77 @@ def test_columns_and_rows_give_the_same_selection_and_jsonl_on_request(tmp_path)
     select_offline(OfflineSelectConfig(input=str(path), output=str(tmp_path / "j"), format="jsonl",
                                        selection=SelectionConfig(ratio=0.3)))  # fmt: skip
     assert read(tmp_path / "j" / "selected.jsonl") == selected
+
+
+def scoring_rows(n=9):
+    return [
+        {
+            "prompt": f"Tell me about bees {i}.",
+            "chosen": "bees make honey in the hive " * (1 + i % 3),
+            "rejected": f"bees {i}",
+        }
+        for i in range(n)
+    ]
+
+
+def test_computed_columns_run_on_the_loops_machinery_sharded_and_equal_the_in_process_path(
+    tmp_path, tiny_policy
+):
+    """A dataset lacking both score columns: the scoring run in <output>/work/ (3 shards, in process)
+    writes checksummed, typed records and gives the same scored and selected tables as computing in
+    this process (the Python API's path); a rerun skips everything."""
+    import dataclasses
+
+    import datasets
+
+    from selfplay.rundir.layout import RunLayout
+    from selfplay.rundir.stats import ImportStats, ScoreStats, typed
+    from selfplay.select import WORK, run_select
+
+    datasets.Dataset.from_list(scoring_rows()).to_parquet(str(tmp_path / "in.parquet"))
+    base = OfflineSelectConfig(
+        input=str(tmp_path / "in.parquet"),
+        selection=SelectionConfig(ratio=0.5),
+        judge=OfflineJudgeConfig(kind="rule", rule="topical_variety"),
+        model=OfflineModelConfig(path="tiny"),
+    )
+    in_process = select_offline(dataclasses.replace(base, output=str(tmp_path / "here")))
+    sharded = dataclasses.replace(base, output=str(tmp_path / "run"))
+    sharded.loop.shards = 3
+    summary = run_select(sharded, relaunch=[])
+    assert summary["computed"] == ["rewards", "implicit_rewards"] and summary["work"] == str(
+        tmp_path / "run" / WORK
+    )
+    for name in ("scored.parquet", "selected.parquet"):
+        assert read(tmp_path / "run" / name) == read(tmp_path / "here" / name), name
+    assert {k: v for k, v in summary.items() if k != "work"} == in_process
+    layout = RunLayout(tmp_path / "run" / WORK)
+    imported = typed(layout.finished(0, "import"), ImportStats)
+    scored = typed(layout.finished(0, "score"), ScoreStats)
+    assert (
+        imported.compute_rewards
+        and imported.compute_implicit
+        and scored.rows == 9 == scored.implicit_computed
+    )
+    marker = json.loads(layout.marker(0, "score").read_text())
+    assert "row_scores.jsonl" in marker["files"]  # checksummed
+    again = run_select(sharded, relaunch=[])  # a rerun: the finished scoring run is reused as it is
+    assert again == summary and json.loads(layout.marker(0, "score").read_text()) == marker
+
+
+def test_a_scoring_run_with_rewards_only_needs_no_policy(tmp_path):
+    import datasets
+
+    from selfplay.select import run_select
+
+    rows = [
+        {**r, "implicit_chosen": -1.0, "implicit_rejected": -2.0 + i} for i, r in enumerate(scoring_rows(4))
+    ]
+    datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "in.parquet"))
+    cfg = OfflineSelectConfig(
+        input=str(tmp_path / "in.parquet"),
+        output=str(tmp_path / "out"),
+        judge=OfflineJudgeConfig(kind="rule", rule="topical_variety"),
+    )
+    summary = run_select(cfg, relaunch=[])
+    assert summary["computed"] == ["rewards"] and summary["pool"] == 4

@@ -63,7 +63,7 @@ def test_a_users_pairing_rule_pairs_each_prompt():
 
 
 def test_tables_are_complete_and_checked_at_start():
-    from selfplay.checks import check_selection
+    from selfplay.selection.checks import check_selection
 
     assert set(PAIRINGS) == {"best_vs_worst", "best_vs_random", "random_pair", "all_pairs"}
     assert set(METRICS) >= {"alignment_potential", "explicit", "random"} and set(IMPLICIT_REWARDS) == {
