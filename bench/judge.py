@@ -27,7 +27,6 @@ import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -76,7 +75,10 @@ def capacity(server: RewardServer, data, batch: int, clients: int) -> float:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(remote_runtime().policy)
-    render = partial(tokenizer.apply_chat_template, tokenize=False)
+
+    def render(conversation: list[dict[str, str]]) -> str:
+        return str(tokenizer.apply_chat_template(conversation, tokenize=False))  # text, as the judge sends
+
     bodies = [
         json.dumps(request_body(data[i : i + batch], render)).encode() for i in range(0, len(data), batch)
     ]
