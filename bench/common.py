@@ -31,3 +31,7 @@ def emit(text: str, out: str | None) -> None:
     print(text, end="")
     if out:
         Path(out).write_text(text)
+
+
+if __name__ == "__main__":
+    print("usage: imported by the scripts of bench/ (python bench/<name>.py --help); not a command itself")

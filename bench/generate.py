@@ -25,12 +25,15 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dataclasses import replace
-
 from common import emit, machine, today  # noqa: E402
+
+T = TypeVar("T")
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
@@ -65,9 +68,10 @@ def build_model(folder: str, hidden: int, layers: int, heads: int, mlp: int) -> 
     return sum(p.numel() for p in model.parameters())
 
 
-def timed(fn, reps: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(reps):
+def timed(fn: Callable[[], T], reps: int) -> tuple[float, T]:
+    """The median seconds of `reps` calls, and the last call's result."""
+    times = []
+    for _ in range(max(1, reps)):
         start = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - start)
@@ -75,7 +79,7 @@ def timed(fn, reps: int) -> tuple[float, object]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=None)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--prompts", type=int, default=32)
@@ -92,7 +96,7 @@ def main() -> None:
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
-    from selfplay.config import GenerateConfig, PromptsConfig
+    from selfplay.config import Backend, GenerateConfig, PromptsConfig
     from selfplay.data.prompts import load_prompt_pool
     from selfplay.generate.hf_backend import hf_generate
     from selfplay.generate.requests import make_requests, to_completions
@@ -103,7 +107,9 @@ def main() -> None:
     n_params = build_model(folder, args.hidden, args.layers, args.heads, args.mlp)
     tok = load_tokenizer(folder)
     prompts = load_prompt_pool(PromptsConfig()).pool[: args.prompts]
-    gen = GenerateConfig(backend="vllm", num_samples=args.samples, max_tokens=args.tokens, ignore_eos=True)
+    gen = GenerateConfig(
+        backend=Backend.vllm, num_samples=args.samples, max_tokens=args.tokens, ignore_eos=True
+    )
     requests = make_requests(tok, prompts, gen.seed, "bench")
     total_tokens = len(requests) * args.samples * args.tokens
     rows = {}
@@ -144,7 +150,8 @@ def main() -> None:
         )
         for r in requests
     ]
-    inputs = [TokensPrompt(prompt_token_ids=r.prompt_ids) for r in requests]
+    # vLLM declares every key of TokensPrompt required (total TypedDict); it needs only the ids.
+    inputs = [TokensPrompt(prompt_token_ids=r.prompt_ids) for r in requests]  # type: ignore[typeddict-item]
     llm.generate(inputs[:2], params[:2], use_tqdm=False)
     t, outs = timed(lambda: llm.generate(inputs, params, use_tqdm=False), args.reps)
     assert sum(len(c.token_ids) for o in outs for c in o.outputs) == total_tokens

@@ -37,7 +37,7 @@ def blake2b(path: Path) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=None)
     ap.add_argument("--completions", type=int, default=50000)
     ap.add_argument("--tokens", type=int, default=500)

@@ -27,7 +27,6 @@ import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -38,6 +37,7 @@ os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 from common import emit, machine, today  # noqa: E402
 
 from selfplay.config import (  # noqa: E402
+    Backend,
     GenerativeJudgeConfig,
     JudgeConfig,
     JudgeKind,
@@ -75,7 +75,10 @@ def capacity(server: RewardServer, data, batch: int, clients: int) -> float:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(remote_runtime().policy)
-    render = partial(tokenizer.apply_chat_template, tokenize=False)
+
+    def render(conversation: list[dict[str, str]]) -> str:
+        return str(tokenizer.apply_chat_template(conversation, tokenize=False))  # text, as the judge sends
+
     bodies = [
         json.dumps(request_body(data[i : i + batch], render)).encode() for i in range(0, len(data), batch)
     ]
@@ -112,6 +115,7 @@ def generative_rates(n: int) -> list[tuple[str, float, float]]:
 
     from selfplay.config import GenerateConfig, JudgeMode, ModelConfig, TinyModelConfig
     from selfplay.generate.engine_pool import POOL
+    from selfplay.judge.generative import GenerativeScorer, PromptRenderer, pointwise_prompts
     from selfplay.judge.kinds import JudgeRuntime
     from selfplay.models.tiny import tiny_model_path
 
@@ -119,21 +123,21 @@ def generative_rates(n: int) -> list[tuple[str, float, float]]:
     words = [w for w in sorted(AutoTokenizer.from_pretrained(path).get_vocab()) if w.isalpha() and len(w) > 3]
     data = items(n)
     rows = []
-    for backend in ("hf", "vllm"):
+    for backend in (Backend.hf, Backend.vllm):
         cfg = JudgeConfig(kind=JudgeKind.generative, batch_size=32, model=JudgeModelConfig(path="policy", max_length=480, backend=backend), generative=GenerativeJudgeConfig(mode=JudgeMode.pointwise, labels=words[:5]))  # fmt: skip
         runtime = JudgeRuntime(
             path, GenerateConfig(backend=backend, max_model_len=512, seed=0), ModelConfig(path=path)
         )
         scorer = load_judge(cfg, runtime=runtime).scorer
+        assert isinstance(scorer, GenerativeScorer)
         scorer.score(data[:8])  # model load / engine start outside the timing
-        from selfplay.judge.generative import PromptRenderer, pointwise_prompts
-
-        tokens = sum(len(p.ids) for p in pointwise_prompts(PromptRenderer(scorer.tokenizer, cfg, "judge"), data,
-                                                           scorer.template, list(cfg.labels)))  # fmt: skip
+        renderer = PromptRenderer(scorer.tokenizer, cfg, "judge")
+        labels = list(cfg.generative.labels)
+        tokens = sum(len(p.ids) for p in pointwise_prompts(renderer, data, scorer.template, labels))
         start = time.perf_counter()
         scorer.score(data)
         seconds = time.perf_counter() - start
-        rows.append((backend, n / seconds, tokens / seconds))
+        rows.append((str(backend), n / seconds, tokens / seconds))
     POOL.close()
     return rows
 
@@ -155,7 +159,8 @@ def build_reward_model(out: Path, hidden: int, layers: int) -> str:
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=4 * hidden,
                          num_hidden_layers=layers, num_attention_heads=hidden // 64,
-                         num_key_value_heads=hidden // 64, num_labels=1, pad_token_id=tok.pad_token_id)  # fmt: skip
+                         num_key_value_heads=hidden // 64, pad_token_id=tok.pad_token_id)  # fmt: skip
+    config.num_labels = 1  # one reward
     LlamaForSequenceClassification(config).save_pretrained(out)
     tok.save_pretrained(out)
     return str(out)
@@ -166,7 +171,7 @@ def reward_model_rates(n: int, sizes: list[tuple[int, int]]) -> list[tuple[str, 
     import tempfile
 
     from selfplay.config import GenerateConfig
-    from selfplay.judge.kinds import JudgeRuntime
+    from selfplay.judge.kinds import JudgeRuntime, RewardModelScorer
     from selfplay.models.loading import parameter_count
 
     data = [(m, r, meta) for m, r, meta in items(n)]
@@ -174,13 +179,14 @@ def reward_model_rates(n: int, sizes: list[tuple[int, int]]) -> list[tuple[str, 
     with tempfile.TemporaryDirectory() as tmp:
         for hidden, layers in sizes:
             path = build_reward_model(Path(tmp) / f"rm{hidden}x{layers}", hidden, layers)
-            name = f"{parameter_count(path) / 1e6:.1f}M ({layers} layers x {hidden})"
+            name = f"{(parameter_count(path) or 0) / 1e6:.1f}M ({layers} layers x {hidden})"
             reference: list[float] = []
-            for backend in ("hf", "vllm"):
+            for backend in (Backend.hf, Backend.vllm):
                 cfg = JudgeConfig(kind=JudgeKind.reward_model, batch_size=32, model=JudgeModelConfig(path=path, backend=backend, max_length=512))  # fmt: skip
                 runtime = JudgeRuntime(generate=GenerateConfig(max_model_len=512))
                 with load_judge(cfg, runtime=runtime) as judge:
                     scorer = judge.scorer
+                    assert isinstance(scorer, RewardModelScorer)
                     tokens = sum(len(scorer.model.render(m, r)) for m, r, _ in data)
                     scorer.score(data[:8])  # model load / engine start outside the timing
                     start = time.perf_counter()
@@ -188,7 +194,7 @@ def reward_model_rates(n: int, sizes: list[tuple[int, int]]) -> list[tuple[str, 
                     seconds = time.perf_counter() - start
                 reference = reference or rewards
                 diff = max(abs(a - b) for a, b in zip(rewards, reference))
-                rows.append((name, backend, n / seconds, tokens / seconds, diff))
+                rows.append((name, str(backend), n / seconds, tokens / seconds, diff))
     return rows
 
 
@@ -204,7 +210,7 @@ def main() -> None:
     args = ap.parse_args()
     data = items(args.responses)
     bound = args.replicas * args.batch / args.latency
-    default = JudgeConfig().concurrency
+    default = RemoteJudgeConfig().concurrency
     rows = []
     with RewardServer(latency=args.latency, capacity=args.replicas) as server:
         cap = capacity(server, data, args.batch, clients=4 * args.replicas)

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, machine, today  # noqa: E402
@@ -49,7 +50,7 @@ def old_path(model, sequences, batch_size):
 
     device = next(model.parameters()).device
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i][0]) + len(sequences[i][1]))
-    out = [[] for _ in sequences]
+    out: list[list[float]] = [[] for _ in sequences]
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         rows = [sequences[i][0] + sequences[i][1] for i in idx]
@@ -97,7 +98,7 @@ def child(which: str, folder: str, seqs: int, tokens: int, batch: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=None)
     ap.add_argument("--seqs", type=int, default=8)
     ap.add_argument("--tokens", type=int, default=2048)
@@ -113,7 +114,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-logprobs-"))
     build_model(work / "model", args.vocab)
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for which in ("old", "ours"):
         proc = subprocess.run(
             [

@@ -58,18 +58,6 @@ SIZES = {
 }
 
 
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-
-    from selfplay.config import register_configs
-    from selfplay.run import to_config
-
-    register_configs()
-    with initialize_config_module(config_module="selfplay.conf", version_base=None):
-        return to_config(hydra_compose(config_name="config", overrides=overrides))
-
-
 def timed_model_loads() -> dict[str, float]:
     """Count the seconds of every transformers model load (policy for training or teacher forcing,
     reward models): the Auto classes' from_pretrained, timed where every load of the project goes."""
@@ -77,7 +65,8 @@ def timed_model_loads() -> dict[str, float]:
 
     spent = {"seconds": 0.0, "loads": 0}
     for cls in (transformers.AutoModelForCausalLM, transformers.AutoModelForSequenceClassification):
-        original = cls.from_pretrained.__func__
+        # from_pretrained is a classmethod; transformers' annotation types it as a plain function.
+        original = cls.from_pretrained.__func__  # type: ignore[union-attr]
 
         def load(klass, *args, _original=original, **kwargs):
             t = time.perf_counter()
@@ -87,7 +76,7 @@ def timed_model_loads() -> dict[str, float]:
                 spent["seconds"] += time.perf_counter() - t
                 spent["loads"] += 1
 
-        cls.from_pretrained = classmethod(load)
+        cls.from_pretrained = classmethod(load)  # type: ignore[method-assign,assignment]  # timed, for this bench
     return spent
 
 
@@ -130,15 +119,28 @@ def stage_clock(spent: dict, io: dict) -> list[dict]:
     runner's stage execution, wrapped here)."""
     import selfplay.loop.runner as runner
     from selfplay.generate.engine_pool import POOL
+    from selfplay.loop.cluster import Resources
+    from selfplay.loop.placement import Placement
+    from selfplay.loop.workers import WorkerPool
+    from selfplay.rundir.context import StageContext
+    from selfplay.rundir.stats import StageStats
+    from selfplay.stages.table import Stage
 
     rows: list[dict] = []
     original = runner.execute
 
-    def clocked(ctx, spec, *args, **kwargs):
+    def clocked(
+        ctx: StageContext,
+        spec: Stage,
+        where: Placement,
+        res: Resources,
+        relaunch: list[str] | None,
+        workers: WorkerPool | None = None,
+    ) -> StageStats:
         engine0, loads0, io0 = sum(POOL.seconds.values()), spent["seconds"], io["seconds"]
         t = time.perf_counter()
         try:
-            return original(ctx, spec, *args, **kwargs)
+            return original(ctx, spec, where, res, relaunch, workers)
         finally:
             rows.append(
                 {
@@ -170,22 +172,20 @@ def per_iteration(stages: list[dict], iterations: int) -> list[dict]:
 
 
 def one_run(size: str, engine: str, out: Path, spent: dict, clock: list[dict]) -> dict:
+    from selfplay import api
     from selfplay.generate.engine_pool import POOL
-    from selfplay.run import execute
 
     POOL.close()
     POOL.starts, POOL.reloads = 0, 0
     POOL.seconds = dict.fromkeys(POOL.seconds, 0.0)
     spent["seconds"], spent["loads"] = 0.0, 0
     clock.clear()
-    cfg = compose(
+    t = time.perf_counter()
+    result = api.run(
         [*SIZES[size], f"generate.engine={engine}", f"loop.output_dir={out}", "loop.progress=false"]
     )
-    t = time.perf_counter()
-    execute(cfg, "selfplay.run")
     wall = time.perf_counter() - t
-    rows = [json.loads(line) for line in (out / "default" / "metrics.jsonl").read_text().splitlines()]
-    iterations = 1 + max(r["iteration"] for r in rows)
+    iterations = 1 + max(r.iteration for r in result.metrics)
     engine_s = POOL.seconds["start"] + POOL.seconds["close"] + POOL.seconds["reload"] + POOL.seconds["sleep"]
     loads = spent["seconds"]
     # Engine, load and record I/O seconds inside the stages (the engine's close at the end of the run is not).
@@ -301,7 +301,7 @@ def processes_main(args) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=None)
     ap.add_argument("--sizes", default="default,30m")
     ap.add_argument("--processes", action="store_true", help="stage processes vs long-lived workers")
@@ -316,10 +316,13 @@ def main() -> None:
     spent = timed_model_loads()
     clock = stage_clock(spent, timed_record_io())
     results = []
+    from selfplay import api
     from selfplay.models.tiny import tiny_model_path
 
     for size in args.sizes.split(","):
-        tiny_model_path(compose(SIZES[size]).model.tiny)  # build (and cache) the policy outside the timing
+        tiny_model_path(
+            api.compose(SIZES[size]).model.tiny
+        )  # build (and cache) the policy outside the timing
         for engine in ("per_stage", "persistent"):
             tmp = Path(tempfile.mkdtemp(prefix=f"loop-bench-{size}-{engine}-"))
             results.append(one_run(size, engine, tmp, spent, clock))

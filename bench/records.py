@@ -92,7 +92,7 @@ def timed(fn):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=None)
     ap.add_argument("--completions", type=int, default=50000)
     ap.add_argument("--tokens", type=int, default=500)

@@ -180,7 +180,7 @@ def timed(fn):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=None)
     ap.add_argument("--pairs", type=int, default=1_000_000)
     ap.add_argument("--rows", type=int, default=1_000_000, help="end-to-end offline selection rows (0: skip)")

@@ -34,7 +34,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=None)
     ap.add_argument("--prompts", type=int, default=128)
     ap.add_argument("--reps", type=int, default=3)
@@ -51,6 +51,7 @@ def main() -> None:
         GenerateConfig,
         ModelConfig,
         PromptsConfig,
+        RefLogprobs,
         SelectionConfig,
         TinyModelConfig,
         TrainConfig,
@@ -101,7 +102,7 @@ def main() -> None:
     sampled = {sampled_key(c): c for c in comps}
     tokenizer = load_tokenizer(policy)
 
-    def run(mode: str) -> tuple[float, dict]:
+    def run(mode: RefLogprobs) -> tuple[float, dict]:
         cfg = TrainConfig(  # the tiny preset's training settings (conf/preset/tiny.yaml)
             reference_logprobs=mode,
             epochs=args.epochs,
@@ -123,14 +124,15 @@ def main() -> None:
         return seconds, {**ref_stats, **stats}
 
     results = {}
-    for mode in ("auto", "trainer"):
+    for mode in (RefLogprobs.auto, RefLogprobs.trainer):
         run(mode)  # warm-up (imports, caches)
-        times, stats = [], {}
+        times: list[float] = []
+        stats: dict = {}
         for _ in range(args.reps):
             secs, stats = run(mode)
             times.append(secs)
         results[mode] = (statistics.median(times), stats)
-    ours, theirs = results["auto"], results["trainer"]
+    ours, theirs = results[RefLogprobs.auto], results[RefLogprobs.trainer]
     lines = [
         f"# Training: reused reference log-probs vs TRL's reference pass ({today()})",
         "",

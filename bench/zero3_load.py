@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, machine, today  # noqa: E402
@@ -41,7 +42,9 @@ def build(folder: Path, hidden: int, layers: int) -> int:
         num_key_value_heads=hidden // 64,
         max_position_embeddings=2048,
     )
-    model = LlamaForCausalLM(config).to(torch.bfloat16)  # as real checkpoints are stored
+    # bf16 as real checkpoints are stored. transformers wraps `.to` in a decorator whose annotation
+    # does not bind `self`, so mypy takes the dtype for the model argument.
+    model = LlamaForCausalLM(config).to(torch.bfloat16)  # type: ignore[arg-type]
     model.save_pretrained(folder)
     return sum(p.numel() for p in model.parameters())
 
@@ -84,7 +87,7 @@ def worker(mode: str, model: str, out: str) -> None:
 
     deepspeed.init_distributed(dist_backend="gloo")
     rank = int(os.environ["RANK"])
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         output_dir=tempfile.mkdtemp(),
         use_cpu=True,
         bf16=False,
@@ -122,7 +125,7 @@ def worker(mode: str, model: str, out: str) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=None)
     ap.add_argument("--hidden", type=int, default=768)
     ap.add_argument("--layers", type=int, default=12)

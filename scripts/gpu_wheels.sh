@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Builds .whl/ here (ignored by git): what the GPU machine lacks, for its Python 3.12, plus this
-# project as a wheel. About 3 MiB; carried to the device by scripts/gpu_check.sh's caller.
+# Builds .whl/ here (git-ignored): what the lent GPU machine lacks (it has torch, transformers, accelerate
+# and peft, and no internet), for its Python 3.12: trl, datasets, hydra-core, omegaconf and antlr4 (an
+# sdist upstream, built here), dill 0.3.9 and multiprocess 0.70.17 (dill 0.4 breaks datasets' hashing
+# there, see /work/shared/ENV-NOTES.md), tensorboardX, pytest, and this project as a wheel. About 3 MiB,
+# from PyPI only; carried to the device by scripts/gpu_check.sh's caller (`carry: [".whl"]`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .whl && mkdir .whl
-grep -qx "/.whl/" .git/info/exclude 2>/dev/null || echo "/.whl/" >> .git/info/exclude
 get() {
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \

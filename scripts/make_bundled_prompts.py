@@ -5,6 +5,7 @@ enough that the built-in tiny policy can learn the built-in rule reward on them.
 Run: python scripts/make_bundled_prompts.py
 """
 
+import argparse
 import json
 import random
 from pathlib import Path
@@ -30,6 +31,7 @@ TEMPLATES = [
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     topics = json.loads((ASSETS / "topics.json").read_text())
     rng = random.Random(20261127)
     combos = [(t, i) for t in sorted(topics) for i in range(len(TEMPLATES))]

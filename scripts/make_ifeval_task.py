@@ -4,6 +4,7 @@ ifeval_heldout.jsonl) deterministically: every bundled prompt with one or two ch
 Run: python scripts/make_ifeval_task.py
 """
 
+import argparse
 import json
 from collections import Counter
 from pathlib import Path
@@ -14,6 +15,7 @@ ASSETS = Path(__file__).resolve().parents[1] / "selfplay" / "assets"
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     train, heldout = build_task()
     for name, rows in [(TRAIN_FILE, train), (HELDOUT_FILE, heldout)]:
         with open(ASSETS / name, "w") as f:

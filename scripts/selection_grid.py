@@ -40,6 +40,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
@@ -58,7 +59,7 @@ from selection_miniature import (  # noqa: E402
     win_rate,
 )
 
-ARMS = {
+ARMS: dict[str, dict[str, Any]] = {
     "random": {"metric": "random"},
     "explicit": {"metric": "explicit"},
     "implicit_small": {"metric": "implicit_small"},
@@ -452,8 +453,9 @@ def permutation_p(diffs: list[float]) -> float:
 
 def holm(pvalues: dict[str, float]) -> dict[str, float]:
     """Holm-adjusted p-values over the given family."""
-    order = sorted(pvalues, key=pvalues.get)
-    m, running, adjusted = len(order), 0.0, {}
+    order = sorted(pvalues, key=lambda name: pvalues[name])
+    m, running = len(order), 0.0
+    adjusted: dict[str, float] = {}
     for i, name in enumerate(order):
         running = max(running, min(1.0, (m - i) * pvalues[name]))
         adjusted[name] = running

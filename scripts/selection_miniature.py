@@ -29,13 +29,14 @@ import platform
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
-ARMS = {
+ARMS: dict[str, dict[str, Any]] = {
     "random": {"metric": "random"},
     "explicit": {"metric": "explicit"},
     "explicit_small": {"metric": "explicit_small"},

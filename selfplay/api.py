@@ -176,7 +176,9 @@ def select_dataset(dataset: Any, overrides: Sequence[str] = ()) -> DatasetSelect
             return DatasetSelection(datasets.Dataset(scored_table), datasets.Dataset(selected_table), summary)
     table = dataset.to_list() if hasattr(dataset, "to_list") else list(dataset)
     rows, scored, summary = select_table(table, cfg)
-    all_rows = scored_rows(rows, scored)
+    from selfplay.selection.columnar import read_score_columns
+
+    all_rows = scored_rows(rows, scored, read_score_columns(cfg))
     selected = sorted((r for r in all_rows if r["kept"]), key=lambda r: r["rank"])
     return DatasetSelection(
         datasets.Dataset.from_list(all_rows), datasets.Dataset.from_list(selected), summary

@@ -88,6 +88,25 @@ def check_config(cfg: Config, world_size: int | None = None) -> None:
         raise SelfplayError("hub.repo_id: required with hub.push=true (e.g. hub.repo_id=you/selfplay-run)")
     if cfg.evaluate.judge.kind is not None:
         check_judge(cfg.evaluate.judge, "evaluate.judge")
+    if cfg.evaluate.enabled:
+        check_evaluation_judge(cfg)
+
+
+def check_evaluation_judge(cfg: Config) -> None:
+    """Held-out evaluation needs rewards comparable across prompts and policies: a judge whose rewards
+    only rank a prompt's own responses (pairwise, Bradley-Terry: mean 0 per prompt) would report a
+    constant held-out reward and win rate whatever the policy does."""
+    from selfplay.judge.kinds import judge_spec
+
+    key = "judge" if cfg.evaluate.judge.kind is None else "evaluate.judge"
+    judge = cfg.judge if cfg.evaluate.judge.kind is None else cfg.evaluate.judge
+    if judge_spec(judge).relative(judge):
+        raise SelfplayError(
+            f"{key}.generative.mode=pairwise as the held-out judge: its rewards rank a prompt's responses "
+            "against each other (mean 0 per prompt), so held-out rewards and win rates would be constant; "
+            "evaluate with a pointwise judge (evaluate.judge.kind=generative evaluate.judge.generative.mode="
+            "pointwise), a reward model or a rule, or set evaluate.enabled=false"
+        )
 
 
 def check_judge(judge, key: str) -> None:
@@ -161,6 +180,7 @@ def check_train(cfg: Config, world_size: int | None = None) -> None:
     from selfplay.training.trl_args import check_trl_args, deepspeed_config, gradient_accumulation
 
     t = cfg.train
+    check_train_numbers(t)
     spec = loss_spec(t)
     spec.check(t)
     from selfplay.selection.implicit import implicit_form
@@ -186,6 +206,28 @@ def check_train(cfg: Config, world_size: int | None = None) -> None:
     check_trl_args(t, spec.trl_config())
     if t.lora.enabled and t.lora.r < 1:
         raise SelfplayError(f"train.lora.r={t.lora.r} must be >= 1")
+
+
+TRAIN_BOUNDS = (
+    ("epochs", lambda v: v > 0, "> 0"),
+    ("learning_rate", lambda v: v > 0, "> 0"),
+    ("batch_size", lambda v: v >= 1, ">= 1"),
+    ("gradient_accumulation_steps", lambda v: v >= 1, ">= 1"),
+    ("max_length", lambda v: v >= 2, ">= 2"),
+    ("warmup_ratio", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("save_steps", lambda v: v >= 0, ">= 0 (0 = no trainer checkpoints)"),
+    ("save_total_limit", lambda v: v >= 1, ">= 1"),
+)
+"""train.* numbers and what they must be (checked before anything that reads them)."""
+
+
+def check_train_numbers(t: TrainConfig) -> None:
+    for name, ok, expected in TRAIN_BOUNDS:
+        value = getattr(t, name)
+        if not ok(value):
+            raise SelfplayError(f"train.{name}={value} must be {expected}")
+    if t.global_batch_size is not None and t.global_batch_size < 1:
+        raise SelfplayError(f"train.global_batch_size={t.global_batch_size} must be >= 1 (or null)")
 
 
 def check_lora_targets(t: TrainConfig, model_path: str, trust_remote_code: bool) -> None:

@@ -76,15 +76,24 @@ def _clock(seconds: float) -> str:
 
 
 def progress_line(
-    what: str, done: int, total: int | None, unit: str, elapsed: float, extra: dict | None = None
+    what: str,
+    done: int,
+    total: int | None,
+    unit: str,
+    elapsed: float,
+    extra: dict | None = None,
+    steady_rate: float | None = None,
 ) -> str:
+    """`steady_rate`: the rate since the first unit finished (model loads, compilation and the first
+    batch's warm-up left out), which the ETA uses when given; the rate shown is the overall one."""
     rate = done / elapsed if elapsed > 0 else 0.0
     text = f"{what}: {done}" + (f"/{total}" if total else "") + (f" {unit}" if unit else "")
     if total:
         text += f" ({100 * done / total:.0f}%)"
     text += f", {rate:.1f}/s"
-    if total and rate > 0 and done < total:
-        text += f", ETA {_clock((total - done) / rate)}"
+    pace = rate if steady_rate is None else steady_rate
+    if total and pace > 0 and done < total:
+        text += f", ETA {_clock((total - done) / pace)}"
     for k, v in (extra or {}).items():
         text += f", {k} {v:.4g}" if isinstance(v, float) else f", {k} {v}"
     return text
@@ -99,6 +108,8 @@ class Progress:
         self.done = 0
         self.extra: dict[str, Any] = {}
         self.start = self.last_line = self.last_beat = time.time()
+        self.first: tuple[float, int] | None = None
+        """When the first units finished, and how many: the ETA's rate is measured from there."""
         beat(what, 0, total)
 
     def __enter__(self) -> Progress:
@@ -107,16 +118,31 @@ class Progress:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def steady_rate(self, now: float) -> float | None:
+        """Units per second since the first update (None until a second one)."""
+        if self.first is None or now <= self.first[0] or self.done <= self.first[1]:
+            return None
+        return (self.done - self.first[1]) / (now - self.first[0])
+
     def update(self, n: int = 1, **extra: Any) -> None:
         self.done += n
         self.extra.update(extra)
         now = time.time()
+        if self.first is None:
+            self.first = (now, self.done)
         if now - self.last_beat >= 1.0:
             self.last_beat = now
             beat(self.what, self.done, self.total, **self.extra)
         if self.lines and _enabled() and now - self.last_line >= _every():
             self.last_line = now
-            log.info(progress_line(self.what, self.done, self.total, self.unit, now - self.start, self.extra))
+            steady = self.steady_rate(now)
+            if steady is None and self.total and self.done < self.total:
+                steady = 0.0  # one update so far: its rate includes the warm-up, so no ETA yet
+            log.info(
+                progress_line(
+                    self.what, self.done, self.total, self.unit, now - self.start, self.extra, steady
+                )
+            )
 
     def close(self) -> None:
         elapsed = time.time() - self.start

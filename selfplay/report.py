@@ -25,10 +25,16 @@ def find_runs(paths: list[str]) -> list[Path]:
     runs: list[Path] = []
     for p in map(Path, paths):
         metrics = RunLayout(p).metrics_file
+        below = sorted(m.parent for m in p.rglob(metrics.name) if m.parent != p) if p.is_dir() else []
+        if metrics.is_file() and below:
+            raise SystemExit(
+                f"selfplay.report: error: '{p}' is a run and also holds {len(below)} run(s) below it; name the "
+                f"run itself or its runs (e.g. {below[0]})"
+            )
         if metrics.is_file():
             runs.append(p)
         elif p.is_dir():
-            runs += sorted(m.parent for m in p.rglob(metrics.name))
+            runs += below
         else:
             raise SystemExit(
                 f"selfplay.report: error: '{p}' is not a run directory (no metrics.jsonl) or folder"
@@ -110,17 +116,23 @@ def compare(runs: list[Path]) -> tuple[str, dict[str, list[Finished]]]:
 def export_pairs(run: str | Path, to: str | Path):
     """A run's kept pairs (one split per finished selection: iter_000, ..., and iter_000_evolved, ...
     for evolve's pool) written to `to` as a DatasetDict with its dataset card; returns it."""
+    import datasets
     import yaml
 
     from selfplay.errors import SelfplayError
     from selfplay.reporting.export import write_pairs
     from selfplay.rundir.layout import MODEL_CARD
 
+    datasets.disable_progress_bars()  # our own lines say what was written
     layout = RunLayout(Path(run).resolve())
     if not layout.config_file.is_file():
         raise SelfplayError(f"{run}: not a run directory (no {layout.config_file.name})")
     config = yaml.safe_load(layout.config_file.read_text()) or {}
+    from selfplay.rundir.integrity import verify
+
     found = layout.kept_pair_splits(int(config.get("loop", {}).get("iterations", 0)) - 1)
+    for path, _ in found.values():  # exported as its selection stage recorded it
+        verify(layout, path)
     return write_pairs(found, config, layout.root, Path(to), MODEL_CARD)
 
 

@@ -7,10 +7,9 @@ import os
 import signal
 import sys
 
-# Quiet, offline-friendly defaults for the libraries we drive; a user's own setting wins.
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+from selfplay.quiet import quiet_libraries  # noqa: E402
+
+quiet_libraries()  # before the libraries import (selfplay/quiet.py)
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
@@ -39,10 +38,11 @@ def to_config(cfg: DictConfig, what: str = "selfplay") -> Config:
 
 
 def sweep_run_name(config: Config) -> str | None:
-    """In a Hydra multirun (-m), each job's own run directory: `<loop.run_name>/<its swept values>`, e.g.
-    `default/selection.metric=random` (the keys given several values on the command line; so a rerun of
-    the sweep resumes every job, and the fixed overrides do not lengthen every name); None outside a
-    multirun."""
+    """In a Hydra multirun (-m), each job's own run directory: `<loop.run_name>-sweep/<its swept values>`,
+    e.g. `default-sweep/selection.metric=random` (the keys given several values on the command line; so
+    a rerun of the sweep resumes every job, and the fixed overrides do not lengthen every name). The
+    sweep's folder is its own, never inside a single run of the same name (`report` compares what is
+    below it). None outside a multirun."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.types import RunMode
@@ -59,7 +59,11 @@ def sweep_run_name(config: Config) -> str | None:
         if key in swept and key not in excluded:
             parts.append(item.lstrip("+~"))
     name = ",".join(parts).replace("/", "_") or f"job{hydra.job.num}"
-    return f"{config.loop.run_name}/{name}"
+    return f"{config.loop.run_name}{SWEEP_SUFFIX}/{name}"
+
+
+SWEEP_SUFFIX = "-sweep"
+"""A sweep's folder: `<loop.output_dir>/<loop.run_name>-sweep/`, one run directory per job below it."""
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

@@ -8,7 +8,9 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from selfplay.quiet import quiet_libraries  # noqa: E402
+
+quiet_libraries()  # before the libraries import (selfplay/quiet.py)
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402

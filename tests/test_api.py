@@ -79,6 +79,12 @@ def test_select_dataset_equals_the_command_lines_files(tmp_path):
     on_disk = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert on_disk.pop("reader") == "columns" and on_disk.pop("files")["selected"] == "selected.parquet"
     assert out.summary == on_disk | {"input": "<dataset>"}
+    for column in ("score_chosen", "score_rejected", "implicit_chosen", "implicit_rejected"):
+        assert column not in out.selected.column_names  # each score once, under our name
+    given = {r["prompt"]: r["score_chosen"] for r in EXAMPLE}
+    assert all(r["chosen_reward"] == given[r["prompt"]] for r in out.selected.to_list())
+    rows_path = api.select_dataset(list(EXAMPLE), ["selection.ratio=0.5"])  # the row path: the same columns
+    assert rows_path.selected.column_names == out.selected.column_names
     with pytest.raises(SelfplayError, match="no reward columns"):
         api.select_dataset([{"prompt": "q", "chosen": "a", "rejected": "b"}])
 
@@ -127,12 +133,15 @@ def test_a_run_from_python_with_a_reward_model_judge(tmp_path, tiny_reward_model
     kept = pd_read(result.run_dir / "iter_000" / "selection" / "kept_pairs.parquet")
     assert list(pairs) == ["iter_000"] and pairs["iter_000"].to_list() == kept
     card = DatasetCard.load(tmp_path / "pairs" / "README.md")
-    assert "dpo" in card.data.tags and f"rm `{tiny_reward_model}`" not in card.text
-    assert f"reward_model `{tiny_reward_model}`" in card.text and "| iter_000 | 12 | 9 |" in card.text
+    assert "dpo" in card.data.tags and str(tiny_reward_model) not in card.text  # never a path of this machine
+    assert "reward_model a local model" in card.text and "| iter_000 | 12 | 9 |" in card.text
+    assert "count -" in card.text and "None" not in card.text
     with pytest.raises(SystemExit):
         report_main(["export", str(result.run_dir), "--to", str(tmp_path / "pairs")])  # not empty: refused
-    with pytest.raises(SelfplayError, match="would run on the bundled toy prompts"):
-        api.run([f"model.path={tmp_path}/m", f"loop.output_dir={tmp_path}"])
+    with pytest.raises(SelfplayError, match=r"model.path: model folder '.*/m' does not exist"):
+        api.run(
+            [f"model.path={tmp_path}/m", f"loop.output_dir={tmp_path}"]
+        )  # before the toy prompts' refusal
 
 
 def pd_read(path):

@@ -51,7 +51,9 @@ def push(tmp_path, hub: HubConfig, t: int = 1):
     return run_push(StageContext(cfg, layout, t, out, str(layout.policy_dir(t - 1)), BASE, "push")), out
 
 
-def test_the_plan_puts_weights_at_the_root_and_pairs_in_a_dataset_repo(tmp_path, monkeypatch):
+def test_the_plan_puts_weights_at_the_root_and_pairs_in_a_dataset_repo(tmp_path, monkeypatch, caplog):
+    import logging
+
     from huggingface_hub import DatasetCard, ModelCard
 
     from selfplay.models import hub
@@ -59,7 +61,14 @@ def test_the_plan_puts_weights_at_the_root_and_pairs_in_a_dataset_repo(tmp_path,
     assert "push" not in stages_for(Config())
     assert stages_for(Config(hub=HubConfig(push=True, repo_id="me/run")))[-1] == "push"
     monkeypatch.setattr(hub, "push", lambda *a: pytest.fail("a dry run uploaded"))
-    stats, out = push(tmp_path, HubConfig(push=True, repo_id="me/run", license="apache-2.0", dry_run=True))
+    with caplog.at_level(logging.INFO, logger="selfplay.stages.pushing"):
+        stats, out = push(
+            tmp_path, HubConfig(push=True, repo_id="me/run", license="apache-2.0", dry_run=True)
+        )
+    plan = " ".join(r.getMessage() for r in caplog.records)
+    assert (
+        str(out) not in plan and str(tmp_path / "run" / "iter_001" / "push" / "staged") in plan
+    )  # where it stays
     assert stats.to_dict() == {"repo_id": "me/run", "dry_run": True, "uploads": 2, "files": 6}
     model, pairs = json.loads((out / "pushed.json").read_text())
     assert model == {
@@ -77,6 +86,10 @@ def test_the_plan_puts_weights_at_the_root_and_pairs_in_a_dataset_repo(tmp_path,
     assert card.data.base_model == BASE  # pi_0's hub id, not the local path of pi_1
     assert card.data.license == "apache-2.0" and card.data.datasets == ["me/run-pairs"]
     assert "## Held-out evaluation" in card.text and "policy after self-play iteration 1" in card.text
+    assert (
+        str(tmp_path) not in card.text and "this run's policy after iteration 0" in card.text
+    )  # no local path
+    assert "None" not in card.text and "final train loss 0.69" in card.text
     data_card = DatasetCard.load(staged / "pairs" / "README.md")
     assert data_card.data.license == "apache-2.0"
     assert [f["split"] for f in data_card.data.configs[0]["data_files"]] == ["iter_000", "iter_001"]
@@ -113,3 +126,31 @@ def test_hub_repo_id_is_required():
 
     with pytest.raises(SelfplayError, match="hub.repo_id: required"):
         check_config(Config(hub=HubConfig(push=True)))
+
+
+@pytest.mark.parametrize(
+    "env,needle",
+    [
+        ({"HF_HUB_OFFLINE": "1"}, "hub.push=true but the Hub is in offline mode (HF_HUB_OFFLINE is set)"),
+        (
+            {"HF_HUB_OFFLINE": "0", "HF_TOKEN": "", "HF_TOKEN_PATH": "/nonexistent/token"},
+            "hub.push=true but no Hugging Face token",
+        ),
+    ],
+)
+def test_a_push_that_cannot_happen_is_refused_before_any_work(tmp_path, monkeypatch, env, needle):
+    """As transformers' Trainer checks in its constructor: not after an iteration's work."""
+    from selfplay import api
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(SelfplayError) as err:
+        api.run(["debug=tiny", "hub.push=true", "hub.repo_id=me/run", f"loop.output_dir={tmp_path}"])
+    assert str(err.value).startswith(needle) and "\n" not in str(err.value)
+    assert not list(tmp_path.glob("*/iter_*"))  # nothing ran
+    dry = api.compose(["debug=tiny", "hub.push=true", "hub.repo_id=me/run", "hub.dry_run=true"])
+    from selfplay.loop.preflight import preflight
+    from selfplay.stages.table import STAGES
+
+    preflight(dry, STAGES)  # a dry run of the push needs neither network nor token

@@ -134,3 +134,17 @@ def test_the_python_blocks_use_the_api_that_exists():
 
 def test_the_readme_is_a_door_not_a_manual():
     assert len(README.splitlines()) <= 260
+
+
+def test_the_readmes_report_line_compares_the_readmes_sweep():
+    """The sweep lands in its own folder beside the quick start's run (never inside it), and the
+    README's report line names that folder, so it compares the sweep's jobs and nothing else."""
+    from selfplay.run import SWEEP_SUFFIX
+
+    cmds = commands()
+    sweeps = [c for c in cmds if c[:3] == ["python", "-m", "selfplay.run"] and "-m" in c]
+    reports = [c for c in cmds if c[:3] == ["python", "-m", "selfplay.report"] and c[3] != "export"]
+    assert sweeps and reports
+    run_name = next((a.split("=", 1)[1] for a in sweeps[0] if a.startswith("loop.run_name=")), "default")
+    output = next((a.split("=", 1)[1] for a in sweeps[0] if a.startswith("loop.output_dir=")), "runs")
+    assert reports[0][3] == f"{output}/{run_name}{SWEEP_SUFFIX}"

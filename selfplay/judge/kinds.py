@@ -50,6 +50,9 @@ class JudgeSpec:
     """The reward that means "every requirement met", where the judge declares one (a rule function's
     `full_marks` attribute, e.g. the ifeval rule's 1.0); evaluation then reports the share of samples
     reaching it. None: the judge has no such notion (a reward model's scores are unbounded)."""
+    relative: Callable[[JudgeConfig], bool] = lambda cfg: False
+    """Whether its rewards only rank a prompt's responses against each other (a Bradley-Terry fit of
+    pairwise comparisons: mean 0 per prompt), so a mean over prompts says nothing of a policy."""
 
 
 # Rules: a Python function.
@@ -301,6 +304,7 @@ JUDGES: dict[str, JudgeSpec] = {
         check=_imported("selfplay.judge.generative", "check_generative"),
         load=_imported("selfplay.judge.generative", "GenerativeScorer"),
         input_tokenizer=_generative_tokenizer,
+        relative=lambda cfg: str(cfg.generative.mode) == "pairwise",
     ),
 }
 """Every kind `judge.kind` (and `evaluate.judge.kind`, the offline judge's kind) may name."""

@@ -41,6 +41,8 @@ def preflight(cfg: Config, table: tuple[Stage, ...], dry_run: bool = False) -> P
     check_backend(cfg.tracking)
     stages = stages_for(cfg, table)
     from_prompts = any(stage(name, table).reads_prompt_pool for name in stages)
+    if not dry_run and cfg.model.path:
+        check_local_model(cfg)  # a folder that is not there is the first thing to say
     if from_prompts:  # a run that trains on a file has no prompt pool and no judge
         check_no_toy_parts(cfg)
     if dry_run:
@@ -51,6 +53,14 @@ def preflight(cfg: Config, table: tuple[Stage, ...], dry_run: bool = False) -> P
         )
     if cfg.loop.restart_from:
         parse_restart_from(cfg.loop.restart_from, stages, cfg.loop.iterations)
+    if cfg.hub.push and not cfg.hub.dry_run:  # not after an iteration's work: now
+        from selfplay.models.hub import check_push
+        from selfplay.reporting.hub_layout import dataset_repo
+
+        repo = str(cfg.hub.repo_id)
+        check_push(
+            [(repo, "model"), (dataset_repo(repo, cfg.hub.dataset_repo_id), "dataset")], cfg.hub.private
+        )
     trains = any(stage(name, table).ranks is not None for name in stages)
     if res.train_world_size > 1 and trains and distributed_training(cfg, res):
         rendezvous_address(res)  # a rendezvous no remote rank could reach: one line now, not a hang later
@@ -64,6 +74,17 @@ def preflight(cfg: Config, table: tuple[Stage, ...], dry_run: bool = False) -> P
     params = parameter_count(initial, cfg.model.trust_remote_code)
     warnings = training_warnings(cfg, params, from_prompts, res.train_world_size)
     return Preflight(res, stages, initial, warnings)
+
+
+def check_local_model(cfg: Config) -> None:
+    """pi_0 named as a local folder: it exists and holds a model (the built-in and registry policies are
+    built when resolved; a hub name is the library's to fetch)."""
+    from selfplay.config import TINY_MODEL
+    from selfplay.models.loading import check_model_dir
+    from selfplay.models.registry_policy import registry_model
+
+    if cfg.model.path != TINY_MODEL and registry_model(cfg.model.path) is None:
+        check_model_dir(cfg.model.path, "model.path", cfg.model.allow_pickle)
 
 
 def starting_policy(cfg: Config) -> str:

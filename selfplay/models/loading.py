@@ -122,6 +122,13 @@ def loading(path: str, key: str = "model.path"):
                 f"{key}: '{path}' needs its own Python code to load; if you trust that code, set "
                 f"{prefix}.trust_remote_code=true"
             ) from None
+        if "weights only load failed" in str(err).lower():  # torch's safe unpickler refused the file
+            found = sorted(p.name for p in Path(path).glob("*.bin")) if Path(path).is_dir() else []
+            raise SelfplayError(
+                f"{key}: '{path}' holds pickle weights ({', '.join(found) or 'a .bin file'}) that torch's "
+                "weights-only loader refuses (they pickle more than tensors, which could run code); convert "
+                "them to safetensors where you trust them"
+            ) from None
         raise
 
 

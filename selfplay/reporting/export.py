@@ -29,13 +29,21 @@ def dataset_card(
     or repository the card describes (save_to_disk's layout by default, the Hub's data/<split>.parquet)."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    model = config.get("model", {}).get("path")
+    from selfplay.reporting.hub_layout import public_model
+
+    model = public_model(config.get("model", {}).get("path"))
     judge = config.get("judge", {})
     sel = config.get("selection", {})
     judge_name = {
         "rule": f"rule `{judge.get('rule')}`",
-        "remote": f"a reward server ({(judge.get('remote') or {}).get('url')})",
-    }.get(str(judge.get("kind")), f"{judge.get('kind')} `{(judge.get('model') or {}).get('path')}`")
+        "remote": "a reward server",
+    }.get(
+        str(judge.get("kind")), f"{judge.get('kind')} {public_model((judge.get('model') or {}).get('path'))}"
+    )
+
+    def figure(v: Any) -> str:
+        return "-" if v is None else str(v)
+
     data = DatasetCardData(
         pretty_name=f"selfplay pairs: {run.name}",
         task_categories=["text-generation"],
@@ -52,8 +60,8 @@ def dataset_card(
     body = f"""# selfplay preference pairs: {run.name}
 
 Pairs the policy generated itself and {judge_name} judged, kept by the selection metric
-`{sel.get("metric")}` (weight {sel.get("weight")}, ratio {sel.get("ratio")}, count {sel.get("count")}) out of
-each iteration's pool; one split per iteration. Policy at iteration 0: `{model}`.
+`{sel.get("metric")}` (weight {figure(sel.get("weight"))}, ratio {figure(sel.get("ratio"))}, count {figure(sel.get("count"))}) out of
+each iteration's pool; one split per iteration. Policy at iteration 0: {model}.
 
 | split | pool | kept |
 |---|---|---|

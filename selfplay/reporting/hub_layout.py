@@ -63,6 +63,24 @@ def hub_id(path: str | None) -> str | None:
     return path
 
 
+def public_model(path: str | None) -> str:
+    """How a card names a model: its hub id, a registry model's name, the built-in tiny policy, or "a
+    local model": never a path of the machine that ran it."""
+    from selfplay.models.registry_policy import registry_model
+    from selfplay.rundir.layout import RunLayout
+
+    if not path:
+        return "-"
+    if path == "tiny":
+        return "the built-in tiny policy"
+    if registry_model(path) is not None:
+        return f"`{path}` (built from the package registry)"
+    t = RunLayout.policy_iteration(path)
+    if t is not None:
+        return f"this run's policy after iteration {t}"
+    return f"`{path}`" if hub_id(path) else "a local model"
+
+
 def link_tree(files: dict[str, Path], out: Path) -> Path:
     """`out` holding `files` (path in the folder -> local file) as hard links (a copy across file
     systems); rebuilt from scratch each time."""

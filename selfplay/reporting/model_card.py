@@ -8,6 +8,7 @@ from typing import Any
 
 from selfplay.config import Config
 from selfplay.judge.judging import judge_name
+from selfplay.reporting.hub_layout import public_model
 from selfplay.rundir.stats import EvaluateStats, SelectionStats, TrainStats
 from selfplay.selection.metrics import metric_spec
 from selfplay.training.losses import effective_beta, loss_spec
@@ -18,6 +19,21 @@ def _fmt(v: Any) -> str:
     if v is None:
         return "-"
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def public_judge(judge) -> str:
+    """How a card names a judge: its kind and, for a model, the model's public name (never a path)."""
+    from selfplay.judge.generative import POLICY
+
+    name = judge_name(judge)
+    path = judge.model.path
+    if path and path != POLICY and path in name:
+        return f"`{name.replace(path, '<model>')}` (<model> = {public_model(path)})"
+    return f"`{name}`"
+
+
+def evaluation_judge(cfg: Config):
+    return cfg.judge if cfg.evaluate.judge.kind is None else cfg.evaluate.judge
 
 
 def model_card(
@@ -35,14 +51,15 @@ def model_card(
     lines = [
         f"# {cfg.loop.run_name}: policy after self-play iteration {iteration}",
         "",
-        f"Trained by selfplay (self-play preference alignment) in iteration {iteration} from `{start}` on pairs it "
-        "generated itself, judged, paired and selected.",
+        f"Trained by selfplay (self-play preference alignment) in iteration {iteration} from "
+        f"{public_model(start if iteration else cfg.model.path)} on pairs it generated itself, judged, paired "
+        "and selected.",
         "",
         "| | |",
         "|---|---|",
-        f"| starting policy (pi_0) | `{cfg.model.path}` |",
-        f"| this iteration's starting policy | `{start}` |",
-        f"| judge | `{judge_name(cfg.judge)}` |",
+        f"| starting policy (pi_0) | {public_model(cfg.model.path)} |",
+        f"| this iteration's starting policy | {public_model(start if iteration else cfg.model.path)} |",
+        f"| judge | {public_judge(cfg.judge)} |",
         f"| samples per prompt | {cfg.generate.num_samples} (temperature {cfg.generate.temperature}, top_p {cfg.generate.top_p}) |",
         f"| selection | `{sel.metric}`"
         + (f" (w = {sel.weight})" if metric_spec(str(sel.metric)).weighted else "")
@@ -60,7 +77,7 @@ def model_card(
             "",
             "## Held-out evaluation",
             "",
-            f"{evaluation.heldout_prompts} held-out prompts, judge `{_fmt(evaluation.heldout_judge)}`.",
+            f"{evaluation.heldout_prompts} held-out prompts, judge {public_judge(evaluation_judge(cfg))}.",
             "",
             "| | |",
             "|---|---|",

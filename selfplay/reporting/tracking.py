@@ -208,7 +208,7 @@ def _process_state() -> None:
 
 
 def sweep_group(run_config: dict[str, Any]) -> str | None:
-    """The sweep a run belongs to: a Hydra multirun job's run name is `<loop.run_name>/<its swept
+    """The sweep a run belongs to: a Hydra multirun job's run name is `<loop.run_name>-sweep/<its swept
     values>` (selfplay/run.py), and its jobs share the part before the slash; None outside a sweep."""
     name = str(run_config.get("loop", {}).get("run_name", ""))
     return name.split("/", 1)[0] if "/" in name else None

@@ -163,6 +163,15 @@ class RunLayout:
         return found
 
     @staticmethod
+    def policy_iteration(path: str | Path) -> int | None:
+        """t for a path that is a run's policy after iteration t (`.../iter_<t>/train/model`), else None."""
+        parts = Path(path).parts
+        if len(parts) >= 3 and parts[-1] == MODEL and parts[-2] == sn.TRAIN and parts[-3].startswith("iter_"):
+            digits = parts[-3][len("iter_") :]
+            return int(digits) if digits.isdigit() else None
+        return None
+
+    @staticmethod
     def part_file(folder: Path, shard: int, shards: int, suffix: str = ".jsonl") -> Path:
         """Shard `shard` of `shards` of a sharded stage's records, inside its partial folder (in the
         format of the stage's output, `suffix`)."""

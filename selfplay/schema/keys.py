@@ -43,8 +43,9 @@ def unknown(key: str, keys: dict[str, bool]) -> bool:
 
 
 def override_key(override: str) -> str | None:
-    """The key an override sets (`+a.b=1`, `++a.b=1`, `~a.b`, `a.b=1,2`), None for Hydra's own flags."""
-    if override.startswith("-"):
+    """The key an override sets (`+a.b=1`, `++a.b=1`, `~a.b`, `a.b=1,2`), None for Hydra's own flags
+    and their values (`--cfg job`)."""
+    if override.startswith("-") or ("=" not in override and not override.startswith("~")):
         return None
     text = override.lstrip("+~")
     key = text.split("=", 1)[0]

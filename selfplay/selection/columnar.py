@@ -32,6 +32,13 @@ SCORE_COLUMNS = (
 """What every scored row gets beside its own columns (the row path writes the same)."""
 
 
+def read_score_columns(cfg: OfflineSelectConfig) -> set[str]:
+    """The input's columns whose values become SCORE_COLUMNS (e.g. UltraFeedback's `score_chosen` is read
+    into `chosen_reward`): left out of the outputs, which hold each score once, under our name."""
+    c = cfg.columns
+    return {c.chosen_reward, c.rejected_reward, c.chosen_implicit, c.rejected_implicit}
+
+
 def read_arrow(path: str, split: str):
     """The input as one pyarrow Table, or None where only the row path reads it (a hub name, JSON
     whose rows pyarrow cannot type uniformly)."""
@@ -186,7 +193,8 @@ def select_columns(table, cfg: OfflineSelectConfig) -> tuple[Any, Any, dict[str,
     params = MetricParams(weight=sel.weight, implicit_abs=sel.implicit_abs, seed=sel.seed)
     scores, rank, kept = score_rank_keep(d_ex, d_im, str(sel.metric), params, sel.ratio, sel.count, ids)
     scored = table.take(pa.array(idx))
-    scored = scored.drop_columns([n for n in SCORE_COLUMNS if n in scored.column_names])
+    dropped = set(SCORE_COLUMNS) | read_score_columns(cfg)
+    scored = scored.drop_columns([n for n in scored.column_names if n in dropped])
     for name, column in zip(SCORE_COLUMNS, (rc, rr, ic, ir, d_ex, d_im, scores, rank, kept)):
         scored = scored.append_column(name, pa.array(column))
     best = np.flatnonzero(kept)

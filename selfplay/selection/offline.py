@@ -173,7 +173,9 @@ def select_offline(
         summary["reader"] = "columns"
     else:
         rows, pool, summary = select_table(read_preference_table(cfg.input, cfg.split), cfg, computed)
-        all_rows = scored_rows(rows, pool)
+        from selfplay.selection.columnar import read_score_columns
+
+        all_rows = scored_rows(rows, pool, read_score_columns(cfg))
         scored = pa.Table.from_pylist(all_rows)
         best = sorted((i for i, r in enumerate(all_rows) if r["kept"]), key=lambda i: all_rows[i]["rank"])
         selected = scored.take(pa.array(best, type=pa.int64()))
@@ -276,17 +278,21 @@ def to_pairs(rows: list[Row], rewards, implicit, on_nonfinite: str) -> tuple[lis
     return pairs, counts
 
 
-def scored_rows(rows: list[Row], scored: ScoredPool) -> list[dict[str, Any]]:
+def scored_rows(
+    rows: list[Row], scored: ScoredPool, drop: set[str] | frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
     """Every scored row in the input's order: its own columns, both rewards, both implicit rewards,
     both margins, score, rank (0 = best) and kept."""
     by_id = {r.row_id: r for r in rows}  # once: per row it made this quadratic (35 s at 20,000 rows)
     columns = zip(scored.pairs, scored.scores.tolist(), scored.rank.tolist(), scored.kept.tolist())
-    return [_output_row(by_id, p, s, r, k) for p, s, r, k in columns]
+    return [_output_row(by_id, p, s, r, k, drop) for p, s, r, k in columns]
 
 
-def _output_row(by_id: dict[str, Row], p: Pair, score: float, rank: int, kept: bool) -> dict[str, Any]:
+def _output_row(
+    by_id: dict[str, Row], p: Pair, score: float, rank: int, kept: bool, drop: set[str] | frozenset[str]
+) -> dict[str, Any]:
     return {
-        **by_id[p.pair_id].data,
+        **{k: v for k, v in by_id[p.pair_id].data.items() if k not in drop},
         "chosen_reward": p.chosen_reward,
         "rejected_reward": p.rejected_reward,
         "chosen_implicit": p.chosen_implicit,

@@ -37,8 +37,11 @@ def evaluate_shard(ctx: StageContext, heldout: list[Prompt]) -> list[dict]:
 
     cfg = ctx.config
     key = "judge" if cfg.evaluate.judge.kind is None else "evaluate.judge"
+    policies = _evaluated_policies(ctx)
+    for path in policies.values():  # the new policy is this iteration's: checked against its train marker
+        verify(ctx.layout, Path(path))
     _, rows = evaluate_policies(
-        _evaluated_policies(ctx),
+        policies,
         heldout,
         cfg.generate,
         cfg.model,

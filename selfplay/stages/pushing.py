@@ -18,13 +18,17 @@ def push_plan(ctx: StageContext):
     """The push stage's uploads: this iteration's policy with the card that has its held-out results,
     and the kept pairs of every finished iteration so far, staged under the stage's folder."""
     import dataclasses
+    from pathlib import Path
 
     from selfplay.reporting.export import dataset_card
     from selfplay.reporting.hub_layout import push_plan as plan
     from selfplay.reporting.model_card import model_card
+    from selfplay.rundir.integrity import verify
 
     t, layout, cfg = ctx.iteration, ctx.layout, ctx.config
     found = layout.kept_pair_splits(t)
+    for path in [layout.policy_dir(t), *(p for p, _ in found.values())]:  # uploaded as they were recorded
+        verify(layout, Path(path))
     train = typed(layout.finished(t, sn.TRAIN), TrainStats) or TrainStats()
     evaluation = typed(layout.finished(t, sn.EVALUATE), EvaluateStats)
     selection = typed(layout.finished(t, sn.SELECTION), SelectionStats)
@@ -57,11 +61,12 @@ def run_push(ctx: StageContext) -> PushStats:
             indent=1,
         )
     )  # fmt: skip
+    final = str(ctx.layout.stage_dir(ctx.iteration, ctx.stage))  # where the staged files are once it is done
     for u in uploads:
         log.info(
             "hub%s: %s",
             " (dry run: nothing uploaded)" if cfg.hub.dry_run else "",
-            u.describe(cfg.hub.private),
+            u.describe(cfg.hub.private).replace(str(ctx.out), final),
         )
     if not cfg.hub.dry_run:
         hub.push(uploads, cfg.hub.private)

@@ -85,7 +85,9 @@ def train_policy(
     model.train()
     callbacks = [progress_callback(label, schedule.steps)]
     if live_file is not None:
-        callbacks.append(live_history_callback(live_file, on_live))
+        checkpoint = latest_checkpoint(trainer_dir)
+        resumed = int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint is not None else None
+        callbacks.append(live_history_callback(live_file, on_live, resumed))
     os.environ["TQDM_DISABLE"] = "1"  # TRL's reference pass in the trainer's constructor draws a bar
     try:
         ref_model = None
@@ -119,6 +121,8 @@ def train_policy(
     stats = _train_stats(result, history, resumed_at)
     if resumed_at is not None:
         stats["resumed_from_step"] = resumed_at
+        # the trainer's summary entry averages only the steps since the checkpoint: the whole training's
+        history = [{**h, "train_loss": stats["train_loss"]} if "train_loss" in h else h for h in history]
     if cfg.lora.enabled:
         merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
         if rank == 0:
@@ -167,22 +171,56 @@ def latest_checkpoint(trainer_dir: Path) -> Path | None:
     return None
 
 
-def live_history_callback(path: Path, on_live: Callable[[], None] | None = None):
+def live_history_callback(
+    path: Path, on_live: Callable[[], None] | None = None, resumed_at: int | None = None
+):
     """Appends each of TRL's log entries ({"step": optimizer step, loss, rewards/..., learning_rate, ...})
     to `path` as it is logged (rank 0), so the run's tracker can show training while it runs; a
-    resumed training appends after the entries of the killed one. `on_live` is called after each entry
-    (training in the orchestrator's own process forwards it to the tracker there)."""
+    resumed training (from the checkpoint at `resumed_at`) appends after the entries of the killed one:
+    a kind of entry already there for a step is not written again, and the token count continues from
+    the checkpoint's (the trainer restarts it at 0). `on_live` is called after each entry (training in
+    the orchestrator's own process forwards it to the tracker there)."""
     from transformers import TrainerCallback
+
+    written, base = _live_entries(path, resumed_at)
 
     class LiveHistory(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and state.is_world_process_zero:
-                with path.open("a") as f:
-                    f.write(json.dumps(finite({"step": state.global_step, **logs}), allow_nan=False) + "\n")
-                if on_live is not None:
-                    on_live()
+            if not logs or not state.is_world_process_zero:
+                return
+            entry = {"step": state.global_step, **logs}
+            kind = ",".join(sorted(k for k in entry if k not in ("step", "epoch", "num_tokens")))
+            if state.global_step <= written.get(kind, -1):
+                return  # the killed attempt logged this step already
+            if base and "num_tokens" in entry:
+                entry["num_tokens"] = entry["num_tokens"] + base
+            with path.open("a+") as f:
+                f.seek(0, os.SEEK_END)
+                cut = f.tell() > 0 and (f.seek(f.tell() - 1) or f.read(1) != "\n")
+                f.write(("\n" if cut else "") + json.dumps(finite(entry), allow_nan=False) + "\n")
+            if on_live is not None:
+                on_live()
 
     return LiveHistory()
+
+
+def _live_entries(path: Path, resumed_at: int | None) -> tuple[dict[str, int], float]:
+    """What a live history file already holds: the last step of each kind of entry, and the token count
+    at the checkpoint a resumed training starts from (0 when it starts from scratch)."""
+    written: dict[str, int] = {}
+    base = 0.0
+    if resumed_at is None or not path.is_file():
+        return written, base
+    for line in path.read_text().splitlines():
+        try:
+            h = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by the kill
+        kind = ",".join(sorted(k for k in h if k not in ("step", "epoch", "num_tokens")))
+        written[kind] = max(written.get(kind, -1), int(h.get("step", 0)))
+        if "num_tokens" in h and int(h.get("step", 0)) <= resumed_at:
+            base = float(h["num_tokens"])
+    return written, base
 
 
 def progress_callback(label: str, steps: int):

@@ -379,6 +379,38 @@ def test_pickle_only_model_is_refused_unless_allowed(tmp_path, capsys, tiny_poli
     )
 
 
+class NotATensor:
+    """Pickled beside the weights: torch's weights-only loader refuses it."""
+
+
+def test_pickle_weights_the_safe_loader_refuses_are_one_line(tmp_path, capsys, tiny_policy):
+    import torch
+    from safetensors.torch import load_file
+
+    model = Path(copy_model(tiny_policy, tmp_path / "m"))
+    torch.save(
+        {**load_file(str(model / "model.safetensors")), "extra": NotATensor()}, model / "pytorch_model.bin"
+    )
+    (model / "model.safetensors").unlink()
+    code, err = run(
+        [
+            *FAST,
+            "preset=none",
+            "allow_toy=true",
+            "model.allow_pickle=true",
+            "train.warmup_ratio=0",
+            f"model.path={model}",
+            f"loop.output_dir={tmp_path}",
+        ],
+        capsys,
+    )
+    one_line(
+        code,
+        err,
+        f"model.path: '{model}' holds pickle weights (pytorch_model.bin) that torch's weights-only loader refuses",
+    )
+
+
 def test_reward_model_with_several_outputs(tmp_path, capsys, tiny_reward_model):
     rm = copy_model(
         tiny_reward_model,

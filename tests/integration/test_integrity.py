@@ -88,3 +88,45 @@ def test_damaged_policy_weights_are_refused(stopped_after_generate, tmp_path, da
     weights.write_bytes(bytes(data))
     line = one_line(run_cli(*BASE, "loop.iterations=2", "evaluate.enabled=false", f"loop.output_dir={out}"))
     assert str(weights) in line and "loop.restart_from=0/train" in line
+
+
+@pytest.fixture(scope="module")
+def stopped_after_train(tmp_path_factory):
+    """Iteration 0 through train (evaluate still to run): the same config as a full run, so a rerun
+    without loop.stop_after resumes into evaluate."""
+    out = tmp_path_factory.mktemp("integrity_train")
+    proc = run_cli(*BASE, "loop.iterations=1", "loop.stop_after=train", f"loop.output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_a_same_size_corruption_of_the_new_policy_is_refused_before_evaluate_loads_it(
+    stopped_after_train, tmp_path
+):
+    out = copy(stopped_after_train / "default", tmp_path)
+    weights = out / "default" / "iter_000" / "train" / "model" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-64:] = bytes(reversed(data[-64:]))  # same size: only the checksum can tell
+    weights.write_bytes(bytes(data))
+    line = one_line(run_cli(*BASE, "loop.iterations=1", f"loop.output_dir={out}"))
+    assert str(weights) in line and "checksum" in line and "loop.restart_from=0/train" in line
+    assert not (out / "default" / "iter_000" / "evaluate" / "_SUCCESS").exists()
+
+
+def test_a_corrupted_kept_pairs_file_is_refused_by_export(stopped_after_train, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.integration.cli import REPO, cli_env
+
+    out = copy(stopped_after_train / "default", tmp_path)
+    kept = out / "default" / "iter_000" / "selection" / "kept_pairs.parquet"
+    data = bytearray(kept.read_bytes())
+    data[100:110] = bytes(10)
+    kept.write_bytes(bytes(data))
+    proc = subprocess.run(
+        [sys.executable, "-m", "selfplay.report", "export", str(out / "default"), "--to", str(tmp_path / "pairs")],
+        cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert str(kept) in proc.stderr and "checksum" in proc.stderr and not (tmp_path / "pairs").exists()

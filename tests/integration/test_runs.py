@@ -120,7 +120,11 @@ def test_two_parallel_shard_processes_equal_the_unsharded_run(vllm_run, tmp_path
             "prompts.path: file '/no/such/prompts.jsonl' does not exist",
         ),
         (["model.path=/no/such/model", "allow_toy=true"], "model folder '/no/such/model' does not exist"),
-        (["model.path=/models/x"], "model.path=/models/x would run on the bundled toy prompts"),
+        (["model.path=/models/x"], "model.path: model folder '/models/x' does not exist"),
+        (
+            ["model.path=/models/x", "loop.dry_run=true"],
+            "model.path=/models/x would run on the bundled toy prompts",
+        ),
         (["model.path=/models/x", "preset=tiny"], "model.path=/models/x with preset=tiny"),
         (["selection.ratio=1.5"], "selection.ratio=1.5 must be in (0, 1]"),
         (["judge.rule=nope"], "judge.rule: unknown rule 'nope'"),

@@ -177,15 +177,28 @@ def test_a_two_job_sweep_and_its_comparison(tmp_path):
         "selection.metric=alignment_potential,random",
         f"loop.output_dir={tmp_path}",
     )
+    single = run_cli(*[a for a in sweep[1:] if not a.startswith("selection.metric")])  # the quick start's run
+    assert single.returncode == 0, single.stderr[-3000:]
     proc = run_cli(*sweep)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = sorted(p.parent.name for p in tmp_path.rglob("metrics.jsonl"))
-    assert runs == ["selection.metric=alignment_potential", "selection.metric=random"]
+    runs = sorted(p.parent.name for p in (tmp_path / "default-sweep").rglob("metrics.jsonl"))
+    assert runs == [
+        "selection.metric=alignment_potential",
+        "selection.metric=random",
+    ]  # beside the run, not in it
+    assert not list((tmp_path / "default").rglob("*/metrics.jsonl"))
     assert (tmp_path / "multirun.yaml").is_file()  # Hydra's sweep record stays with the runs, not in the cwd
     again = run_cli(*sweep)  # a rerun of the sweep resumes (here: skips) every job
     assert again.returncode == 0 and again.stderr.count("done before, skipped") == 2 * 5
     report = subprocess.run(
-        [sys.executable, "-m", "selfplay.report", str(tmp_path), "--out", str(tmp_path / "cmp")],
+        [
+            sys.executable,
+            "-m",
+            "selfplay.report",
+            str(tmp_path / "default-sweep"),
+            "--out",
+            str(tmp_path / "cmp"),
+        ],
         cwd=REPO,
         env=cli_env(),
         capture_output=True,
@@ -196,6 +209,14 @@ def test_a_two_job_sweep_and_its_comparison(tmp_path):
     assert "| selection.metric |" in report.stdout.splitlines()[0].replace("| run | ", "| ")
     assert "| alignment_potential |" in report.stdout and "| random |" in report.stdout
     assert (tmp_path / "cmp.md").is_file()
+    import shutil
+
+    shutil.copytree(tmp_path / "default-sweep", tmp_path / "default" / "nested")  # a folder holding both
+    both = subprocess.run(
+        [sys.executable, "-m", "selfplay.report", str(tmp_path / "default")], cwd=REPO, env=cli_env(),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert both.returncode != 0 and "is a run and also holds 2 run(s) below it" in both.stderr
 
 
 def test_training_metrics_reach_tensorboard_while_training_runs_and_survive_a_kill(tmp_path):
@@ -242,3 +263,16 @@ def test_training_metrics_reach_tensorboard_while_training_runs_and_survive_a_ki
     assert train.get("resumed_from_step", 0) >= 20
     steps = [s for tag, s, _ in read_tensorboard_scalars(logdir) if tag == "train_step/loss"]
     assert steps == list(range(1, train["optimizer_steps"] + 1))  # each step once: none lost, none twice
+    folder = run_dir / "iter_000" / "train"
+    history = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
+    summary = [h for h in history if "train_loss" in h]
+    assert summary and summary[-1]["train_loss"] == train["train_loss"]  # the whole training's, as the marker
+    live = [
+        json.loads(line) for line in (folder / "history.live.jsonl").read_text().splitlines() if line.strip()
+    ]
+    logged = [h["step"] for h in live if "loss" in h]
+    assert logged == sorted(set(logged)) == list(range(1, train["optimizer_steps"] + 1))  # once each
+    tokens = [h["num_tokens"] for h in live if "num_tokens" in h]
+    assert (
+        tokens == sorted(tokens) and tokens[-1] == [h for h in history if "num_tokens" in h][-1]["num_tokens"]
+    )

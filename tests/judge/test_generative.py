@@ -163,3 +163,32 @@ def test_the_policy_judges_its_own_samples_on_the_runs_engine(tmp_path, tiny_pol
     assert all(1.0 <= j["reward"] <= 5.0 for j in judgments) and len({j["reward"] for j in judgments}) > 5
     assert result.final_policy is not None
     POOL.close()
+
+
+def test_a_pairwise_judge_cannot_be_the_held_out_judge():
+    """Bradley-Terry strengths have mean 0 per prompt: held-out rewards would be 0.000 and win rates 0.5
+    whatever the policy did, so evaluation with a pairwise judge is refused in one line; selection with
+    it, and evaluation by another judge, are fine."""
+    from selfplay.checks import check_evaluation_judge
+    from selfplay.config import (
+        Config,
+        EvaluateConfig,
+        EvaluateJudgeConfig,
+        GenerativeJudgeConfig,
+        JudgeModelConfig,
+    )
+
+    pairwise = judge_config(kind=JudgeKind.generative, path="policy", mode=JudgeMode.pairwise)
+    with pytest.raises(
+        SelfplayError, match=r"^judge.generative.mode=pairwise as the held-out judge.*constant"
+    ):
+        check_evaluation_judge(Config(judge=pairwise))
+    other = EvaluateJudgeConfig(kind=JudgeKind.rule, rule="topical_variety")
+    check_evaluation_judge(Config(judge=pairwise, evaluate=EvaluateConfig(judge=other)))
+    as_eval = EvaluateJudgeConfig(
+        kind=JudgeKind.generative,
+        model=JudgeModelConfig(path="policy"),
+        generative=GenerativeJudgeConfig(mode=JudgeMode.pairwise),
+    )
+    with pytest.raises(SelfplayError, match=r"^evaluate.judge.generative.mode=pairwise"):
+        check_evaluation_judge(Config(evaluate=EvaluateConfig(judge=as_eval)))

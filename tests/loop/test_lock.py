@@ -119,7 +119,8 @@ def test_the_holder_refreshes_its_lock(tmp_path, monkeypatch):
 
 def test_two_runs_on_one_directory(tmp_path):
     """The real thing: a run in progress, then the same command again in another process."""
-    args = ("debug=tiny", "generate.backend=hf", "loop.iterations=1", f"loop.output_dir={tmp_path}")
+    # 3 iterations: the first run must outlast the second's start (imports, composing) on a busy machine
+    args = ("debug=tiny", "generate.backend=hf", "loop.iterations=3", f"loop.output_dir={tmp_path}")
     first = start_cli(*args, log=tmp_path / "first.log")
     try:
         lock_file = tmp_path / "default" / ".lock"

@@ -19,6 +19,10 @@ from tests.conftest import vllm_importable
         (Config(train=TrainConfig(global_batch_size=10, batch_size=4)), "not a multiple"),
         (Config(train=TrainConfig(deepspeed="/no/such.json")), "train.deepspeed"),
         (Config(train=TrainConfig(num_processes=0)), "train.num_processes=0"),
+        (Config(train=TrainConfig(epochs=-1)), r"^train.epochs=-1 must be > 0$"),  # not a warmup message
+        (Config(train=TrainConfig(save_steps=-2)), r"^train.save_steps=-2 must be >= 0"),
+        (Config(train=TrainConfig(warmup_ratio=1.0)), r"^train.warmup_ratio=1.0 must be in \[0, 1\)$"),
+        (Config(train=TrainConfig(learning_rate=0)), r"^train.learning_rate=0 must be > 0$"),
         (
             Config(selection=SelectionConfig(count=0)),
             r"selection.count=0: keeps no pair, so nothing would train",
