@@ -128,7 +128,7 @@ def train_rm(work: Path, extra: list[str]) -> dict[str, Any]:
     return {
         "path": str(rm),
         "summary": summary,
-        "wall_seconds": sum(e["seconds"] for e in done),
+        "wall_seconds": sum(e["seconds"] for e in done) if done else None,
         "peak_rss_mib": max((e["peak_rss_mib"] for e in done), default=None),
         "overrides": extra,
     }
@@ -276,7 +276,7 @@ def seed_record(work: Path, seed: int, iterations: int, rm: Path) -> dict[str, A
         "run_dir": str(run_dir),
         "policies": policies,
         "iterations": per_iteration,
-        "wall_seconds": sum(e["seconds"] for e in done),
+        "wall_seconds": sum(e["seconds"] for e in done) if done else None,
         "peak_rss_mib": max((e["peak_rss_mib"] for e in done), default=None),
         "invocations": len(done),
     }
@@ -485,7 +485,7 @@ def page(args, seeds: list[dict[str, Any]], summary: dict[str, Any], rm: dict[st
         "",
         "## The reward model",
         "",
-        f"Trained once ({rm['wall_seconds']:.0f} s wall, peak RSS {rm['peak_rss_mib']:.0f} MiB): {s['source']}, "
+        f"Trained once ({trained_by(rm, s)}): {s['source']}, "
         f"{s['pairs']} best-vs-worst pairs ({s['tied']} prompts had all answers tied under gold), "
         f"{s['train_pairs']} to train, {s['heldout_pairs']} held out; held-out pairwise accuracy against gold "
         f"**{s['heldout_accuracy']:.3f}** (training pairs {s['train_accuracy_vs_judge']:.3f}), {s['steps']} steps.",
@@ -551,6 +551,14 @@ def page(args, seeds: list[dict[str, Any]], summary: dict[str, Any], rm: dict[st
         f"Every number: [{DATA}]({DATA}).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def trained_by(rm: dict[str, Any], summary: dict[str, Any]) -> str:
+    """How long the reward model took: this script's launch (wall time, peak RSS), or the training's own
+    seconds when the folder was made elsewhere (no launch recorded: no memory figure)."""
+    if rm["peak_rss_mib"] is None:
+        return f"{summary['seconds']:.0f} s of training in a process this script did not launch; no memory figure"
+    return f"{rm['wall_seconds']:.0f} s wall, peak RSS {rm['peak_rss_mib']:.0f} MiB"  # both from the ledger
 
 
 def memory_gib() -> float:
