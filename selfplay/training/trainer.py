@@ -194,10 +194,14 @@ def live_history_callback(
                 return  # the killed attempt logged this step already
             if base and "num_tokens" in entry:
                 entry["num_tokens"] = entry["num_tokens"] + base
-            with path.open("a+") as f:
-                f.seek(0, os.SEEK_END)
-                cut = f.tell() > 0 and (f.seek(f.tell() - 1) or f.read(1) != "\n")
-                f.write(("\n" if cut else "") + json.dumps(finite(entry), allow_nan=False) + "\n")
+            with path.open("a+b") as f:
+                end = f.seek(0, os.SEEK_END)
+                cut = False
+                if end > 0:  # a line a kill cut short must not swallow this entry
+                    f.seek(end - 1)
+                    cut = f.read(1) != b"\n"
+                line = json.dumps(finite(entry), allow_nan=False) + "\n"
+                f.write((("\n" if cut else "") + line).encode())
             if on_live is not None:
                 on_live()
 
